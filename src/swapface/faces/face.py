@@ -1,0 +1,55 @@
+"""The `Face` record every stage passes along: plain arrays in frame pixel coordinates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One face found in one frame.
+
+    ``keypoints`` are the five alignment points in template order: image-left eye, image-right eye,
+    nose tip, image-left mouth corner, image-right mouth corner (float32, shape 5×2).
+    ``landmarks`` is the dense 468-point mesh (float32, 468×2) when a landmarker ran.
+    ``embedding`` is an L2-normalised identity vector when an embedder ran.
+    """
+
+    box: np.ndarray
+    score: float
+    keypoints: np.ndarray
+    landmarks: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    track_id: int | None = None
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+    @property
+    def center(self) -> np.ndarray:
+        return np.array([(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2], np.float32)
+
+    @property
+    def interocular(self) -> float:
+        """Distance between the eye centres, the natural unit for landmark errors."""
+        return float(np.linalg.norm(self.keypoints[1] - self.keypoints[0]))
+
+    def with_(self, **changes: object) -> "Face":
+        """A copy with some fields changed (faces are immutable)."""
+        return replace(self, **changes)
+
+
+def identity_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance between two L2-normalised embeddings (0 = same, 2 = opposite)."""
+    return float(np.linalg.norm(np.asarray(a, np.float32) - np.asarray(b, np.float32)))

@@ -1,0 +1,91 @@
+"""Every user-facing swap option, defined once.
+
+The CLI flag ``--face-selector-mode``, the API field ``face_selector_mode`` and the Python keyword
+``face_selector_mode`` all come from the fields below, so names, defaults, ranges and help texts
+never drift apart. Unknown names are refused (``extra="forbid"``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from swapface.errors import InputError
+
+FaceSelectorMode = Literal["one", "many", "reference"]
+OnOff = Literal["on", "off"]
+
+
+class SwapOptions(BaseModel):
+    """What to swap and how: the options shared by the CLI, the HTTP API and the Python API."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # selection
+    face_selector_mode: FaceSelectorMode = Field(
+        "one", description="one = the largest face, many = every face, reference = faces of the reference person"
+    )
+    reference_face_distance: float = Field(
+        0.6, ge=0.0, le=2.0, description="Largest identity distance at which a face counts as the reference person"
+    )
+    # processors
+    processors: tuple[str, ...] = Field(
+        ("face_swapper",), min_length=1, description="Frame processors run in order (face_swapper, face_debugger, ...)"
+    )
+    face_swapper_model: str = Field("mesh", description="Swapper model: mesh (built in) or an ONNX swapper")
+    face_swapper_pixel_boost: int = Field(128, description="ONNX swappers: crop resolution (128, 256, 512)")
+    face_swapper_weight: float = Field(1.0, ge=0.0, le=1.0, description="Strength of the swap, 0..1")
+    face_enhancer_model: str = Field("gfpgan_1.4", description="Face enhancer model")
+    face_enhancer_blend: int = Field(80, ge=0, le=100, description="Face enhancer blend with the frame, percent")
+    face_enhancer_weight: float = Field(0.5, ge=0.0, le=1.0, description="CodeFormer fidelity weight")
+    frame_enhancer_model: str = Field("real_esrgan_x2", description="Frame enhancer model")
+    frame_enhancer_blend: int = Field(80, ge=0, le=100, description="Frame enhancer blend with the frame, percent")
+    # analysis
+    face_detector_model: str = Field("mediapipe", description="Face detector: mediapipe (built in), scrfd, retinaface, yunet")
+    face_detector_score: float = Field(0.5, ge=0.0, le=1.0, description="Smallest detection score kept")
+    face_recognizer_model: str = Field("dlib", description="Identity embedder: dlib (built in) or arcface_w600k_r50")
+    # masks and blending
+    face_mask_types: tuple[str, ...] = Field(("box",), description="Masks combined for pasting: box, occlusion, region")
+    face_mask_regions: tuple[str, ...] = Field(
+        ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "nose", "mouth", "upper-lip", "lower-lip"),
+        description="Face-parsing regions used by the region mask",
+    )
+    face_mask_blur: float = Field(0.3, ge=0.0, le=1.0, description="Feathering of the face mask edge, 0..1")
+    face_mask_padding: tuple[int, int, int, int] = Field(
+        (0, 0, 0, 0), description="Mask padding in percent: top, right, bottom, left"
+    )
+    color_transfer: OnOff = Field("on", description="Match the swapped face's colours to the target's skin")
+    # output
+    output_image_quality: int = Field(90, ge=1, le=100, description="JPEG/WebP quality of image outputs")
+    output_video_encoder: str = Field("libx264", description="Video encoder: libx264, libx265, libvpx-vp9, h264_nvenc")
+    output_video_quality: int = Field(80, ge=1, le=100, description="Video quality, 1..100 (mapped to CRF)")
+    output_video_preset: str = Field("veryfast", description="Encoder preset (ultrafast .. veryslow)")
+    trim_frame_start: int | None = Field(None, ge=0, description="First frame to process")
+    trim_frame_end: int | None = Field(None, ge=1, description="Frame after the last one to process")
+    skip_audio: bool = Field(False, description="Drop the audio streams")
+    chunk_seconds: float = Field(10.0, gt=0.0, le=3600.0, description="Length of a video chunk (unit of resume and scale-out)")
+    # execution
+    execution_providers: tuple[str, ...] = Field(("cpu",), description="ONNX Runtime providers: cpu, cuda, tensorrt")
+    execution_device_ids: tuple[int, ...] = Field((0,), description="GPU device ids")
+    execution_batch_size: int = Field(1, ge=1, le=256, description="Face crops per inference batch")
+    # responsibility
+    label_output: bool = Field(False, description="Draw a visible 'AI-generated' label on the output")
+    mark_output: bool = Field(True, description="Mark the output as synthetic (metadata); off only for local use")
+
+
+def parse_options(values: dict[str, object]) -> SwapOptions:
+    """Build :class:`SwapOptions` from loose values, turning validation errors into one clear InputError."""
+    try:
+        return SwapOptions.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "options"
+            problems.append(f"{where}: {err['msg']}")
+        raise InputError("invalid option(s): " + "; ".join(problems), code="bad_option") from None
+
+
+def option_help(name: str) -> str:
+    """The one help text of an option, for CLI flags and API docs."""
+    return SwapOptions.model_fields[name].description or ""

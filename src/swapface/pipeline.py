@@ -1,0 +1,172 @@
+"""The frame pipeline: analyse faces, choose targets (one / many / reference), run the processor chain.
+
+A `Pipeline` is built once per clip (or image) and fed frames in order. It owns the per-clip state
+that video needs (tracks and smoothing) and nothing global. Hooks let callers watch or veto frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from swapface.errors import InputError
+from swapface.faces.analyser import FaceAnalyser
+from swapface.faces.face import Face, identity_distance
+from swapface.options import SwapOptions
+from swapface.processors.base import FrameProcessor, SourceIdentity
+from swapface.processors.registry import build_chain
+
+
+@dataclass
+class FrameEvent:
+    """What a hook sees: the frame's index, the frame (input for ``pre_frame``, output for ``post_frame``),
+    every face found and the faces chosen as targets. A ``pre_frame`` hook may narrow ``targets`` or raise
+    to stop the run (a permission check)."""
+
+    index: int
+    frame: np.ndarray
+    faces: list[Face]
+    targets: list[Face]
+
+
+Hook = Callable[[FrameEvent], None]
+
+
+@dataclass
+class PipelineStats:
+    """Counters a caller may show or log: frames seen, frames with a face, faces swapped."""
+
+    frames: int = 0
+    frames_with_faces: int = 0
+    faces_processed: int = 0
+    per_stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Swap one identity into frames.
+
+    >>> pipe = Pipeline([source_rgb], SwapOptions(face_selector_mode="many"))
+    >>> out = pipe.process_frame(target_rgb)
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[np.ndarray],
+        options: SwapOptions | None = None,
+        *,
+        reference: np.ndarray | None = None,
+        analyser: FaceAnalyser | None = None,
+        processors: Sequence[FrameProcessor] | None = None,
+        pre_frame: Hook | None = None,
+        post_frame: Hook | None = None,
+        video: bool = False,
+    ) -> None:
+        self.options = options or SwapOptions()
+        self.analyser = analyser or FaceAnalyser.from_options(self.options, video=video)
+        self.processors = list(processors) if processors is not None else build_chain(self.options)
+        self.pre_frame = pre_frame
+        self.post_frame = post_frame
+        self.stats = PipelineStats()
+        self.source = self._source_identity(sources) if self._needs_source() else None
+        self.reference_embedding = self._reference_embedding(reference)
+        self._index = 0
+
+    @classmethod
+    def from_files(
+        cls,
+        sources: Sequence[str | Path],
+        options: SwapOptions | None = None,
+        *,
+        reference: str | Path | None = None,
+        **kwargs: object,
+    ) -> "Pipeline":
+        """Build a pipeline from image files (sources and optional reference face photo)."""
+        from swapface.media.image import read_image
+
+        images = [read_image(p) for p in sources]
+        ref = read_image(reference) if reference is not None else None
+        return cls(images, options, reference=ref, **kwargs)  # type: ignore[arg-type]
+
+    # -- setup -------------------------------------------------------------------------------
+    def _needs_source(self) -> bool:
+        return any(getattr(p, "needs_source", True) for p in self.processors)
+
+    def _source_identity(self, sources: Sequence[np.ndarray]) -> SourceIdentity:
+        if not sources:
+            raise InputError("no source image given: pass at least one photo of the face to put in")
+        images, faces = [], []
+        for number, image in enumerate(sources, start=1):
+            found = self.analyser.analyse_still(image)
+            if not found:
+                raise InputError(f"no face found in source image #{number}; use a photo where the face is clearly visible")
+            images.append(image)
+            faces.append(max(found, key=lambda f: f.area))
+        embeddings = [f.embedding for f in faces if f.embedding is not None]
+        mean = np.mean(embeddings, axis=0) if embeddings else np.zeros(1, np.float32)
+        mean = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        return SourceIdentity(images=tuple(images), faces=tuple(faces), embedding=mean)
+
+    def _reference_embedding(self, reference: np.ndarray | None) -> np.ndarray | None:
+        if self.options.face_selector_mode != "reference":
+            return None
+        if reference is None:
+            raise InputError("face selector mode 'reference' needs a reference face image (--reference-face)")
+        found = self.analyser.analyse_still(reference)
+        if not found:
+            raise InputError("no face found in the reference face image")
+        main = max(found, key=lambda f: f.area)
+        assert main.embedding is not None
+        return main.embedding
+
+    # -- per frame ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget per-clip state (tracks, smoothing): call between unrelated clips."""
+        self.analyser.reset()
+        self._index = 0
+
+    def select(self, faces: list[Face]) -> list[Face]:
+        """The faces to process in a frame, by the selector mode."""
+        if not faces:
+            return []
+        mode = self.options.face_selector_mode
+        if mode == "one":
+            return [max(faces, key=lambda f: f.area)]
+        if mode == "many":
+            return list(faces)
+        assert self.reference_embedding is not None
+        return [
+            f
+            for f in faces
+            if f.embedding is not None
+            and identity_distance(f.embedding, self.reference_embedding) <= self.options.reference_face_distance
+        ]
+
+    def process_frame(self, frame: np.ndarray) -> np.ndarray:
+        """Swap the chosen faces of one RGB frame; returns a new frame (the input is left untouched)."""
+        index = self._index
+        self._index += 1
+        faces = self.analyser.analyse(frame)
+        targets = self.select(faces)
+        event = FrameEvent(index=index, frame=frame, faces=faces, targets=targets)
+        if self.pre_frame is not None:
+            self.pre_frame(event)
+            targets = event.targets
+        self.stats.frames += 1
+        out = frame
+        if targets:
+            self.stats.frames_with_faces += 1
+            self.stats.faces_processed += len(targets)
+            for processor in self.processors:
+                out = processor.process(out, targets, self.source)
+        elif any(getattr(p, "whole_frame", False) for p in self.processors):
+            for processor in self.processors:
+                if getattr(processor, "whole_frame", False):
+                    out = processor.process(out, [], self.source)
+        if out is frame:
+            out = frame.copy()
+        if self.post_frame is not None:
+            self.post_frame(FrameEvent(index=index, frame=out, faces=faces, targets=targets))
+        return out

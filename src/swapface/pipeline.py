@@ -137,11 +137,13 @@ class Pipeline:
         if mode == "many":
             return list(faces)
         assert self.reference_embedding is not None
+        limit = self.options.reference_face_distance
+        if limit is None:
+            limit = float(getattr(self.analyser.embedder, "match_distance", 0.6))
         return [
             f
             for f in faces
-            if f.embedding is not None
-            and identity_distance(f.embedding, self.reference_embedding) <= self.options.reference_face_distance
+            if f.embedding is not None and identity_distance(f.embedding, self.reference_embedding) <= limit
         ]
 
     def process_frame(self, frame: np.ndarray) -> np.ndarray:

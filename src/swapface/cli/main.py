@@ -56,12 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Abort:
         return 1
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # Typer's (click's) usage errors carry their own message and exit code
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+            return int(exc.exit_code)
         raise
     return 0
 

@@ -13,6 +13,7 @@ PROCESSOR_FACTORIES: dict[str, str] = {
     "face_debugger": "swapface.processors.face_debugger:build",
     "face_enhancer": "swapface.processors.face_enhancer:build",
     "frame_enhancer": "swapface.processors.frame_enhancer:build",
+    "label": "swapface.provenance.label:build",
 }
 
 
@@ -26,5 +27,8 @@ def build_processor(name: str, options: SwapOptions) -> FrameProcessor:
 
 
 def build_chain(options: SwapOptions) -> list[FrameProcessor]:
-    """The processor chain the options ask for, in order."""
-    return [build_processor(name, options) for name in options.processors]
+    """The processor chain the options ask for, in order; a visible label, when asked for, comes last."""
+    chain = [build_processor(name, options) for name in options.processors]
+    if options.label_output and "label" not in options.processors:
+        chain.append(build_processor("label", options))
+    return chain

@@ -1,0 +1,55 @@
+"""Processor ``face_debugger``: draws what the engine saw — boxes, keypoints, mesh, the blend mask's outline and
+the openings kept from the target — so a user can see why a swap looks wrong."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from swapface.faces.face import Face
+from swapface.faces.mediapipe import LEFT_EYE_RING, RIGHT_EYE_RING
+from swapface.options import SwapOptions
+from swapface.processors.base import SourceIdentity
+from swapface.processors.mesh_swapper import INNER_LIPS
+
+BOX = (0, 255, 0)
+KEYPOINT = (255, 0, 0)
+MESH = (0, 200, 255)
+MASK = (255, 220, 0)
+OPENING = (255, 0, 255)
+
+
+class FaceDebugger:
+    """Annotates each target face; leaves the rest of the frame as it is."""
+
+    name = "face_debugger"
+    needs_source = False
+    whole_frame = False
+
+    def __init__(self, options: SwapOptions) -> None:
+        self.options = options
+
+    def process(self, frame: np.ndarray, faces: list[Face], source: SourceIdentity | None) -> np.ndarray:
+        out = np.ascontiguousarray(frame.copy())
+        thickness = max(1, round(max(frame.shape[:2]) / 500))
+        for face in faces:
+            x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+            cv2.rectangle(out, (x1, y1), (x2, y2), BOX, thickness)
+            if face.landmarks is not None:
+                pts = face.landmarks
+                for x, y in pts.astype(np.int32):
+                    cv2.circle(out, (int(x), int(y)), 0, MESH, thickness)
+                hull = cv2.convexHull(pts.astype(np.int32))
+                cv2.polylines(out, [hull], True, MASK, thickness)
+                for ring in (INNER_LIPS, RIGHT_EYE_RING, LEFT_EYE_RING):
+                    cv2.polylines(out, [pts[ring].astype(np.int32)], True, OPENING, thickness)
+            for x, y in face.keypoints.astype(np.int32):
+                cv2.circle(out, (int(x), int(y)), 2 * thickness, KEYPOINT, -1)
+            label = f"{face.score:.2f}" + (f" #{face.track_id}" if face.track_id is not None else "")
+            cv2.putText(out, label, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, BOX, thickness)
+        return out
+
+
+def build(options: SwapOptions) -> FaceDebugger:
+    """Registry factory."""
+    return FaceDebugger(options)

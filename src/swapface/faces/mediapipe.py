@@ -121,7 +121,7 @@ class MediaPipeDetector:
         scores, regression = self.session.run(None, {"input": canvas.transpose(2, 0, 1)[None]})
         scores, regression = scores[0], regression[0]
         # larger-than-native inputs see small faces but also more clutter: ask for more confidence there
-        threshold = self.score if size <= self.native else max(self.score, 0.75)
+        threshold = self.score if size <= self.native else max(self.score, 0.6)
         keep = scores >= threshold
         if not keep.any():
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 6, 2), np.float32)

@@ -63,7 +63,7 @@ def test_many_changes_every_face_and_reference_only_the_chosen_person(group, ast
         if face is not driver_face:
             assert region_changed(group, only, face.box) == 0.0
 
-    one = swapface.swap_image(driver, group)  # 'one' = the largest face only
+    one = swapface.swap_image(astronaut, group)  # 'one' = the largest face only (the driver's)
     changed = [region_changed(group, one, f.box) > 2.0 for f in faces]
     assert sum(changed) == 1 and changed[int(np.argmax([f.area for f in faces]))]
 

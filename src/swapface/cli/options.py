@@ -46,7 +46,8 @@ def option_parameters() -> list[inspect.Parameter]:
         else:
             help_text += f" [default: {shown}]"
             opt = typer.Option(None, f"--{name.replace('_', '-')}", help=help_text, show_default=False)
-            annotation = typing.Optional[list[kind]] if is_list else typing.Optional[kind]
+            # lists are taken as text: repeated flags or comma-separated, converted by the options model
+            annotation = typing.Optional[list[str]] if is_list else typing.Optional[kind]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=annotation))
     return params
 

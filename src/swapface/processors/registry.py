@@ -23,7 +23,13 @@ def build_processor(name: str, options: SwapOptions) -> FrameProcessor:
     if target is None:
         raise InputError(f"unknown processor {name!r}; choose from {', '.join(sorted(PROCESSOR_FACTORIES))}")
     module_name, func = target.split(":")
-    return getattr(importlib.import_module(module_name), func)(options)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise InputError(f"processor {name!r} is not available in this installation") from None
+    return getattr(module, func)(options)
 
 
 def build_chain(options: SwapOptions) -> list[FrameProcessor]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +22,35 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("swapface")))
     database_url: str | None = None
     storage_url: str | None = None
+    # trust (issue 5): encryption at rest, retention, provenance, webhooks, Pub/Sub
+    kek: SecretStr | None = Field(
+        None, description="Key-encryption key(s): base64 of 32 bytes, or 'id:b64,id:b64' (first wraps new keys)"
+    )
+    retention_days: float = Field(7.0, gt=0, description="Days inputs and outputs are kept before the sweeper deletes them")
+    retention_days_by_key: dict[str, float] = Field(
+        default_factory=dict, description="Per API key (name) retention in days, JSON object"
+    )
+    c2pa_cert: Path | None = Field(None, description="PEM certificate chain (end-entity first) for C2PA signing")
+    c2pa_key: Path | None = Field(None, description="PEM private key of the C2PA signing certificate")
+    c2pa_alg: str = Field("es256", description="C2PA signing algorithm (es256, es384, ps256, ed25519)")
+    c2pa_tsa_url: str | None = Field(None, description="RFC 3161 time-stamp authority for C2PA signatures")
+    webhook_allow_http: bool = Field(False, description="Allow http:// webhook URLs (local use only)")
+    webhook_allowlist: list[str] = Field(
+        default_factory=list, description="Hosts or CIDR ranges webhooks may reach although private/loopback"
+    )
+    webhook_max_attempts: int = Field(6, ge=1, le=50, description="Deliveries tried per webhook event")
+    webhook_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each attempt")
+    webhook_max_delay_s: float = Field(600.0, ge=0, description="Longest wait between webhook attempts")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook request")
+    pubsub_rules: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Pub/Sub trigger rules, JSON list of {bucket, prefix, source, output_prefix, options}",
+    )
+    pubsub_audience: str | None = Field(None, description="Expected OIDC audience of Pub/Sub push requests")
+    pubsub_service_account: str | None = Field(None, description="Expected service-account email of Pub/Sub pushes")
+    pubsub_certs_url: str = Field(
+        "https://www.googleapis.com/oauth2/v1/certs", description="Where Google's OIDC signing certificates are"
+    )
 
     def resolved_database_url(self) -> str:
         """The job store URL: the configured one, else SQLite in the data directory."""

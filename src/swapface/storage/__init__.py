@@ -2,6 +2,12 @@
 
 A location is a local path or an fsspec URI (file://, gs://, s3://, memory://). Writes are atomic
 (written aside, then moved), so a reader never sees half an object.
+
+Encryption at rest: when a key-encryption key is configured (``SWAPFACE_KEK``), every object under
+the configured storage root (``SWAPFACE_STORAGE_URL``) is stored AES-256-GCM encrypted under its
+job's data key (see :mod:`swapface.storage.crypto` and :mod:`swapface.storage.keys`); ``fetch``
+decrypts and verifies before yielding. Paths outside the root (plain local CLI use) stay as they are.
+An object's job is ``job_id`` when given, else the first folder of its name under the root.
 """
 
 from __future__ import annotations
@@ -13,9 +19,18 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
+
+from swapface.errors import InputError
+from swapface.storage.crypto import DecryptError, Keyring, decrypt_frames, encrypt_stream, read_header
+from swapface.storage.keys import KEYS_DIR, KeyStore, check_scope
+
+if TYPE_CHECKING:
+    from swapface.config import Settings
+
+SHARED_SCOPE = "_shared"
 
 
 def _is_local(uri: str) -> bool:
@@ -26,9 +41,82 @@ def _local_path(uri: str) -> Path:
     return Path(uri[len("file://"):]) if uri.startswith("file://") else Path(uri)
 
 
+def _settings(settings: Settings | None) -> Settings:
+    if settings is not None:
+        return settings
+    from swapface.config import load_settings
+
+    return load_settings()
+
+
+def _canonical(uri: str) -> str:
+    if _is_local(uri):
+        return "file://" + os.path.abspath(_local_path(uri))
+    return uri.rstrip("/")
+
+
+class _Sealed:
+    """Where an object sits under an encrypted storage root: its name, its job and the key store."""
+
+    def __init__(self, keys: KeyStore, name: str, scope: str) -> None:
+        self.keys, self.name, self.scope = keys, name, scope
+
+
+def _keyring(settings: Settings) -> Keyring | None:
+    kek = settings.kek.get_secret_value() if settings.kek is not None else ""
+    return Keyring.parse(kek) if kek.strip() else None
+
+
+def _sealed(uri: str, job_id: str | None, settings: Settings | None) -> _Sealed | None:
+    """The encryption context of ``uri``; None when it is stored in the clear."""
+    cfg = _settings(settings)
+    root = _canonical(cfg.resolved_storage_url())
+    target = _canonical(uri)
+    if not target.startswith(root + "/"):
+        return None
+    name = target[len(root) + 1:]
+    keyring = _keyring(cfg)
+    if keyring is None:
+        return None
+    if name.split("/", 1)[0] == KEYS_DIR:
+        raise InputError("objects cannot be stored among the data keys", code="bad_path")
+    scope = job_id if job_id is not None else (name.split("/", 1)[0] if "/" in name else SHARED_SCOPE)
+    if scope != SHARED_SCOPE:
+        check_scope(scope)
+    return _Sealed(KeyStore(cfg.resolved_storage_url(), keyring), name, scope)
+
+
+def _open(uri: str, mode: str) -> Any:
+    return open(_local_path(uri), mode) if _is_local(uri) else fsspec.open(uri, mode).open()
+
+
+def _decrypt_to(uri: str, sealed: _Sealed, job_id: str | None, dst_path: Path) -> None:
+    with _open(uri, "rb") as src:
+        header = read_header(src)
+        if header is None:
+            raise DecryptError("a stored object is not encrypted although encryption at rest is configured",
+                               code="not_encrypted")
+        if job_id is not None and header.scope != job_id:
+            raise DecryptError()
+        data_key = sealed.keys.data_key(header.scope, create=False)
+        with open(dst_path, "wb") as dst:
+            for block in decrypt_frames(src, header, data_key, sealed.name):
+                dst.write(block)
+
+
 @contextlib.contextmanager
-def fetch(uri: str, *, job_id: str | None = None, suffix: str = "") -> Iterator[Path]:
-    """Yield a local file holding the object at ``uri`` (local paths are used in place)."""
+def fetch(uri: str, *, job_id: str | None = None, suffix: str = "", settings: Settings | None = None) -> Iterator[Path]:
+    """Yield a local file holding the object at ``uri`` (local clear-text paths are used in place).
+
+    Encrypted objects are decrypted and fully verified into a private temporary file first.
+    """
+    sealed = _sealed(uri, job_id, settings)
+    if sealed is not None:
+        with tempfile.TemporaryDirectory(prefix="swapface-") as tmp:
+            local = Path(tmp) / ("object" + (suffix or Path(uri).suffix))
+            _decrypt_to(uri, sealed, job_id, local)
+            yield local
+        return
     if _is_local(uri):
         yield _local_path(uri)
         return
@@ -39,8 +127,25 @@ def fetch(uri: str, *, job_id: str | None = None, suffix: str = "") -> Iterator[
         yield local
 
 
-def publish(local: Path, uri: str, *, job_id: str | None = None) -> None:
-    """Store the local file at ``uri`` atomically."""
+def publish(local: Path, uri: str, *, job_id: str | None = None, settings: Settings | None = None) -> None:
+    """Store the local file at ``uri`` atomically (encrypted when it lands under an encrypted root)."""
+    sealed = _sealed(uri, job_id, settings)
+    if sealed is not None:
+        data_key = sealed.keys.data_key(sealed.scope, create=True)
+        if _is_local(uri):
+            dest = _local_path(uri)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+            try:
+                with open(local, "rb") as src, open(tmp, "wb") as dst:
+                    encrypt_stream(src, dst, data_key, sealed.scope, sealed.name)
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            with open(local, "rb") as src, fsspec.open(uri, "wb") as dst:  # object stores commit on close
+                encrypt_stream(src, dst, data_key, sealed.scope, sealed.name)
+        return
     if _is_local(uri):
         dest = _local_path(uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -76,20 +181,38 @@ def remove(uri: str, *, recursive: bool = False) -> None:
         fs.rm(path, recursive=recursive)
 
 
-def read_json(uri: str) -> Any:
+def read_json(uri: str, *, job_id: str | None = None, settings: Settings | None = None) -> Any:
     """Load a small JSON document (manifests); None where there is none."""
     if not exists(uri):
         return None
-    with fetch(uri) as local:
+    with fetch(uri, job_id=job_id, settings=settings) as local:
         return json.loads(local.read_text())
 
 
-def write_json(uri: str, value: Any) -> None:
+def write_json(uri: str, value: Any, *, job_id: str | None = None, settings: Settings | None = None) -> None:
     """Store a small JSON document atomically."""
     with tempfile.TemporaryDirectory(prefix="swapface-") as tmp:
         local = Path(tmp) / "doc.json"
         local.write_text(json.dumps(value, indent=1, sort_keys=True))
-        publish(local, uri)
+        publish(local, uri, job_id=job_id, settings=settings)
+
+
+def shred(job_id: str, *, settings: Settings | None = None) -> bool:
+    """Delete a job's data key: every copy of its encrypted media becomes unreadable. False if it had none."""
+    cfg = _settings(settings)
+    keyring = _keyring(cfg)
+    if keyring is None:
+        return False
+    return KeyStore(cfg.resolved_storage_url(), keyring).shred(job_id)
+
+
+def rotate_kek(*, settings: Settings | None = None) -> int:
+    """Re-wrap every job's data key under the active (first) KEK; media is not touched. Returns how many."""
+    cfg = _settings(settings)
+    keyring = _keyring(cfg)
+    if keyring is None:
+        raise InputError("no key-encryption key is configured (set SWAPFACE_KEK)", code="no_kek")
+    return KeyStore(cfg.resolved_storage_url(), keyring).rotate()
 
 
 def join(base: str, *parts: str) -> str:

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each attempt")
     webhook_max_delay_s: float = Field(600.0, ge=0, description="Longest wait between webhook attempts")
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook request")
+    webhook_ca_file: Path | None = Field(None, description="Extra CA bundle trusted for webhook TLS (private CAs)")
     pubsub_rules: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Pub/Sub trigger rules, JSON list of {bucket, prefix, source, output_prefix, options}",

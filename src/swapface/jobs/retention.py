@@ -34,6 +34,14 @@ audit_table = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+def _create_tables(engine: sa.Engine) -> None:
+    """Create this module's tables; a concurrent creator winning the race is fine."""
+    try:
+        metadata.create_all(engine)
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+        metadata.create_all(engine)  # the other creator finished: this pass sees the tables and skips them
+
+
 INTERMEDIATE_DIRS = ("work", "chunks", "segments", "tmp")
 INPUT_DIRS = ("input", "inputs", "source", "sources", "target", "uploads")
 OUTPUT_DIRS = ("output", "outputs", "result", "results")
@@ -51,7 +59,7 @@ class SweepReport:
 def engine_for(settings: Settings) -> sa.Engine:
     """An engine on the job store's database, with the audit table created."""
     engine = sa.create_engine(settings.resolved_database_url())
-    metadata.create_all(engine)
+    _create_tables(engine)
     return engine
 
 
@@ -92,7 +100,7 @@ class Retention:
         self.root = self.settings.resolved_storage_url().rstrip("/")
         self.fs, self.base = fsspec.core.url_to_fs(self.root)
         self.engine = engine or engine_for(self.settings)
-        metadata.create_all(self.engine)
+        _create_tables(self.engine)
 
     def _objects(self, job_id: str, under: str = "") -> list[tuple[str, dict[str, Any]]]:
         top = f"{self.base}/{job_id}" + (f"/{under}" if under else "")

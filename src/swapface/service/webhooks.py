@@ -67,6 +67,14 @@ endpoints = sa.Table(
 )
 
 
+def _create_tables(engine: sa.Engine) -> None:
+    """Create this module's tables; a concurrent creator winning the race is fine."""
+    try:
+        metadata.create_all(engine)
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+        metadata.create_all(engine)  # the other creator finished: this pass sees the tables and skips them
+
+
 # --- URL policy --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -258,7 +266,7 @@ class WebhookDeliveries:
     def __init__(self, settings: Settings, engine: sa.Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or sa.create_engine(settings.resolved_database_url())
-        metadata.create_all(self.engine)
+        _create_tables(self.engine)
 
     def is_disabled(self, url: str) -> bool:
         """Whether an endpoint was disabled (it answered 410 Gone)."""

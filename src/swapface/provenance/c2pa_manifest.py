@@ -40,7 +40,11 @@ def _manifest() -> dict[str, Any]:
 
 def sign(path: Path, cert: Path, key: Path, alg: str = "es256", tsa_url: str | None = None) -> None:
     """Embed a signed C2PA manifest in ``path`` (JPEG, PNG, non-fragmented MP4), in place."""
-    import c2pa
+    try:
+        import c2pa
+    except ImportError:
+        raise JobError("C2PA signing is configured but c2pa-python is not installed (pip install 'swapface[c2pa]')",
+                       code="c2pa_missing") from None
 
     suffix = path.suffix.lower()
     if suffix not in SIGNABLE:
@@ -66,7 +70,10 @@ def sign(path: Path, cert: Path, key: Path, alg: str = "es256", tsa_url: str | N
 
 def read(path: Path) -> dict[str, Any] | None:
     """The C2PA state of a file: present, validation state, problems, and the actions' digital source types."""
-    import c2pa
+    try:
+        import c2pa
+    except ImportError:
+        return {"present": None, "validation_state": "unknown: install swapface[c2pa] to read C2PA manifests"}
 
     suffix = path.suffix.lower()
     if suffix not in MIME:

@@ -73,6 +73,9 @@ class SwapOptions(BaseModel):
     execution_providers: tuple[str, ...] = Field(("cpu",), description="ONNX Runtime providers: cpu, cuda, tensorrt")
     execution_device_ids: tuple[int, ...] = Field((0,), description="GPU device ids")
     execution_batch_size: int = Field(1, ge=1, le=256, description="Face crops per inference batch")
+    execution_precision: Literal["auto", "fp32", "fp16"] = Field(
+        "auto", description="ONNX model precision: auto (fp16 on cuda/tensorrt, fp32 on cpu), fp32 or fp16"
+    )
     # responsibility
     label_output: bool = Field(False, description="Draw a visible 'AI-generated' label on the output")
     mark_output: bool = Field(True, description="Mark the output as synthetic (metadata); off only for local use")

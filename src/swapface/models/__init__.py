@@ -1,1 +1,1 @@
-"""swapface.models"""
+"""Model catalogue, model files (locate, verify, import, download) and ONNX Runtime sessions."""

@@ -1,0 +1,124 @@
+"""SCRFD, RetinaFace (InsightFace layout) and YuNet face detectors through ONNX Runtime.
+
+Each frame is letterboxed into the model's square input (scaled to fit, padded bottom/right), decoded
+per stride from anchor centres, filtered by score, de-duplicated by NMS, and mapped back to frame
+pixels. Keypoints come out in template order (image-left eye first), as ``Face`` requires.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from swapface.faces.face import Face
+from swapface.models.runtime import LazyModel
+from swapface.models.session import input_dtype
+from swapface.models.templates import to_tensor
+
+STRIDES = (8, 16, 32)
+
+
+def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """The frame scaled to fit a size×size canvas (top-left, zero padding) and the scale used."""
+    h, w = frame.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return canvas, scale
+
+
+def anchor_centres(size: int, stride: int, per_cell: int) -> np.ndarray:
+    """(x, y) · stride of each anchor, row-major over the feature map, ``per_cell`` anchors per cell."""
+    cells = size // stride
+    ys, xs = np.mgrid[0:cells, 0:cells]
+    centres = np.stack([xs, ys], -1).reshape(-1, 2).astype(np.float32) * stride
+    return np.repeat(centres, per_cell, axis=0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Indices kept by greedy non-maximum suppression."""
+    if len(boxes) == 0:
+        return []
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).tolist()
+    keep = cv2.dnn.NMSBoxes(xywh, scores.tolist(), 0.0, iou)
+    return [int(i) for i in np.asarray(keep).reshape(-1)]
+
+
+def decode_insightface(outputs: list[np.ndarray], size: int, threshold: float) -> tuple[np.ndarray, ...]:
+    """SCRFD/RetinaFace heads (scores×3, box distances×3, keypoint offsets×3) → boxes, scores, keypoints."""
+    boxes, scores, kps = [], [], []
+    for i, stride in enumerate(STRIDES):
+        s = outputs[i].reshape(-1)
+        d = outputs[i + 3].reshape(-1, 4) * stride
+        k = outputs[i + 6].reshape(-1, 10) * stride
+        centres = anchor_centres(size, stride, len(s) // (size // stride) ** 2)
+        keep = s >= threshold
+        c = centres[keep]
+        d, k = d[keep], k[keep].reshape(-1, 5, 2)
+        boxes.append(np.concatenate([c - d[:, :2], c + d[:, 2:]], 1))
+        scores.append(s[keep])
+        kps.append(k + c[:, None, :])
+    return np.concatenate(boxes), np.concatenate(scores), np.concatenate(kps)
+
+
+def decode_yunet(outputs: list[np.ndarray], size: int, threshold: float) -> tuple[np.ndarray, ...]:
+    """YuNet heads (cls×3, obj×3, bbox×3, kps×3; one anchor per cell) → boxes, scores, keypoints."""
+    boxes, scores, kps = [], [], []
+    for i, stride in enumerate(STRIDES):
+        cls = np.clip(outputs[i].reshape(-1), 0, 1)
+        obj = np.clip(outputs[i + 3].reshape(-1), 0, 1)
+        b = outputs[i + 6].reshape(-1, 4)
+        k = outputs[i + 9].reshape(-1, 10)
+        centres = anchor_centres(size, stride, 1)
+        s = cls * obj
+        keep = s >= threshold
+        c, b, k = centres[keep], b[keep], k[keep].reshape(-1, 5, 2)
+        centre = b[:, :2] * stride + c
+        half = np.exp(b[:, 2:4]) * stride / 2
+        boxes.append(np.concatenate([centre - half, centre + half], 1))
+        scores.append(s[keep])
+        kps.append(k * stride + c[:, None, :])
+    return np.concatenate(boxes), np.concatenate(scores), np.concatenate(kps)
+
+
+class OnnxDetector:
+    """A face detector of the InsightFace (scrfd, retinaface) or YuNet family."""
+
+    def __init__(self, name: str, options: Any = None, models_dir: Path | None = None, iou: float = 0.4) -> None:
+        self.name = name
+        self.model = LazyModel(name, options, models_dir, task="face_detector")
+        self.score = float(getattr(options, "face_detector_score", 0.5))
+        self.iou = iou
+        self._decode = decode_yunet if name == "yunet" else decode_insightface
+
+    def _ordered_outputs(self, outputs: list[np.ndarray]) -> list[np.ndarray]:
+        if self.name != "yunet":
+            return outputs
+        names = [o.name for o in self.model.session.get_outputs()]
+        wanted = [f"{h}_{s}" for h in ("cls", "obj", "bbox", "kps") for s in STRIDES]
+        if set(wanted) <= set(names):  # published YuNet names its heads; otherwise trust the order
+            return [outputs[names.index(w)] for w in wanted]
+        return outputs
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        """Faces in an RGB frame: boxes, scores and five keypoints in frame pixels, best first."""
+        size = self.model.contract.size
+        session = self.model.session
+        canvas, scale = letterbox(frame, size)
+        x = to_tensor(canvas[None], self.model.contract, input_dtype(session))
+        outputs = self._ordered_outputs(session.run(None, {session.get_inputs()[0].name: x}))
+        boxes, scores, kps = self._decode([np.asarray(o, np.float32) for o in outputs], size, self.score)
+        faces = []
+        for i in nms(boxes, scores, self.iou):
+            faces.append(Face(box=(boxes[i] / scale).astype(np.float32), score=float(scores[i]),
+                              keypoints=(kps[i] / scale).astype(np.float32)))
+        return sorted(faces, key=lambda f: -f.score)
+
+
+def build(name: str, options: Any) -> OnnxDetector:
+    """Factory for the detector registry: scrfd, retinaface or yunet."""
+    return OnnxDetector(name, options)

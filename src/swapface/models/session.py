@@ -1,0 +1,179 @@
+"""ONNX Runtime sessions: provider choice (cpu, cuda, tensorrt), device ids, TensorRT caches on disk, fp16, batching."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from swapface.errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+PROVIDER_NAMES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+def available_providers() -> list[str]:
+    """Short names (cpu, cuda, tensorrt) of the providers this ONNX Runtime build offers."""
+    import onnxruntime as ort
+
+    offered = set(ort.get_available_providers())
+    return [short for short, full in PROVIDER_NAMES.items() if full in offered]
+
+
+def use_fp16(providers: Sequence[str], precision: str = "auto") -> bool:
+    """Half precision: asked for, or ``auto`` on a GPU provider (CPU kernels are fp32-first)."""
+    if precision == "fp16":
+        return True
+    if precision == "fp32":
+        return False
+    return any(p in ("cuda", "tensorrt") for p in providers)
+
+
+def provider_config(
+    providers: Sequence[str], device_id: int, cache_dir: Path, fp16: bool = False
+) -> list[Any]:
+    """The providers list for ``InferenceSession``, CPU always last as the fallback."""
+    unknown = [p for p in providers if p not in PROVIDER_NAMES]
+    if unknown:
+        raise InputError(f"unknown execution provider(s) {', '.join(unknown)}; choose from cpu, cuda, tensorrt")
+    offered = available_providers()
+    missing = [p for p in providers if p not in offered]
+    if missing:
+        raise InputError(
+            f"execution provider(s) {', '.join(missing)} are not usable in this installation; run `swapface doctor`"
+        )
+    out: list[Any] = []
+    for p in providers:
+        if p == "tensorrt":
+            engines, timing = cache_dir / "tensorrt" / "engines", cache_dir / "tensorrt" / "timing"
+            engines.mkdir(parents=True, exist_ok=True)
+            timing.mkdir(parents=True, exist_ok=True)
+            out.append((PROVIDER_NAMES[p], {
+                "device_id": device_id,
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(engines),
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": str(timing),
+                "trt_fp16_enable": fp16,
+                "trt_builder_optimization_level": 3,
+            }))
+        elif p == "cuda":
+            out.append((PROVIDER_NAMES[p], {"device_id": device_id, "cudnn_conv_algo_search": "DEFAULT"}))
+    out.append("CPUExecutionProvider")
+    return out
+
+
+def fp16_model(path: Path, cache_dir: Path) -> Path:
+    """A half-precision copy of an ONNX model (inputs and outputs stay float32), converted once and cached."""
+    import onnx
+    from onnxconverter_common import float16
+
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    out = cache_dir / "fp16" / f"{path.stem}.{key}.fp16.onnx"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(path))
+    if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer):
+        return path  # already half precision
+    half = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save(half, str(tmp))
+    os.replace(tmp, out)
+    return out
+
+
+@dataclass
+class SessionSpec:
+    """How to run models: providers by short name, the device, precision and the cache folder."""
+
+    providers: tuple[str, ...] = ("cpu",)
+    device_id: int = 0
+    precision: str = "auto"  # auto | fp32 | fp16
+    cache_dir: Path | None = None
+    threads: int = 0  # 0: ONNX Runtime's default
+
+    @classmethod
+    def from_options(cls, options: Any, models_dir: Path) -> "SessionSpec":
+        """The session settings the swap options ask for."""
+        ids = tuple(getattr(options, "execution_device_ids", (0,)) or (0,))
+        return cls(
+            providers=tuple(getattr(options, "execution_providers", ("cpu",))),
+            device_id=int(ids[0]),
+            precision=str(getattr(options, "execution_precision", "auto")),
+            cache_dir=models_dir / ".cache",
+        )
+
+
+def create_session(path: Path, spec: SessionSpec | None = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` for a verified model file under the spec's providers."""
+    import onnxruntime as ort
+
+    spec = spec or SessionSpec()
+    cache = spec.cache_dir or path.parent / ".cache"
+    fp16 = use_fp16(spec.providers, spec.precision)
+    providers = provider_config(spec.providers, spec.device_id, cache, fp16)
+    model = path
+    if fp16 and "tensorrt" not in spec.providers:  # TensorRT builds fp16 engines from the fp32 graph itself
+        model = fp16_model(path, cache)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if spec.threads:
+        opts.intra_op_num_threads = spec.threads
+    engines = cache / "tensorrt" / "engines"
+    before = set(engines.iterdir()) if "tensorrt" in spec.providers and engines.exists() else set()
+    try:
+        session = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
+    except Exception as exc:
+        raise ModelError(
+            f"model file {path.name!r} could not be loaded by ONNX Runtime ({type(exc).__name__}); "
+            "delete it and download or import it again"
+        ) from None
+    if "tensorrt" in spec.providers and engines.exists() and set(engines.iterdir()) - before:
+        log.info("tensorrt engine built on first run and cached", extra={"model": path.stem})
+    return session
+
+
+def input_dtype(session: Any, index: int = 0) -> type:
+    """The numpy dtype a session's input expects (fp16 models take half-precision tensors)."""
+    kind = session.get_inputs()[index].type
+    return {"tensor(float16)": np.float16, "tensor(double)": np.float64}.get(kind, np.float32)
+
+
+def batch_is_dynamic(session: Any) -> bool:
+    """Whether every input's first axis is free (several items per call)."""
+    return all(not isinstance(i.shape[0], int) if i.shape else False for i in session.get_inputs())
+
+
+def run_batched(
+    session: Any,
+    batched: dict[str, np.ndarray],
+    batch_size: int,
+    fixed: dict[str, np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Run ``batched`` inputs (first axis = items) in chunks of ``batch_size``; outputs concatenated in order.
+
+    Models with a fixed batch axis of 1 are run one item at a time. ``fixed`` inputs go to every call.
+    """
+    count = len(next(iter(batched.values())))
+    if count == 0:
+        return [np.zeros((0,), np.float32) for _ in session.get_outputs()]
+    step = max(1, batch_size) if batch_is_dynamic(session) else 1
+    parts: list[list[np.ndarray]] = []
+    for start in range(0, count, step):
+        feed = {k: v[start:start + step] for k, v in batched.items()}
+        feed.update(fixed or {})
+        parts.append(session.run(None, feed))
+    return [np.concatenate([p[i] for p in parts], axis=0) for i in range(len(parts[0]))]

@@ -1,0 +1,153 @@
+"""ONNX face swappers (inswapper_128, simswap_256, ghost_256, hififace_256, …) driven by their catalogue contracts.
+
+Per target face: align to the contract's template (at k × the model size for pixel boost), split the
+crop into k² polyphase sub-images, run them all in batches with the source latent, re-interleave, mask
+and paste back. The source latent is computed here from the source photos with ArcFace (the built-in
+embedder's 128-d dlib vector is not what these models were trained on) and cached per source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from swapface.errors import InputError, ModelError
+from swapface.faces.arcface import ArcFaceEmbedder
+from swapface.faces.face import Face
+from swapface.models.runtime import LazyModel
+from swapface.models.session import input_dtype, run_batched
+from swapface.models.templates import from_tensor, to_tensor, warp_face
+from swapface.processors.base import SourceIdentity
+from swapface.processors.masks import FaceMasker, paste_back
+
+RECOGNISER = "arcface_w600k_r50"
+
+
+def polyphase_split(crop: np.ndarray, k: int) -> list[np.ndarray]:
+    """The k² sub-images crop[i::k, j::k], row-major in (i, j)."""
+    return [np.ascontiguousarray(crop[i::k, j::k]) for i in range(k) for j in range(k)]
+
+
+def polyphase_merge(parts: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """Inverse of :func:`polyphase_split`."""
+    s = parts[0].shape[0]
+    out = np.empty((s * k, s * k) + parts[0].shape[2:], parts[0].dtype)
+    for n, part in enumerate(parts):
+        out[n // k::k, n % k::k] = part
+    return out
+
+
+def load_emap(path: Path) -> np.ndarray:
+    """The 512×512 embedding map stored as the swapper graph's last initializer."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    if not model.graph.initializer:
+        raise ModelError(f"model file {path.name!r} has no embedding map (emap); it is not an inswapper-class model")
+    emap = numpy_helper.to_array(model.graph.initializer[-1]).astype(np.float32)
+    if emap.shape != (512, 512):
+        raise ModelError(f"model file {path.name!r}: its last initializer is {emap.shape}, not the 512×512 emap")
+    return emap
+
+
+class OnnxSwapper:
+    """Processor ``face_swapper`` for ONNX models; ``process_batch`` batches face crops across frames."""
+
+    name = "face_swapper"
+    needs_source = True
+    whole_frame = False
+
+    def __init__(self, options: Any, models_dir: Path | None = None) -> None:
+        self.model = LazyModel(options.face_swapper_model, options, models_dir, task="face_swapper")
+        c = self.model.contract
+        boost = max(int(options.face_swapper_pixel_boost), c.size)
+        k = boost // c.size
+        if boost % c.size or k not in (1, 2, 4):
+            raise InputError(
+                f"face swapper pixel boost {options.face_swapper_pixel_boost} does not suit {self.model.entry.name} "
+                f"({c.size} px): use {c.size}, {2 * c.size} or {4 * c.size}"
+            )
+        self.k = k
+        self.weight = float(options.face_swapper_weight)
+        self.batch_size = int(options.execution_batch_size)
+        self.recogniser = ArcFaceEmbedder(RECOGNISER, options, models_dir)
+        self.converter = LazyModel(c.converter, options, models_dir, "embedding_converter") if c.converter else None
+        self.masker = FaceMasker(options, models_dir)
+        self._emap: np.ndarray | None = None
+        self._source: SourceIdentity | None = None
+        self._latent: np.ndarray | None = None
+
+    # -- source ------------------------------------------------------------------------------------
+    def latent(self, raw: np.ndarray) -> np.ndarray:
+        """The model's source input (1×512) from a raw ArcFace embedding, per the contract's transform."""
+        c = self.model.contract
+        raw = np.asarray(raw, np.float32).reshape(1, -1)
+        if c.embedding == "emap":
+            if self._emap is None:
+                self._emap = load_emap(self.model.path)
+            out = (raw / max(float(np.linalg.norm(raw)), 1e-12)) @ self._emap
+            if c.renormalise_latent:
+                out = out / max(float(np.linalg.norm(out)), 1e-12)
+            return out.astype(np.float32)
+        if c.embedding == "converter":
+            assert self.converter is not None
+            s = self.converter.session
+            conv = s.run(None, {s.get_inputs()[0].name: raw.astype(input_dtype(s))})[0].reshape(1, -1)
+            return (conv / max(float(np.linalg.norm(conv)), 1e-12)).astype(np.float32)
+        return (raw / max(float(np.linalg.norm(raw)), 1e-12)).astype(np.float32)
+
+    def source_latent(self, source: SourceIdentity) -> np.ndarray:
+        """The latent of a source person (raw ArcFace embeddings of every photo averaged), cached per source."""
+        if self._source is not source or self._latent is None:
+            raws = [self.recogniser.raw_embeddings(img, [face.keypoints])[0] for img, face in zip(source.images, source.faces)]
+            self._latent = self.latent(np.mean(raws, axis=0))
+            self._source = source
+        return self._latent
+
+    # -- targets -----------------------------------------------------------------------------------
+    def swap_crops(self, crops: np.ndarray, latent: np.ndarray) -> np.ndarray:
+        """Swapped aligned crops (N×kS×kS×3 RGB) for target crops of k × the model size (polyphase pixel boost)."""
+        c, k = self.model.contract, self.k
+        parts = np.stack([p for crop in crops for p in polyphase_split(crop, k)])
+        session = self.model.session
+        names = {i.name: n for n, i in enumerate(session.get_inputs())}
+        target = to_tensor(parts, c, input_dtype(session, names["target"]))
+        src = np.repeat(latent.reshape(1, -1), len(parts), 0).astype(input_dtype(session, names["source"]))
+        (out,) = run_batched(session, {"target": target, "source": src}, self.batch_size)[:1]
+        swapped = from_tensor(out, c)
+        return np.stack([polyphase_merge(swapped[n * k * k:(n + 1) * k * k], k) for n in range(len(crops))])
+
+    def process_batch(
+        self, frames: Sequence[np.ndarray], faces: Sequence[list[Face]], source: SourceIdentity | None
+    ) -> list[np.ndarray]:
+        """Swap the given faces in several frames with one batched inference over all their crops."""
+        if source is None:
+            return [f.copy() for f in frames]
+        c = self.model.contract
+        size = c.size * self.k
+        jobs: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for i, (frame, frame_faces) in enumerate(zip(frames, faces)):
+            for face in frame_faces:
+                crop, affine = warp_face(frame, face.keypoints, c.template, size)
+                jobs.append((i, crop, affine))
+        outs = [f.copy() for f in frames]
+        if not jobs:
+            return outs
+        crops = np.stack([j[1] for j in jobs])
+        swapped = self.swap_crops(crops, self.source_latent(source))
+        masks = self.masker.masks(crops) * self.weight
+        for (i, _, affine), crop, mask in zip(jobs, swapped, masks):
+            outs[i] = paste_back(outs[i], crop, affine, mask)
+        return outs
+
+    def process(self, frame: np.ndarray, faces: list[Face], source: SourceIdentity | None) -> np.ndarray:
+        """Swap the source identity into the given faces of one frame."""
+        return self.process_batch([frame], [faces], source)[0]
+
+
+def build(options: Any) -> OnnxSwapper:
+    """Factory the ``face_swapper`` processor dispatches to for every model but ``mesh``."""
+    return OnnxSwapper(options)

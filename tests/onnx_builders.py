@@ -59,8 +59,11 @@ def emap_matrix(seed: int = 2) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((512, 512)).astype(np.float32) / 16
 
 
+SOURCE_GAIN = 3.0
+
+
 def swapper(path: Path, size: int, *, batch: int | None = 1, tanh_range: bool = False, seed: int = 2) -> Path:
-    """Swapper-shaped: ``target`` N×3×S×S, ``source`` N×512 → output = 0.5·target + 0.1·source[:, :3] (per channel).
+    """Swapper-shaped: ``target`` N×3×S×S, ``source`` N×512 → y = 0.5·target + 3·source[:, :3] (per channel).
 
     With ``tanh_range`` the same is returned as 2·y − 1 (for contracts de-normalising y·0.5 + 0.5). A
     512×512 emap is the graph's last initializer, as in inswapper.
@@ -74,7 +77,7 @@ def swapper(path: Path, size: int, *, batch: int | None = 1, tanh_range: bool = 
         helper.make_node("Add", ["t", "s4t"], ["y" if tanh_range else "output"]),
     ]
     inits = [
-        _const("half", np.float32(0.5)), _const("tenth", np.float32(0.1)), _const("s0", np.array([0], np.int64)),
+        _const("half", np.float32(0.5)), _const("tenth", np.float32(SOURCE_GAIN)), _const("s0", np.array([0], np.int64)),
         _const("s3", np.array([3], np.int64)), _const("ax1", np.array([1], np.int64)),
         _const("shape", np.array([-1, 3, 1, 1], np.int64)),
     ]

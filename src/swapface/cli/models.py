@@ -1,0 +1,123 @@
+"""Commands ``models list|download|import|verify`` and ``doctor``: the model catalogue and the ONNX providers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from swapface.errors import InputError, ModelError
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def list_models(
+    task: Optional[str] = typer.Option(None, "--task", help="Only models of one task (face_swapper, face_enhancer, ...)"),
+) -> None:
+    """Every model swapface knows: task, file, size, sha256, licence, and whether it is here."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from swapface.models.catalogue import CATALOGUE
+    from swapface.models.store import model_path
+
+    table = Table(show_lines=False)
+    for col in ("name", "task", "file", "size", "sha256", "licence", "present"):
+        table.add_column(col, overflow="fold")
+    for entry in CATALOGUE.values():
+        if task and entry.task != task:
+            continue
+        try:
+            path = model_path(entry.name)
+            present = path.is_file()
+        except ModelError:
+            path, present = None, False
+        size = _human(path.stat().st_size) if present and path else "-"
+        where = "built in" if entry.builtin else ("yes" if present else "no")
+        table.add_row(entry.name, entry.task, entry.file, size, "in package" if entry.builtin else (entry.sha256 or "by signature")[:16],
+                      entry.licence, where)
+    Console(width=200).print(table)
+
+
+def download(
+    name: Optional[str] = typer.Argument(None, help="Model name (see `swapface models list`)"),
+    all_: bool = typer.Option(False, "--all", help="Every downloadable model that is not here yet"),
+    url: Optional[str] = typer.Option(None, "--url", help="Download from this address instead of the published one"),
+) -> None:
+    """Download published models (resumable; verified before use). Check each model's licence first."""
+    from swapface.models.catalogue import CATALOGUE, get_entry
+    from swapface.models.store import download as fetch
+    from swapface.models.store import model_path
+
+    if all_ == (name is not None):
+        raise InputError("name one model or pass --all")
+    names = [e.name for e in CATALOGUE.values() if e.downloadable and not model_path(e.name).is_file()] if all_ else [name]
+    for n in names:
+        entry = get_entry(n)
+        typer.echo(f"{n}: downloading ({entry.licence})")
+        fetch(n, url=url)
+        typer.echo(f"{n}: verified and ready")
+
+
+def import_models(
+    paths: list[Path] = typer.Argument(..., help="Model files you already have"),
+    as_name: Optional[str] = typer.Option(None, "--as", help="The catalogue name, when the file's signature is ambiguous"),
+) -> None:
+    """Add model files you have: each is recognised by its sha256 or its ONNX inputs/outputs and copied in."""
+    from swapface.models.store import import_file
+
+    for path in paths:
+        entry = import_file(path, as_name=as_name)
+        typer.echo(f"{path.name}: imported as {entry.name} ({entry.task}; licence: {entry.licence})")
+
+
+def verify(name: Optional[str] = typer.Argument(None, help="One model; default: every model present")) -> None:
+    """Check the model files present (sha256 where published, else the ONNX signature)."""
+    from swapface.models.catalogue import CATALOGUE
+    from swapface.models.store import locate, model_path
+
+    names = [name] if name else [e.name for e in CATALOGUE.values() if not e.builtin and model_path(e.name).is_file()]
+    bad = 0
+    for n in names:
+        try:
+            locate(n)
+            typer.echo(f"{n}: ok")
+        except ModelError as exc:
+            bad += 1
+            typer.secho(f"{n}: FAILED: {exc}", err=True, fg="red")
+    if not names:
+        typer.echo("no downloaded or imported models yet (built-in models need no verification)")
+    if bad:
+        raise ModelError(f"{bad} model file(s) failed verification")
+
+
+def doctor() -> None:
+    """Which execution providers really work here (CPU, CUDA, TensorRT), and how to fix what does not."""
+    from swapface.models.doctor import diagnose
+
+    problems = 0
+    for check in diagnose():
+        mark = "ok " if check.ok else "!! "
+        typer.secho(f"{mark}{check.name}: {check.detail}", fg=None if check.ok else "yellow")
+        if not check.ok and check.fix:
+            problems += 1
+            typer.echo(f"    fix: {check.fix}")
+    typer.echo("all providers usable" if problems == 0 else f"{problems} problem(s); CPU always works")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``models`` and ``doctor`` to the CLI."""
+    models_app = typer.Typer(help="The model catalogue: list, download, import, verify.", no_args_is_help=True)
+    models_app.command("list")(list_models)
+    models_app.command("download")(download)
+    models_app.command("import")(import_models)
+    models_app.command("verify")(verify)
+    app.add_typer(models_app, name="models")
+    app.command()(doctor)

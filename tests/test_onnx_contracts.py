@@ -371,3 +371,20 @@ def test_pipeline_runs_an_onnx_swapper_on_real_faces(models, astronaut, driver, 
     face = pipe.analyser.analyse_still(driver)[0]
     cy, cx = changed.mean(0)
     assert face.box[0] < cx < face.box[2] and face.box[1] < cy < face.box[3]
+
+
+def test_registries_build_the_onnx_stages(models, monkeypatch):
+    from swapface.faces.interfaces import FaceDetector, FaceEmbedder
+    from swapface.faces.registry import build_detector, build_embedder
+    from swapface.processors.base import FrameProcessor
+    from swapface.processors.registry import build_processor
+
+    monkeypatch.setenv("SWAPFACE_MODELS_DIR", str(models))
+    opts = SwapOptions(face_swapper_model="inswapper_128", face_enhancer_model="gfpgan_1.4",
+                       frame_enhancer_model="real_esrgan_x2")
+    assert isinstance(build_detector("yunet", opts), FaceDetector)
+    embedder = build_embedder("arcface_w600k_r50", opts)
+    assert isinstance(embedder, FaceEmbedder) and embedder.match_distance == pytest.approx(math.sqrt(1.2))
+    for name in ("face_swapper", "face_enhancer", "frame_enhancer"):
+        assert isinstance(build_processor(name, opts), FrameProcessor)
+    assert type(build_processor("face_swapper", opts)).__name__ == "OnnxSwapper"

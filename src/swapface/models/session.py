@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -87,7 +88,12 @@ def fp16_model(path: Path, cache_dir: Path) -> Path:
     model = onnx.load(str(path))
     if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer):
         return path  # already half precision
-    half = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    for i, node in enumerate(model.graph.node):  # the converter names its casts after nodes: names must be unique
+        if not node.name:
+            node.name = f"node_{i}"
+    with warnings.catch_warnings():  # it warns about every weight below fp16's range, which is expected
+        warnings.simplefilter("ignore")
+        half = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     tmp = out.with_name(out.name + ".tmp")
     onnx.save(half, str(tmp))
     os.replace(tmp, out)
@@ -126,7 +132,10 @@ def create_session(path: Path, spec: SessionSpec | None = None) -> Any:
     providers = provider_config(spec.providers, spec.device_id, cache, fp16)
     model = path
     if fp16 and "tensorrt" not in spec.providers:  # TensorRT builds fp16 engines from the fp32 graph itself
-        model = fp16_model(path, cache)
+        try:
+            model = fp16_model(path, cache)
+        except Exception as exc:  # noqa: BLE001 - an unconvertible graph runs in fp32 rather than not at all
+            log.warning("fp16 conversion failed; running in fp32", extra={"model": path.stem, "error": type(exc).__name__})
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
@@ -135,7 +144,13 @@ def create_session(path: Path, spec: SessionSpec | None = None) -> Any:
     engines = cache / "tensorrt" / "engines"
     before = set(engines.iterdir()) if "tensorrt" in spec.providers and engines.exists() else set()
     try:
-        session = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
+        try:
+            session = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
+        except Exception:
+            if model == path:
+                raise
+            log.warning("fp16 model failed to load; running in fp32", extra={"model": path.stem})
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:
         raise ModelError(
             f"model file {path.name!r} could not be loaded by ONNX Runtime ({type(exc).__name__}); "

@@ -1,0 +1,212 @@
+"""The unit of work: ``process_chunk(spec, chunk) -> Segment``, a pure function of files/URIs.
+
+It fetches the inputs, decodes the chunk's frames, runs the pipeline and publishes the encoded
+segment atomically to ``work_dir/segments/<index>.<ext>``. Decode → process → encode run in three
+threads (PyAV and ONNX Runtime release the GIL), frames flow through small queues and are never all
+in memory. Pipelines are cached per process (keyed by sources + options), so models load once per
+worker, not once per chunk; per-clip state (tracks, smoothing) is reset at every chunk, so a chunk's
+result does not depend on which worker ran what before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import queue
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from swapface import storage
+from swapface.errors import InputError
+from swapface.jobs.spec import Chunk, JobSpec, Segment
+from swapface.media.image import is_image_path
+from swapface.options import SwapOptions
+
+FrameCallback = Callable[[int], None]
+_DONE = object()
+QUEUE_FRAMES = 6
+
+
+def is_sequence_output(output: str) -> bool:
+    """Whether the output is a folder of frames (no file suffix)."""
+    name = output.rstrip("/").rsplit("/", 1)[-1]
+    return "." not in name or output.endswith("/")
+
+
+def segment_encoder(spec: JobSpec) -> str:
+    """Lossless FFV1 for frame-folder outputs (decoded again at merge), else the requested encoder."""
+    return "ffv1" if is_sequence_output(spec.output) else spec.options.output_video_encoder
+
+
+def segment_uri(spec: JobSpec, chunk: Chunk, ext: str) -> str:
+    return storage.join(spec.work_dir, "segments", f"{chunk.index:05d}.{ext}")
+
+
+def read_frame_image(path: str | Path) -> np.ndarray:
+    """Image input (one function, so the image reader can be swapped in one place)."""
+    from swapface.media.image import read_image
+
+    return read_image(path)
+
+
+def write_frame_image(frame: np.ndarray, path: Path, quality: int) -> None:
+    from swapface.media.image import write_image
+
+    write_image(frame, path, quality=quality)
+
+
+@functools.lru_cache(maxsize=2)
+def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str, video: bool, fps: float):  # noqa: ANN202
+    """A pipeline for these inputs and options, built once per process (models load lazily, once)."""
+    from swapface.faces.analyser import FaceAnalyser
+    from swapface.pipeline import Pipeline
+
+    options = SwapOptions.model_validate_json(options_json)
+    with contextlib.ExitStack() as stack:
+        images = [read_frame_image(stack.enter_context(storage.fetch(s))) for s in sources]
+        ref = read_frame_image(stack.enter_context(storage.fetch(reference))) if reference else None
+    kwargs = {"fps": fps} if video else {}
+    analyser = FaceAnalyser.from_options(options, video=video, **kwargs)
+    return Pipeline(images, options, reference=ref, analyser=analyser, video=video)
+
+
+def pipeline_for(spec: JobSpec, *, video: bool, fps: float = 30.0):  # noqa: ANN201
+    """The (cached) pipeline for a job, reset for a new clip."""
+    pipe = _pipeline(tuple(spec.sources), spec.reference_face, spec.options.model_dump_json(), video, round(fps, 3))
+    pipe.reset()
+    return pipe
+
+
+def process_chunk(spec: JobSpec, chunk: Chunk, *, on_frame: FrameCallback | None = None) -> Segment:
+    """Process the frames of ``chunk`` of ``spec.target`` into a published segment; returns where it is.
+
+    ``on_frame(n)`` is told the number of frames finished so far in this chunk (for progress).
+    """
+    with storage.fetch(spec.target, job_id=spec.job_id) as target, tempfile.TemporaryDirectory(prefix="swapface-") as tmp:
+        if target.is_file() and is_image_path(target):
+            return _process_image(spec, chunk, target, Path(tmp), on_frame)
+        return _process_video(spec, chunk, target, Path(tmp), on_frame)
+
+
+def _process_image(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_frame: FrameCallback | None) -> Segment:
+    ext = storage_ext(spec.output, default="png")
+    pipe = pipeline_for(spec, video=False)
+    out = pipe.process_frame(read_frame_image(target))
+    local = tmp / f"segment.{ext}"
+    write_frame_image(out, local, spec.options.output_image_quality)
+    uri = segment_uri(spec, chunk, ext)
+    storage.publish(local, uri, job_id=spec.job_id)
+    if on_frame:
+        on_frame(1)
+    return Segment(chunk=chunk, uri=uri, frames=1)
+
+
+def storage_ext(uri: str, default: str) -> str:
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[-1].lower() if "." in name else default
+
+
+class _Stage(threading.Thread):
+    """A worker thread that records its exception for the caller to re-raise."""
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self._work = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            self.error = exc
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _drain(q: queue.Queue, stop: threading.Event) -> Iterator[object]:
+    while True:
+        try:
+            item = q.get(timeout=0.2)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
+        if item is _DONE:
+            return
+        yield item
+
+
+def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_frame: FrameCallback | None) -> Segment:
+    from swapface.media.video import DecodeReport, SegmentWriter, check_encoder, decode_frames, probe
+
+    info = probe(target)
+    encoder = segment_encoder(spec)
+    if encoder != "ffv1":
+        check_encoder(encoder)
+    pipe = pipeline_for(spec, video=True, fps=info.fps)
+    ext = "mkv" if encoder == "ffv1" else "mp4"
+    local = tmp / f"segment.{ext}"
+    report = DecodeReport()
+    decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
+    processed: queue.Queue = queue.Queue(QUEUE_FRAMES)
+    stop = threading.Event()
+    written = 0
+
+    def decode() -> None:
+        try:
+            for _, pts, rgb in decode_frames(target, info, chunk.frame_start, chunk.frame_end, report):
+                if not _put(decoded, (pts, rgb), stop):
+                    return
+        finally:
+            _put(decoded, _DONE, stop)
+
+    def encode() -> None:
+        nonlocal written
+        opts = spec.options
+        with SegmentWriter(local, info, encoder=encoder, quality=opts.output_video_quality,
+                           preset=opts.output_video_preset) as writer:
+            for pts, rgb in _drain(processed, stop):  # type: ignore[misc]
+                writer.write(rgb, pts)
+                written = writer.frames
+                if on_frame:
+                    on_frame(written)
+            if stop.is_set():
+                raise InputError("stopped")
+
+    decoder, encoder_thread = _Stage(decode), _Stage(encode)
+    decoder.start()
+    encoder_thread.start()
+    try:
+        for pts, rgb in _drain(decoded, stop):  # type: ignore[misc]
+            if encoder_thread.error is not None:
+                break
+            _put(processed, (pts, pipe.process_frame(rgb)), stop)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        if decoder.error is not None or encoder_thread.error is not None:
+            stop.set()
+        _put(processed, _DONE, stop)
+        decoder.join()
+        encoder_thread.join()
+    for stage in (decoder, encoder_thread):
+        if stage.error is not None:
+            raise stage.error
+    if written == 0:  # nothing decodable in this range: an empty segment that only reports the loss
+        return Segment(chunk=chunk, uri="", frames=0, lost_frames=report.lost)
+    uri = segment_uri(spec, chunk, ext)
+    storage.publish(local, uri, job_id=spec.job_id)
+    return Segment(chunk=chunk, uri=uri, frames=written, lost_frames=report.lost)

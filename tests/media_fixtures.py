@@ -30,10 +30,11 @@ def astronaut_head() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut()[y1:y2, x1:x2])
 
 
-def moving_face_frames(frames: int, size: tuple[int, int] = (640, 360), face_width: int = 170,
+def moving_face_frames(frames: int, size: tuple[int, int] = (640, 360), face_width: int | None = None,
                        face_from: int = 0) -> list[np.ndarray]:
     """RGB frames of a real face sliding left to right; frames before ``face_from`` show no face."""
     width, height = size
+    face_width = face_width or round(height * 0.47)
     head = astronaut_head()
     face_h = round(head.shape[0] * face_width / head.shape[1])
     head = cv2.resize(head, (face_width, face_h), interpolation=cv2.INTER_AREA)

@@ -176,8 +176,7 @@ def run_job(spec: JobSpec, *, executor: Executor | None = None, on_progress: Pro
             _finalize(local_output, spec)
             _publish(local_output, spec, local)
             lost = sum(s.lost_frames for s in segments) + (info.missing_frames if info is not None else 0)
-            if on_progress is not None:
-                on_progress(Progress(tracker.total, tracker.total, 0.0, 0.0, None, len(chunks), len(chunks), "done"))
+            tracker.emit(None, stage="done")
         storage.remove(spec.work_dir, recursive=True)
         return JobResult(
             job_id=spec.job_id, output=spec.output, status="done", frames=merged.frames,

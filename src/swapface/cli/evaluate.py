@@ -1,0 +1,157 @@
+"""Command ``eval``: how well a swap worked (identity in/out, pose kept, added flicker), per clip and per frame."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from swapface.errors import InputError
+from swapface.evaluation import (
+    EvalSummary,
+    FrameMetrics,
+    clip_box,
+    identity_distance,
+    landmark_error,
+    region_change,
+    summarize,
+)
+
+
+def _frames(path: Path) -> Iterator[np.ndarray]:
+    from swapface.media.image import is_image_path, read_image
+
+    if path.is_file() and is_image_path(path):
+        yield read_image(path)
+        return
+    from swapface.media.video import decode_frames, probe
+
+    info = probe(path)
+    for _, _, rgb in decode_frames(path, info, 0, info.frames):
+        yield rgb
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, float(x2 - x1)) * max(0.0, float(y2 - y1))
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,  # noqa: ANN001
+                   every: int = 1) -> tuple[EvalSummary, list[FrameMetrics]]:
+    """Compare an output with its input and the source photo, frame by frame (faces analysed every ``every`` frames)."""
+    from swapface.faces.analyser import FaceAnalyser
+    from swapface.media.image import read_image
+    from swapface.options import SwapOptions
+
+    for p in (source, original, output):
+        if not p.exists():
+            raise InputError(f"cannot read {p.name!r}: no such file")
+    analyser = analyser or FaceAnalyser.from_options(SwapOptions(), video=False)
+    found = analyser.analyse_still(read_image(source))
+    if not found or found[0].embedding is None:
+        raise InputError("no face found in the source image")
+    source_embedding = found[0].embedding
+    metrics: list[FrameMetrics] = []
+    previous: tuple[np.ndarray, np.ndarray] | None = None
+    box = None
+    count = 0
+    for index, (inp, out) in enumerate(zip(_frames(original), _frames(output))):
+        count += 1
+        if inp.shape != out.shape:
+            raise InputError("the output's frames do not have the input's size")
+        to_source = to_original = error = None
+        if index % every == 0:
+            faces_in = analyser.analyse_still(inp)
+            if faces_in:
+                main = faces_in[0]
+                box = clip_box(main.box, inp.shape)
+                faces_out = analyser.analyse_still(out)
+                match = max(faces_out, key=lambda f: _box_iou(f.box, main.box), default=None)
+                if match is not None and _box_iou(match.box, main.box) > 0.3:
+                    if match.embedding is not None and main.embedding is not None:
+                        to_source = identity_distance(match.embedding, source_embedding)
+                        to_original = identity_distance(match.embedding, main.embedding)
+                    if match.landmarks is not None and main.landmarks is not None:
+                        error = landmark_error(match.landmarks, main.landmarks, main.interocular)
+                    else:
+                        error = landmark_error(match.keypoints, main.keypoints, main.interocular)
+            else:
+                box = None
+        change_out = change_in = None
+        if previous is not None and box is not None:
+            change_out = region_change(previous[1], out, box)
+            change_in = region_change(previous[0], inp, box)
+        metrics.append(FrameMetrics(index, to_source, to_original, error, change_out, change_in))
+        previous = (inp, out)
+    if count == 0:
+        raise InputError("no frames to compare")
+    return summarize(metrics), metrics
+
+
+def plot_metrics(metrics: list[FrameMetrics], path: Path) -> Path:
+    """Draw identity distances, landmark error and face-region change per frame into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def series(name: str) -> list[float]:
+        return [np.nan if getattr(m, name) is None else getattr(m, name) for m in metrics]
+
+    x = [m.index for m in metrics]
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    axes[0].plot(x, series("to_source"), ".-", label="to source")
+    axes[0].plot(x, series("to_original"), ".-", label="to original")
+    axes[0].set_ylabel("identity distance")
+    axes[0].legend()
+    axes[1].plot(x, series("landmark_error_pct"), ".-", color="tab:green")
+    axes[1].set_ylabel("landmark error (% IOD)")
+    axes[2].plot(x, series("change_input"), ".-", label="input")
+    axes[2].plot(x, series("change_output"), ".-", label="output")
+    axes[2].set_ylabel("face-region change")
+    axes[2].set_xlabel("frame")
+    axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value: float | None, pattern: str = "{:.3f}") -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def evaluate(
+    source: Path = typer.Option(..., "--source", "-s", help="Photo of the face that was put in"),
+    input: Path = typer.Option(..., "--input", "-i", help="The original image or video"),
+    output: Path = typer.Option(..., "--output", "-o", help="The swapped image or video"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write per-frame plots to this PNG"),
+    every: int = typer.Option(1, "--every", min=1, help="Analyse faces every N frames (faster on long clips)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+) -> None:
+    """Score a swap: identity distance to the source and to the original, landmark error, temporal change ratio."""
+    summary, metrics = evaluate_files(source, input, output, every=every)
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict()))
+    else:
+        typer.echo(f"frames                         {summary.frames} ({summary.frames_with_face} with a face analysed)")
+        typer.echo(f"identity distance to source    {_fmt(summary.identity_to_source)}  (lower = more like the source)")
+        typer.echo(f"identity distance to original  {_fmt(summary.identity_to_original)}  (higher = less like the original)")
+        typer.echo(f"landmark error                 {_fmt(summary.landmark_error_pct, '{:.1f}')} % of inter-ocular distance")
+        typer.echo(f"temporal change ratio          {_fmt(summary.temporal_change_ratio, '{:.2f}')}  (1.00 = no added flicker)")
+    if plot is not None:
+        plot_metrics(metrics, plot)
+        if not as_json:
+            typer.echo(f"plot → {plot}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``eval`` command."""
+    app.command("eval")(evaluate)

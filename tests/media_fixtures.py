@@ -110,9 +110,10 @@ def vfr_clip(path: Path, frames: int = 40) -> Path:
 
 
 def no_face_clip(path: Path, frames: int = 30) -> Path:
-    """Moving colour bars and noise, no face, with audio."""
+    """Smooth moving colour blotches, no face, with audio."""
     rng = np.random.default_rng(3)
-    base = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (0, 0), 6)
+    base = cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX)
     clip = [np.roll(base, 4 * i, axis=1) for i in range(frames)]
     return write_clip(path, clip, tone_hz=550.0)
 

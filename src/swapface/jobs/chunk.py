@@ -29,6 +29,7 @@ from swapface.options import SwapOptions
 FrameCallback = Callable[[int], None]
 _DONE = object()
 QUEUE_FRAMES = 6
+PREROLL_FRAMES = 8  # frames before a chunk analysed (not output) so tracks and smoothing are settled at its start
 
 
 def is_sequence_output(output: str) -> bool:
@@ -148,6 +149,15 @@ def _drain(q: queue.Queue, stop: threading.Event) -> Iterator[object]:
         yield item
 
 
+def _preroll(pipe, target: Path, info, chunk: Chunk) -> None:  # noqa: ANN001
+    """Run face analysis over the frames just before the chunk, so a chunk boundary looks like any other frame."""
+    from swapface.media.video import DecodeReport, decode_frames
+
+    start = max(0, chunk.frame_start - PREROLL_FRAMES)
+    for _, _, rgb in decode_frames(target, info, start, chunk.frame_start, DecodeReport()):
+        pipe.analyser.analyse(rgb)
+
+
 def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_frame: FrameCallback | None) -> Segment:
     from swapface.media.video import DecodeReport, SegmentWriter, check_encoder, decode_frames, probe
 
@@ -156,6 +166,7 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
     if encoder != "ffv1":
         check_encoder(encoder)
     pipe = pipeline_for(spec, video=True, fps=info.fps)
+    _preroll(pipe, target, info, chunk)
     ext = "mkv" if encoder == "ffv1" else "mp4"
     local = tmp / f"segment.{ext}"
     report = DecodeReport()

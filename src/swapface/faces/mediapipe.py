@@ -48,16 +48,28 @@ _VARIANTS = {"short": ((8, 16, 16, 16), 128), "long": ((16, 32, 32, 32), 256)}
 
 
 @lru_cache(maxsize=16)
-def _anchors(strides: tuple[int, ...], size: int) -> np.ndarray:
-    """SSD anchor centres (normalised x, y), ordered by layer, row, column, anchor — as the network emits them."""
+def _anchors(strides: tuple[int, ...], height: int, width: int) -> np.ndarray:
+    """SSD anchor centres in input pixels (x, y), ordered by layer, row, column, anchor — as the network emits them."""
     out = []
     for stride in sorted(set(strides)):
         per_cell = 2 * sum(1 for s in strides if s == stride)
-        cells = size // stride
-        ys, xs = np.mgrid[0:cells, 0:cells]
-        centres = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], -1).reshape(-1, 2)
+        rows, cols = height // stride, width // stride
+        ys, xs = np.mgrid[0:rows, 0:cols]
+        centres = np.stack([(xs + 0.5) * stride, (ys + 0.5) * stride], -1).reshape(-1, 2)
         out.append(np.repeat(centres, per_cell, axis=0))
     return np.concatenate(out).astype(np.float32)
+
+
+def input_shape(height: int, width: int, size: int, step: int) -> tuple[float, int, int, int, int]:
+    """Scale, scaled frame size (w, h) and network input size (w, h) for a pass at ``size``.
+
+    The frame's long side is scaled to ``size``; the short side is padded only up to a multiple of
+    ``step`` (the largest stride), not to a square: the network is convolutional, and a 16:9 frame
+    letterboxed to a square would spend 44 % of the pass on padding.
+    """
+    scale = size / max(height, width)
+    nw, nh = max(1, round(width * scale)), max(1, round(height * scale))
+    return scale, nw, nh, -(-nw // step) * step, -(-nh // step) * step
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
@@ -123,24 +135,23 @@ class MediaPipeDetector:
 
     def _run(self, frame: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h, w = frame.shape[:2]
-        scale = size / max(h, w)
-        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        scale, nw, nh, iw, ih = input_shape(h, w, size, max(self.strides))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        canvas = np.zeros((size, size, 3), np.float32)
-        canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=interp)
-        scores, regression = self.session.run(None, {"input": canvas.transpose(2, 0, 1)[None]})
+        planar = np.zeros((1, 3, ih, iw), np.float32)  # raw 0..255 RGB, zero (black) padding right and below
+        planar[0, :, :nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=interp).transpose(2, 0, 1)
+        scores, regression = self.session.run(None, {"input": planar})
         scores, regression = scores[0], regression[0]
         # larger-than-native inputs see small faces but also more clutter: ask for more confidence there
         threshold = self.score if size <= self.native else max(self.score, 0.6)
         keep = scores >= threshold
         if not keep.any():
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 6, 2), np.float32)
-        anchors = _anchors(self.strides, size)[keep]
-        reg = regression[keep].reshape(-1, 8, 2) / size
+        anchors = _anchors(self.strides, ih, iw)[keep]
+        reg = regression[keep].reshape(-1, 8, 2)  # input pixels, relative to the anchor centre
         centre = reg[:, 0] + anchors
         half = reg[:, 1] / 2
-        boxes = np.concatenate([centre - half, centre + half], axis=1) * size / scale
-        points = (reg[:, 2:] + anchors[:, None, :]) * size / scale
+        boxes = np.concatenate([centre - half, centre + half], axis=1) / scale
+        points = (reg[:, 2:] + anchors[:, None, :]) / scale
         return boxes.astype(np.float32), scores[keep].astype(np.float32), points.astype(np.float32)
 
     def detect(self, frame: np.ndarray) -> list[Face]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field, SecretStr
@@ -22,6 +22,18 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("swapface")))
     database_url: str | None = None
     storage_url: str | None = None
+    auth: Literal["auto", "required"] = Field(
+        "auto", description="auto: API keys are required once one exists (before that, loopback callers only); "
+        "required: always"
+    )
+    max_upload_mb: float = Field(1024.0, gt=0, description="Largest request body POST /v1/jobs accepts, in MB")
+    max_running_jobs: int | None = Field(None, ge=1, description="Global cap on jobs running at once (cost control)")
+    job_timeout_s: float = Field(6 * 3600.0, gt=0, description="A job running longer than this fails with 'timeout'")
+    job_max_attempts: int = Field(4, ge=1, le=20, description="Attempts per job (the first run and its retries)")
+    retry_backoff_s: float = Field(5.0, ge=0, description="Delay before the first retry; doubles each attempt")
+    lease_s: float = Field(30.0, gt=0, description="A worker's lease on a job; renewed every third of it")
+    worker_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs")
+    sweep_interval_s: float = Field(3600.0, gt=0, description="How often 'serve' runs the retention sweeper")
     # trust (issue 5): encryption at rest, retention, provenance, webhooks, Pub/Sub
     kek: SecretStr | None = Field(
         None, description="Key-encryption key(s): base64 of 32 bytes, or 'id:b64,id:b64' (first wraps new keys)"
@@ -52,6 +64,12 @@ class Settings(BaseSettings):
     pubsub_certs_url: str = Field(
         "https://www.googleapis.com/oauth2/v1/certs", description="Where Google's OIDC signing certificates are"
     )
+    # scale-out on Ray (executor ``ray``)
+    ray_address: str | None = Field(
+        None, description="Ray cluster to run chunks on ('host:6379', 'ray://host:10001', 'auto'); unset: a local Ray"
+    )
+    ray_num_gpus: float = Field(0.0, ge=0, description="GPUs each Ray chunk task reserves (1 on a GPU worker group)")
+    ray_num_cpus: float = Field(1.0, gt=0, description="CPUs each Ray chunk task reserves")
 
     def resolved_database_url(self) -> str:
         """The job store URL: the configured one, else SQLite in the data directory."""

@@ -49,7 +49,8 @@ def _settings(settings: Settings | None) -> Settings:
     return load_settings()
 
 
-def _canonical(uri: str) -> str:
+def canonical(uri: str) -> str:
+    """One spelling per location: ``file://`` + absolute path for local ones, no trailing slash otherwise."""
     if _is_local(uri):
         return "file://" + os.path.abspath(_local_path(uri))
     return uri.rstrip("/")
@@ -70,8 +71,8 @@ def _keyring(settings: Settings) -> Keyring | None:
 def _sealed(uri: str, job_id: str | None, settings: Settings | None) -> _Sealed | None:
     """The encryption context of ``uri``; None when it is stored in the clear."""
     cfg = _settings(settings)
-    root = _canonical(cfg.resolved_storage_url())
-    target = _canonical(uri)
+    root = canonical(cfg.resolved_storage_url())
+    target = canonical(uri)
     if not target.startswith(root + "/"):
         return None
     name = target[len(root) + 1:]

@@ -1,0 +1,498 @@
+"""The HTTP API (FastAPI): jobs under /v1, health, metrics, Pub/Sub push, and the web page at /.
+
+Routes are thin: they authenticate the caller, check limits, hand the request to
+:mod:`swapface.service.intake` or the job store, and shape the answer. Errors a caller can fix are
+4xx with ``{"detail": message, "code": code}``; nothing a caller sees holds a path or a trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+from starlette.datastructures import UploadFile
+
+from swapface import storage
+from swapface.config import Settings
+from swapface.errors import InputError, SwapfaceError
+from swapface.jobs.store import STATES, JobRecord, NewJob, new_job_id
+from swapface.service import intake
+from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
+from swapface.service.runtime import ServiceRuntime
+
+log = logging.getLogger("swapface.api")
+
+STATIC = Path(__file__).parent / "static"
+SSE_POLL_S = 0.5
+SSE_KEEPALIVE_S = 15.0
+MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "mp4": "video/mp4"}
+
+
+class Problem(HTTPException):
+    """An HTTP error with a machine-readable code beside the message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, message, headers)
+        self.code = code
+
+
+class BodyTooLarge(Problem):
+    def __init__(self, limit_mb: float) -> None:
+        super().__init__(413, "upload_too_large", f"the upload is larger than {limit_mb:g} MB")
+
+
+class UploadLimit:
+    """ASGI middleware: POST bodies to /v1/jobs over ``SWAPFACE_MAX_UPLOAD_MB`` are refused while they stream in."""
+
+    def __init__(self, app: Any, limit_mb: float) -> None:
+        self.app, self.limit_mb, self.limit = app, limit_mb, int(limit_mb * 1024 * 1024)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/v1/jobs"):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await _send_problem(send, BodyTooLarge(self.limit_mb))
+            return
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge(self.limit_mb)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _send_problem(send: Any, problem: Problem) -> None:
+    body = json.dumps({"detail": problem.detail, "code": problem.code}).encode()
+    await send({"type": "http.response.start", "status": problem.status_code,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# --- dependencies ---------------------------------------------------------------------------------
+
+def runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+def caller(request: Request, authorization: str | None = Header(None)) -> ApiKey:
+    """The API key behind the request; keyless loopback callers are ``local`` until a key exists (auth=auto)."""
+    rt: ServiceRuntime = request.app.state.runtime
+    if authorization and authorization.lower().startswith("bearer "):
+        key = rt.keys.authenticate(authorization.split(" ", 1)[1].strip())
+        if key is None:
+            raise Problem(401, "bad_api_key", "the API key is unknown or revoked", {"WWW-Authenticate": "Bearer"})
+        return key
+    if rt.settings.auth == "auto" and not rt.keys.any_active():
+        if is_loopback(request.client.host if request.client else None):
+            return LOCAL_CALLER
+        raise Problem(401, "api_key_required", "create an API key ('swapface keys create') to call this service "
+                      "from another machine", {"WWW-Authenticate": "Bearer"})
+    raise Problem(401, "api_key_required", "send 'Authorization: Bearer <API key>'", {"WWW-Authenticate": "Bearer"})
+
+
+def own_job(job_id: str, rt: ServiceRuntime, key: ApiKey) -> JobRecord:
+    """The caller's job; another caller's job answers exactly like a missing one."""
+    job = rt.store.get(job_id, owner=key.id)
+    if job is None:
+        raise Problem(404, "not_found", "no such job")
+    return job
+
+
+# --- request handling helpers ---------------------------------------------------------------------
+
+def check_limits(rt: ServiceRuntime, key: ApiKey, content_length: str | None) -> None:
+    """Per-key limits: concurrent jobs and jobs per hour (429 + Retry-After), upload size (413)."""
+    if key.max_upload_mb is not None and content_length and content_length.isdigit():
+        if int(content_length) > key.max_upload_mb * 1024 * 1024:
+            raise Problem(413, "upload_too_large", f"this API key may upload at most {key.max_upload_mb:g} MB per job")
+    if key.max_concurrent_jobs is not None and rt.store.count_active(key.id) >= key.max_concurrent_jobs:
+        raise Problem(429, "too_many_active_jobs",
+                      f"this API key may have {key.max_concurrent_jobs} queued or running job(s) at once",
+                      {"Retry-After": "30"})
+    if key.jobs_per_hour is not None:
+        now = time.time()
+        recent = rt.store.created_since(key.id, now - 3600)
+        if len(recent) >= key.jobs_per_hour:
+            wait = max(1, int(recent[len(recent) - key.jobs_per_hour] + 3600 - now) + 1)
+            raise Problem(429, "hourly_limit", f"this API key may create {key.jobs_per_hour} job(s) per hour",
+                          {"Retry-After": str(wait)})
+
+
+async def parse_request(request: Request, scratch: Path) -> intake.JobRequest:
+    """Read a multipart form (uploads + fields) or a JSON body (references) into a JobRequest."""
+    content_type = request.headers.get("content-type", "")
+    parsed = intake.JobRequest()
+    if content_type.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise Problem(400, "bad_request", "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise Problem(400, "bad_request", "the body must be a JSON object")
+        fields = {"source_uri": body.pop("sources", None), "target_uri": body.pop("target", None),
+                  "reference_face_uri": body.pop("reference_face", None)}
+        for name, value in fields.items():
+            if value is not None:
+                parsed.uris[name] = [str(v) for v in (value if isinstance(value, list) else [value])]
+        options = body.pop("options", {})
+        parsed.webhook_url, parsed.webhook_secret = body.pop("webhook_url", None), body.pop("webhook_secret", None)
+        if body:
+            raise InputError(f"unknown field(s): {', '.join(sorted(body))}", code="unknown_field")
+        if not isinstance(options, dict):
+            raise InputError("'options' must be a JSON object", code="bad_option")
+        parsed.options = options
+        return parsed
+    if not content_type.startswith("multipart/form-data"):
+        raise Problem(415, "unsupported_media_type", "send multipart/form-data (uploads) or application/json (references)")
+    try:
+        form = await request.form(max_files=intake.MAX_SOURCES + 2, max_fields=200)
+    except BodyTooLarge:
+        raise
+    except Exception as exc:  # the multipart parser's own errors: malformed bodies
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or "malformed multipart body"
+        raise Problem(400, "malformed_multipart", f"the multipart body could not be read: {detail}") from None
+    try:
+        option_fields: dict[str, list[str]] = {}
+        unknown = sorted({k for k in form.keys() if k not in intake.allowed_fields()})
+        if unknown:
+            raise InputError(f"unknown field(s): {', '.join(unknown)}", code="unknown_field")
+        for name, value in form.multi_items():
+            if name in intake.FILE_FIELDS:
+                if not isinstance(value, UploadFile):
+                    raise InputError(f"'{name}' must be a file", code="bad_field")
+                intake.check_file_name(value.filename)
+                local = scratch / f"upload-{len(parsed.uploads)}"
+                with open(local, "wb") as out:
+                    while block := await value.read(1 << 20):
+                        out.write(block)
+                parsed.uploads.append(intake.Upload(name, local, local.stat().st_size))
+            elif isinstance(value, UploadFile):
+                raise InputError(f"'{name}' must be a text field, not a file", code="bad_field")
+            elif name in intake.URI_FIELDS:
+                parsed.uris.setdefault(name, []).append(value)
+            elif name == "webhook_url":
+                parsed.webhook_url = value or None
+            elif name == "webhook_secret":
+                parsed.webhook_secret = value or None
+            elif name != "options":
+                option_fields.setdefault(name, []).append(value)
+        parsed.options = intake.option_values(option_fields, form.get("options"))  # type: ignore[arg-type]
+    finally:
+        await form.close()
+    return parsed
+
+
+def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idempotency_key: str | None,
+               scratch: Path) -> tuple[JobRecord, bool, str | None]:
+    """Check, store and queue a job (sync: runs in the thread pool). Returns (job, created, new webhook secret)."""
+    from swapface.service.webhooks import new_secret, validate_webhook_url
+
+    settings = rt.settings
+    options = intake.validate_options(parsed.options)
+    if parsed.webhook_url:
+        validate_webhook_url(parsed.webhook_url, settings)
+    if parsed.webhook_secret and not parsed.webhook_secret.startswith("whsec_"):
+        raise InputError("webhook_secret must be a Standard Webhooks secret ('whsec_' + base64)", code="bad_webhook_secret")
+
+    def owner_of(job_id: str) -> str | None:
+        job = rt.store.get(job_id)
+        return None if job is None else job.owner
+
+    inputs = intake.checked_inputs(parsed, settings, key.id, owner_of, scratch)
+    digest = intake.request_hash(inputs, options, parsed.webhook_url)
+    if idempotency_key:
+        existing = rt.store.by_idempotency_key(key.id, idempotency_key)
+        if existing is not None:
+            if existing.request_hash != digest:
+                raise InputError("this Idempotency-Key was already used with a different request",
+                                 code="idempotency_mismatch")
+            return existing, False, None
+    generated = None
+    secret = parsed.webhook_secret
+    if parsed.webhook_url and not secret:
+        secret = generated = new_secret()
+    job_id = new_job_id()
+    spec = intake.store_inputs(job_id, inputs, options, settings)
+    try:
+        job, created = rt.store.create(NewJob(owner=key.id, kind=spec.pop("kind"), spec=spec,
+                                              idempotency_key=idempotency_key, request_hash=digest,
+                                              webhook_url=parsed.webhook_url, webhook_secret=secret, job_id=job_id))
+    except BaseException:
+        purge_media(rt, job_id, reason="rejected")
+        raise
+    if not created:  # a concurrent request with the same key won: drop what this one stored
+        purge_media(rt, job_id, reason="rejected")
+        generated = None
+    log.info("job created", extra={"job_id": job.id, "kind": job.kind})
+    return job, created, generated
+
+
+def purge_media(rt: ServiceRuntime, job_id: str, reason: str = "deleted") -> int:
+    """Delete a job's media and data key now, recorded in the retention audit."""
+    from swapface.jobs.retention import Retention
+
+    return Retention(rt.settings, rt.store.engine).purge_job(job_id, reason=reason)
+
+
+def _cursor(job: JobRecord) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at!r}|{job.id}".encode()).decode()
+
+
+def _parse_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return float(created), job_id
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(400, "bad_cursor", "the cursor is not one this API returned") from None
+
+
+def _timestamp(value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise Problem(400, "bad_time", "times must be ISO-8601, e.g. 2026-11-01T00:00:00Z") from None
+
+
+# --- the application ------------------------------------------------------------------------------
+
+def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | None = None, workers: int = 0,
+               sweeper: bool = False, executor: str = "local") -> FastAPI:
+    """The service. ``workers`` > 0 also runs that many job workers in this process (``serve --workers N``)."""
+    rt = runtime_ or ServiceRuntime.from_settings(settings, executor_name=executor)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if workers:
+            rt.start_workers(workers)
+        if sweeper:
+            rt.start_sweeper()
+        yield
+        await run_in_threadpool(rt.stop)
+
+    app = FastAPI(title="swapface", version="1", lifespan=lifespan,
+                  description="Face swapping as a service. Every output is marked as AI-generated.")
+    app.state.runtime = rt
+    app.state.settings = rt.settings
+    app.add_middleware(UploadLimit, limit_mb=rt.settings.max_upload_mb)
+    _install_error_handlers(app)
+    _install_pubsub(app, rt)
+    _install_routes(app)
+    from swapface.service.metrics import install_metrics
+
+    install_metrics(app, rt)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def problem(_: Request, exc: Problem) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail, "code": exc.code}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(InputError)
+    async def bad_input(_: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "code": exc.code}, 422)
+
+    @app.exception_handler(SwapfaceError)
+    async def unavailable(_: Request, exc: SwapfaceError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "code": exc.code}, 503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"detail": f"invalid request: {problems}", "code": "bad_request"}, 422)
+
+
+def _install_pubsub(app: FastAPI, rt: ServiceRuntime) -> None:
+    from swapface.service.pubsub import PubSubJobRequest
+    from swapface.service.pubsub import router as pubsub_router
+
+    def create_from_event(req: PubSubJobRequest) -> str:
+        options = intake.validate_options(req.options)
+        name = req.target.rsplit("/", 1)[-1].lower()
+        is_video = (req.content_type or "").startswith("video/") or name.rsplit(".", 1)[-1] in {
+            "mp4", "mov", "mkv", "webm", "avi", "m4v"}
+        job_id = new_job_id()
+        root = rt.settings.resolved_storage_url().rstrip("/")
+        ext = "mp4" if is_video else (name.rsplit(".", 1)[-1] if name.endswith((".jpg", ".png", ".webp")) else "png")
+        spec = {"sources": list(req.sources), "target": req.target, "reference_face": None,
+                "output": req.output or f"{root}/{job_id}/outputs/result.{ext}",
+                "work_dir": f"{root}/{job_id}/work", "options": options.model_dump(mode="json", exclude_defaults=True)}
+        job, _ = rt.store.create(NewJob(owner=str(req.rule.get("owner") or "pubsub"), kind="video" if is_video else "image",
+                                        spec=spec, idempotency_key=req.idempotency_key,
+                                        request_hash=req.idempotency_key, job_id=job_id))
+        return job.id
+
+    app.state.pubsub_create_job = create_from_event
+    app.state.pubsub_engine = rt.store.engine
+    app.include_router(pubsub_router)
+
+
+def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every route
+    @app.get("/", include_in_schema=False)
+    def page() -> Response:
+        index = STATIC / "index.html"
+        if not index.is_file():
+            return JSONResponse({"detail": "the web page is not installed"}, 404)
+        return FileResponse(index, media_type="text/html")
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz(rt: ServiceRuntime = Depends(runtime)) -> JSONResponse:
+        """The database and the object store answer."""
+        checks = {}
+        try:
+            rt.store.counts_by_state()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = type(exc).__name__
+        try:
+            storage.exists(rt.settings.resolved_storage_url())
+            checks["storage"] = "ok"
+        except Exception as exc:
+            checks["storage"] = type(exc).__name__
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+
+    @app.post("/v1/jobs", status_code=201, tags=["jobs"])
+    async def submit(request: Request, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
+                     idempotency_key: str | None = Header(None)) -> JSONResponse:
+        """Create a job: multipart uploads (``source`` one or more, ``target``, optional ``reference_face``) and
+        options as form fields named like the CLI's (``face_selector_mode=many``) or an ``options`` JSON field;
+        or a JSON body ``{"sources": [...], "target": ..., "options": {...}}`` referencing stored objects.
+        The same ``Idempotency-Key`` with the same request returns the same job."""
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+            raise Problem(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 characters")
+        await run_in_threadpool(check_limits, rt, key, request.headers.get("content-length"))
+        with tempfile.TemporaryDirectory(prefix="swapface-upload-") as tmp:
+            parsed = await parse_request(request, Path(tmp))
+            job, created, secret = await run_in_threadpool(create_job, rt, key, parsed, idempotency_key, Path(tmp))
+        body = job.public()
+        if secret:
+            body["webhook_secret"] = secret  # shown once: the caller verifies signatures with it
+        return JSONResponse(body, status_code=201 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    @app.get("/v1/jobs", tags=["jobs"])
+    def list_jobs(rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
+                  status: str | None = Query(None, description="queued, running, succeeded, failed or cancelled"),
+                  limit: int = Query(50, ge=1, le=500), cursor: str | None = None) -> dict[str, Any]:
+        """The caller's jobs, newest first, a page at a time (pass ``next_cursor`` back as ``cursor``)."""
+        if status is not None and status not in STATES:
+            raise Problem(422, "bad_status", f"status must be one of {', '.join(STATES)}")
+        page = rt.store.list(key.id, status=status, limit=limit + 1,
+                             before=_parse_cursor(cursor) if cursor else None)
+        more = len(page) > limit
+        page = page[:limit]
+        return {"jobs": [j.public() for j in page], "next_cursor": _cursor(page[-1]) if more and page else None}
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    def get_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> dict[str, Any]:
+        """A job's state, progress, attempts, usage and (on failure) error code and message."""
+        return own_job(job_id, rt, key).public()
+
+    @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
+    def cancel_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> JSONResponse:
+        """Cancel a queued job at once; a running job stops after the frame in hand."""
+        job = own_job(job_id, rt, key)
+        if job.terminal:
+            raise Problem(409, "already_finished", f"the job has already {job.status}")
+        job = rt.store.request_cancel(job_id, key.id) or job
+        if job.status == "cancelled":
+            rt.on_finished(job)
+        return JSONResponse(job.public(), status_code=202)
+
+    @app.delete("/v1/jobs/{job_id}", status_code=204, tags=["jobs"])
+    def delete_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> Response:
+        """Delete the job's media (inputs, intermediates, result) and its data key now; the record stays."""
+        job = own_job(job_id, rt, key)
+        if not job.terminal:
+            rt.store.request_cancel(job_id, key.id)
+        rt.store.mark_purged(job_id)
+        purge_media(rt, job_id)
+        return Response(status_code=204)
+
+    @app.get("/v1/jobs/{job_id}/result", tags=["jobs"])
+    def result(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> Response:
+        """The output file (Range requests supported)."""
+        job = own_job(job_id, rt, key)
+        if job.purged_at is not None:
+            raise Problem(410, "purged", "the job's media was deleted")
+        if job.status != "succeeded":
+            raise Problem(409, "not_ready", f"the job is {job.status}; the result exists once it has succeeded")
+        output = job.spec["output"]
+        ext = output.rsplit(".", 1)[-1].lower()
+        stack = contextlib.ExitStack()
+        try:
+            local = stack.enter_context(storage.fetch(output, job_id=job.id, settings=rt.settings))
+        except (FileNotFoundError, SwapfaceError):
+            stack.close()
+            raise Problem(410, "gone", "the job's result is no longer stored") from None
+        return FileResponse(local, media_type=MEDIA_TYPES.get(ext, "application/octet-stream"),
+                            filename=f"swapface-{job.id[:8]}.{ext}", background=BackgroundTask(stack.close))
+
+    @app.get("/v1/jobs/{job_id}/events", tags=["jobs"])
+    async def events(job_id: str, request: Request, rt: ServiceRuntime = Depends(runtime),
+                     key: ApiKey = Depends(caller)) -> StreamingResponse:
+        """Server-sent events: ``progress`` whenever the job changes, then ``end`` with its final state."""
+        await run_in_threadpool(own_job, job_id, rt, key)
+
+        async def stream() -> AsyncIterator[str]:
+            last, quiet_since = None, time.monotonic()
+            while not await request.is_disconnected():
+                job = await run_in_threadpool(rt.store.get, job_id, key.id)
+                if job is None:
+                    return
+                body = job.public()
+                snapshot = json.dumps(body, sort_keys=True)
+                if snapshot != last:
+                    last, quiet_since = snapshot, time.monotonic()
+                    yield f"event: {'end' if job.terminal else 'progress'}\ndata: {snapshot}\n\n"
+                    if job.terminal:
+                        return
+                elif time.monotonic() - quiet_since > SSE_KEEPALIVE_S:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(SSE_POLL_S)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/v1/usage", tags=["usage"])
+    def usage(rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
+              start: str | None = Query(None, description="ISO-8601; default 30 days ago"),
+              end: str | None = Query(None, description="ISO-8601; default now")) -> dict[str, Any]:
+        """The caller's metered usage (jobs, frames, compute and GPU seconds) of jobs created in [start, end)."""
+        now = time.time()
+        t0, t1 = _timestamp(start, now - 30 * 86400), _timestamp(end, now + 1)
+        if t1 <= t0:
+            raise Problem(422, "bad_window", "end must be after start")
+        from swapface.jobs.store import iso
+
+        return {"key": key.name, "start": iso(t0), "end": iso(t1), **rt.store.usage(key.id, t0, t1)}
+

@@ -1,0 +1,240 @@
+"""Turning a job request (multipart upload or references to stored objects) into a stored, queued job.
+
+Everything is checked before anything is stored: field names, option values, file names, that each
+source is an image and the target an image or a video. Inputs are stored under the job's own folder
+with names the service chooses (``<job>/inputs/source-0.jpg``), never the caller's file names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swapface import storage
+from swapface.config import Settings
+from swapface.errors import InputError
+from swapface.options import SwapOptions, parse_options
+
+FILE_FIELDS = ("source", "target", "reference_face")
+URI_FIELDS = ("source_uri", "target_uri", "reference_face_uri")
+OTHER_FIELDS = ("options", "webhook_url", "webhook_secret")
+MAX_SOURCES = 8
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+VIDEO_FORMATS = (("mp4", "mp4"), ("mov", "mov"), ("matroska", "mkv"), ("webm", "webm"), ("avi", "avi"),
+                 ("mpegts", "ts"), ("flv", "flv"), ("ogg", "ogv"))
+
+
+@dataclass
+class Upload:
+    """A file part of the request, saved to a private temporary file."""
+
+    field: str
+    path: Path
+    size: int
+
+
+@dataclass
+class JobRequest:
+    """A parsed, not yet validated job request."""
+
+    uploads: list[Upload] = field(default_factory=list)
+    uris: dict[str, list[str]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckedInput:
+    """An input that passed its checks: where it is now and the extension it is stored under."""
+
+    role: str  # source | target | reference_face
+    local: Path | None  # an upload
+    uri: str | None  # a reference to a stored object
+    ext: str
+    kind: str  # image | video
+    digest: str
+
+
+def check_file_name(name: str | None) -> None:
+    """Refuse file names that try to reach outside a folder (they are never used, but such a request is hostile)."""
+    if not name:
+        return
+    if _BAD_NAME.search(name) or name in (".", "..") or ".." in name.split("/"):
+        raise InputError("file names must not contain path separators, '..' or control characters", code="bad_file_name")
+
+
+def _tuple_field(name: str) -> bool:
+    annotation = SwapOptions.model_fields[name].annotation
+    return typing.get_origin(annotation) is tuple
+
+
+def option_values(fields: dict[str, list[str]], options_json: str | None) -> dict[str, Any]:
+    """Options from an ``options`` JSON object and from form fields named like the options (comma lists allowed)."""
+    values: dict[str, Any] = {}
+    if options_json:
+        try:
+            parsed = json.loads(options_json)
+        except ValueError:
+            raise InputError("the 'options' field must be a JSON object", code="bad_option") from None
+        if not isinstance(parsed, dict):
+            raise InputError("the 'options' field must be a JSON object", code="bad_option")
+        values.update(parsed)
+    for name, items in fields.items():
+        if _tuple_field(name):
+            values[name] = [part.strip() for item in items for part in item.split(",") if part.strip()]
+        elif len(items) > 1:
+            raise InputError(f"option {name!r} was given {len(items)} times", code="bad_option")
+        else:
+            values[name] = items[0]
+    return values
+
+
+def validate_options(values: dict[str, Any]) -> SwapOptions:
+    """The job's options; outputs of the service are always marked as synthetic."""
+    options = parse_options(values)
+    if not options.mark_output:
+        raise InputError("the service always marks its outputs as AI-generated; mark_output cannot be false",
+                         code="bad_option")
+    return options
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _image_ext(path: Path, max_pixels: int, role: str) -> str | None:
+    """The stored extension of an image file, None when it is not an image; InputError when unusable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+    except (UnidentifiedImageError, OSError):
+        return None
+    from swapface.media.image import read_image
+
+    try:
+        read_image(path, max_pixels=max_pixels)
+    except InputError as exc:
+        raise InputError(f"the {role} image cannot be used: {str(exc).split(': ', 1)[-1]}", code="bad_media") from None
+    return IMAGE_FORMATS.get(fmt or "", "png")
+
+
+def _video_ext(path: Path) -> str | None:
+    """The stored extension of a video file, None when it is not a usable video."""
+    import av
+
+    from swapface.media.video import probe
+
+    try:
+        probe(path)
+        with av.open(str(path), metadata_errors="ignore") as container:
+            names = container.format.name.split(",")
+    except (InputError, av.error.FFmpegError, UnicodeDecodeError, ValueError):
+        return None
+    for name, ext in VIDEO_FORMATS:
+        if name in names:
+            return ext
+    return "mp4"
+
+
+def check_media(role: str, path: Path, max_pixels: int) -> tuple[str, str]:
+    """(extension, kind) of an input; sources and reference faces must be images, the target either."""
+    ext = _image_ext(path, max_pixels, role)
+    if ext is not None:
+        return ext, "image"
+    if role != "target":
+        raise InputError(f"the {role.replace('_', ' ')} is not a readable image (JPEG, PNG, WebP)", code="bad_media")
+    ext = _video_ext(path)
+    if ext is None:
+        raise InputError("the target is neither a readable image nor a readable video", code="bad_media")
+    return ext, "video"
+
+
+def check_reference(uri: str, settings: Settings, owner_of: typing.Callable[[str], str | None], owner: str) -> str:
+    """A reference to an object already in the configured storage; never another caller's job media or keys."""
+    root = storage.canonical(settings.resolved_storage_url())
+    canonical = storage.canonical(uri)
+    if ".." in uri.split("/") or not canonical.startswith(root + "/"):
+        raise InputError("object references must point inside the service's storage", code="bad_reference")
+    first = canonical[len(root) + 1:].split("/", 1)[0]
+    if first == storage.keys.KEYS_DIR:
+        raise InputError("object references must point inside the service's storage", code="bad_reference")
+    job_owner = owner_of(first)
+    if job_owner is not None and job_owner != owner:
+        raise InputError("no such object", code="bad_reference")
+    if not storage.exists(canonical):
+        raise InputError("no such object", code="bad_reference")
+    return canonical
+
+
+def checked_inputs(request: JobRequest, settings: Settings, owner: str,
+                   owner_of: typing.Callable[[str], str | None], scratch: Path) -> list[CheckedInput]:
+    """Every input of the request, checked; InputError for the first problem."""
+    by_role: dict[str, list[CheckedInput]] = {"source": [], "target": [], "reference_face": []}
+    for upload in request.uploads:
+        ext, kind = check_media(upload.field, upload.path, settings.max_image_pixels)
+        by_role[upload.field].append(CheckedInput(upload.field, upload.path, None, ext, kind, _digest(upload.path)))
+    for field_name, uris in request.uris.items():
+        role = field_name[: -len("_uri")]
+        for uri in uris:
+            canonical = check_reference(uri, settings, owner_of, owner)
+            with storage.fetch(canonical, settings=settings) as local:
+                copy = scratch / f"ref-{len(list(scratch.iterdir()))}"
+                shutil.copyfile(local, copy)
+            ext, kind = check_media(role, copy, settings.max_image_pixels)
+            by_role[role].append(CheckedInput(role, copy, canonical, ext, kind, _digest(copy)))
+    if not by_role["source"]:
+        raise InputError("a job needs at least one source image ('source' file or 'source_uri')", code="missing_source")
+    if len(by_role["source"]) > MAX_SOURCES:
+        raise InputError(f"at most {MAX_SOURCES} source images per job", code="too_many_sources")
+    if len(by_role["target"]) != 1:
+        raise InputError("a job needs exactly one target ('target' file or 'target_uri')", code="missing_target")
+    if len(by_role["reference_face"]) > 1:
+        raise InputError("at most one reference face per job", code="bad_reference")
+    return by_role["source"] + by_role["target"] + by_role["reference_face"]
+
+
+def request_hash(inputs: list[CheckedInput], options: SwapOptions, webhook_url: str | None) -> str:
+    """What makes two requests the same (for Idempotency-Key): inputs' bytes, options and the webhook."""
+    doc = {"inputs": [[i.role, i.digest] for i in inputs], "options": options.model_dump(mode="json"),
+           "webhook_url": webhook_url}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def store_inputs(job_id: str, inputs: list[CheckedInput], options: SwapOptions, settings: Settings) -> dict[str, Any]:
+    """Store the inputs under the job's folder; returns the job's engine spec (all locations in storage)."""
+    root = settings.resolved_storage_url().rstrip("/")
+    base = f"{root}/{job_id}"
+    sources, target, reference, kind, target_ext = [], "", None, "image", "png"
+    for index, item in enumerate(inputs):
+        name = {"source": f"source-{index}", "target": "target", "reference_face": "reference"}[item.role]
+        uri = f"{base}/inputs/{name}.{item.ext}"
+        storage.publish(item.local, uri, job_id=job_id, settings=settings)  # type: ignore[arg-type]
+        if item.role == "source":
+            sources.append(uri)
+        elif item.role == "target":
+            target, kind, target_ext = uri, item.kind, item.ext
+        else:
+            reference = uri
+    out_ext = "mp4" if kind == "video" else (target_ext if target_ext in ("jpg", "png", "webp") else "png")
+    return {"sources": sources, "target": target, "reference_face": reference, "kind": kind,
+            "output": f"{base}/outputs/result.{out_ext}", "work_dir": f"{base}/work",
+            "options": options.model_dump(mode="json", exclude_defaults=True)}
+
+
+def allowed_fields() -> set[str]:
+    """Every form field name POST /v1/jobs understands."""
+    return set(FILE_FIELDS) | set(URI_FIELDS) | set(OTHER_FIELDS) | set(SwapOptions.model_fields)

@@ -1,0 +1,118 @@
+"""What a running service holds: settings, the job store, API keys, and its background threads.
+
+``serve`` and ``worker`` both build a :class:`ServiceRuntime`; ``serve --workers N`` starts N worker
+threads (each runs its chunks in its own executor process), the retention sweeper and the webhook
+sender beside the HTTP API, so one command runs everything on a laptop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from swapface.config import Settings, load_settings
+from swapface.jobs.store import JobRecord, JobStore, make_engine
+from swapface.jobs.worker import Worker, WorkerConfig
+from swapface.service.auth import ApiKeys
+
+log = logging.getLogger("swapface.service")
+
+
+@dataclass
+class ServiceRuntime:
+    """The service's shared objects and background threads."""
+
+    settings: Settings
+    store: JobStore
+    keys: ApiKeys
+    executor_name: str = "local"
+    _workers: list[Worker] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _webhooks: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, executor_name: str = "local") -> "ServiceRuntime":
+        settings = settings or load_settings()
+        engine = make_engine(settings.resolved_database_url())
+        store = JobStore(engine, max_attempts=settings.job_max_attempts, retry_backoff_s=settings.retry_backoff_s)
+        return cls(settings=settings, store=store, keys=ApiKeys(engine), executor_name=executor_name)
+
+    def worker_config(self) -> WorkerConfig:
+        s = self.settings
+        return WorkerConfig(lease_seconds=s.lease_s, poll_seconds=s.worker_poll_s, job_timeout_seconds=s.job_timeout_s,
+                            max_running_jobs=s.max_running_jobs)
+
+    def on_finished(self, job: JobRecord) -> None:
+        """A job ended: purge it if it was deleted meanwhile, and send its webhook in the background."""
+        if job.purged_at is not None:
+            from swapface.jobs.retention import Retention
+
+            Retention(self.settings, self.store.engine).purge_job(job.id, reason="deleted")
+        if job.webhook_url:
+            if self._webhooks is None:
+                self._webhooks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
+            self._webhooks.submit(self._send_webhook, job)
+
+    def _send_webhook(self, job: JobRecord) -> None:
+        from swapface.service.webhooks import notify_job_finished
+
+        try:
+            notify_job_finished(job.id, job.status, job.webhook_url, job.webhook_secret, self.settings,
+                                engine=self.store.engine, sleep=lambda s: self._stop.wait(s))
+        except Exception as exc:
+            log.warning("webhook delivery failed", extra={"job_id": job.id, "error": type(exc).__name__})
+
+    def new_worker(self) -> Worker:
+        """A worker bound to this runtime's store, executor kind and finished-job handling."""
+        from swapface.executors import get_executor
+
+        return Worker(self.store, get_executor(self.executor_name), self.worker_config(), on_finished=self.on_finished)
+
+    def start_workers(self, count: int) -> None:
+        """Run ``count`` workers in threads (their chunks run in executor processes)."""
+        for index in range(count):
+            worker = self.new_worker()
+            self._workers.append(worker)
+            thread = threading.Thread(target=worker.run_forever, name=f"worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def start_sweeper(self) -> None:
+        """Run the retention sweeper every ``sweep_interval_s`` (first run at start)."""
+        def loop() -> None:
+            from swapface.jobs.retention import Retention
+
+            while not self._stop.is_set():
+                try:
+                    report = Retention(self.settings, self.store.engine).sweep(key_of=self.key_name_of_job)
+                    if report.jobs:
+                        for job_id in report.jobs:
+                            self.store.mark_purged(job_id)
+                        log.info("retention sweep", extra={"jobs": len(report.jobs), "objects": report.objects})
+                except Exception as exc:
+                    log.warning("retention sweep failed", extra={"error": type(exc).__name__})
+                self._stop.wait(self.settings.sweep_interval_s)
+
+        thread = threading.Thread(target=loop, name="sweeper", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def key_name_of_job(self, job_id: str) -> str | None:
+        """The API key name that owns a job (per-key retention)."""
+        job = self.store.get(job_id)
+        return None if job is None else self.keys.name_of(job.owner)
+
+    def stop(self) -> None:
+        """Stop workers after their current chunk, the sweeper, and pending webhooks."""
+        self._stop.set()
+        for worker in self._workers:
+            worker.stop()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        for worker in self._workers:
+            worker.executor.close()
+        if self._webhooks is not None:
+            self._webhooks.shutdown(wait=False, cancel_futures=True)

@@ -6,23 +6,37 @@ import cv2
 import numpy as np
 
 
-def lab_stats(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean and standard deviation of L, a, b inside ``mask`` (bool): a (2, 3) float32 array."""
-    mask8 = mask.astype(np.uint8)
+def lab_stats(image: np.ndarray, mask: np.ndarray, *, is_lab: bool = False) -> np.ndarray:
+    """Mean and standard deviation of L, a, b inside ``mask`` (bool): a (2, 3) float32 array.
+
+    ``is_lab``: the image is already CIELAB (8-bit OpenCV scale), so it is not converted again.
+    """
+    mask8 = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)
     if cv2.countNonZero(mask8) < 16:
         return np.array([[128, 128, 128], [1, 1, 1]], np.float32)
-    mean, std = cv2.meanStdDev(cv2.cvtColor(image, cv2.COLOR_RGB2LAB), mask=mask8)
+    mean, std = cv2.meanStdDev(image if is_lab else cv2.cvtColor(image, cv2.COLOR_RGB2LAB), mask=mask8)
     return np.stack([mean.reshape(3), std.reshape(3) + 1e-3]).astype(np.float32)
 
 
-def transfer_lab(image: np.ndarray, source_stats: np.ndarray, target_stats: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Shift and scale ``image``'s LAB statistics from ``source_stats`` to ``target_stats`` (Reinhard)."""
+def transfer_lab(
+    image: np.ndarray, source_stats: np.ndarray, target_stats: np.ndarray, strength: float = 1.0, *, is_lab: bool = False
+) -> np.ndarray:
+    """Shift and scale ``image``'s LAB statistics from ``source_stats`` to ``target_stats`` (Reinhard); RGB out.
+
+    ``is_lab``: the image is already CIELAB (8-bit OpenCV scale), so it is not converted again.
+    """
     ratio = np.clip(target_stats[1] / source_stats[1], 0.5, 2.0)
     levels = np.arange(256, dtype=np.float32)[:, None]  # the transfer is per channel: one lookup table each
     moved = (levels - source_stats[0]) * ratio + target_stats[0]
     table = np.clip(levels + strength * (moved - levels) + 0.5, 0, 255).astype(np.uint8).reshape(256, 1, 3)
-    lab = cv2.LUT(cv2.cvtColor(image, cv2.COLOR_RGB2LAB), table)
+    lab = cv2.LUT(image if is_lab else cv2.cvtColor(image, cv2.COLOR_RGB2LAB), table)
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def match_lab(image: np.ndarray, mask: np.ndarray, target_stats: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """``image`` with its LAB statistics inside ``mask`` moved to ``target_stats`` (one colour conversion each way)."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    return transfer_lab(lab, lab_stats(lab, mask, is_lab=True), target_stats, strength, is_lab=True)
 
 
 def feather(mask: np.ndarray, size: float, blur: float, padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:

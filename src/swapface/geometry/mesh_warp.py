@@ -52,22 +52,33 @@ def rasterise_ids(dst: np.ndarray, triangles: np.ndarray, usable: np.ndarray, re
     """A uint16 map over ``rect`` (x, y, w, h) holding the index of the triangle covering each pixel."""
     x, y, w, h = rect
     ids = np.full((h, w), NO_TRIANGLE, np.uint16)
-    pts = np.round((dst[triangles] - (x, y)) * 16).astype(np.int32)  # 4 fractional bits
-    for index in np.flatnonzero(usable):  # one C fill per triangle; pixels are never touched from Python
-        cv2.fillConvexPoly(ids, pts[index], int(index), lineType=cv2.LINE_8, shift=4)
+    index = np.flatnonzero(usable)
+    pts = np.round((dst[triangles[index]] - (x, y)) * 16).astype(np.int32)  # 4 fractional bits
+    fill = cv2.fillConvexPoly
+    for i, corners in zip(index.tolist(), pts):  # one C fill per triangle; pixels are never touched from Python
+        fill(ids, corners, i, cv2.LINE_8, 4)
     return ids
 
 
 def warp_maps(ids: np.ndarray, affines: np.ndarray, rect: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dense source coordinates (map_x, map_y) for every pixel of ``rect`` and the covered-pixel mask."""
+    """Dense source coordinates (map_x, map_y) for every pixel of ``rect`` and the covered-pixel mask.
+
+    Uncovered pixels take triangle 0's affine (their coordinates are finite, only masked out).
+    """
     x, y, w, h = rect
+    count = len(affines)
     covered = ids != NO_TRIANGLE
-    safe = np.where(covered, ids, 0)
-    a = affines[safe]  # (h, w, 2, 3)
-    gx, gy = np.meshgrid(np.arange(x, x + w, dtype=np.float32), np.arange(y, y + h, dtype=np.float32))
-    map_x = a[..., 0, 0] * gx + a[..., 0, 1] * gy + a[..., 0, 2]
-    map_y = a[..., 1, 0] * gx + a[..., 1, 1] * gy + a[..., 1, 2]
-    return map_x.astype(np.float32), map_y.astype(np.float32), covered
+    safe = np.minimum(ids, count)  # NO_TRIANGLE -> the extra last row, a copy of triangle 0
+    table = np.concatenate([affines.reshape(count, 6), affines[:1].reshape(1, 6)]).T.copy()  # (6, T + 1)
+    gx = np.arange(x, x + w, dtype=np.float32)[None, :]
+    gy = np.arange(y, y + h, dtype=np.float32)[:, None]
+    map_x = table[0][safe] * gx
+    map_x += table[1][safe] * gy
+    map_x += table[2][safe]
+    map_y = table[3][safe] * gx
+    map_y += table[4][safe] * gy
+    map_y += table[5][safe]
+    return map_x, map_y, covered
 
 
 def bounding_rect(points: np.ndarray, shape: tuple[int, ...], margin: int = 2) -> tuple[int, int, int, int] | None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from swapface.faces.face import Face
 from swapface.faces.mediapipe import LEFT_EYE_RING, MOUTH_CENTRE, RIGHT_EYE_RING
-from swapface.geometry.color import feather, lab_stats, transfer_lab
+from swapface.geometry.color import feather, lab_stats, match_lab
 from swapface.geometry.mesh_warp import (
     Triangulation,
     bounding_rect,
@@ -108,18 +108,22 @@ class MeshSwapper:
         map_x, map_y, covered = warp_maps(ids, affines, rect)
         sh, sw = src_image.shape[:2]
         covered &= (map_x >= 0) & (map_y >= 0) & (map_x <= sw - 1) & (map_y <= sh - 1)
-        if covered.sum() < 16:
+        if np.count_nonzero(covered) < 16:
             return
         warped = cv2.remap(src_image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         x, y, w, h = rect
         region = out[y : y + h, x : x + w]
         if self.options.color_transfer == "on":
-            warped = transfer_lab(warped, lab_stats(warped, covered), self._target_stats(region, covered, target))
+            warped = match_lab(warped, covered, self._target_stats(region, covered, target))
         size = max(target.interocular * 2.5, 8.0)
         alpha = feather(covered, size, self.options.face_mask_blur, self.options.face_mask_padding)
         alpha *= float(self.options.face_swapper_weight)
-        blended = region.astype(np.float32) + alpha[..., None] * (warped.astype(np.float32) - region)
-        out[y : y + h, x : x + w] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        blended = warped.astype(np.float32)  # region + alpha * (warped - region), in place
+        blended -= region
+        blended *= alpha[..., None]
+        blended += region
+        blended += 0.5
+        out[y : y + h, x : x + w] = np.clip(blended, 0, 255, out=blended)
 
     def _target_stats(self, region: np.ndarray, mask: np.ndarray, target: Face) -> np.ndarray:
         """The target skin's colour statistics, smoothed over time per track so the face does not flicker."""

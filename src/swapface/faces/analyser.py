@@ -82,7 +82,7 @@ class FaceAnalyser:
         carried = [t.face.with_(track_id=t.track_id) for t in self.tracker.tracks if t.lost <= 2]
         faces = self._landmark(frame, carried) if carried else []
         if index % self.detect_every == 0 or not faces:
-            fresh = self._landmark(frame, self.detector.detect(frame))
+            fresh = self._landmark(frame, _untracked(self.detector.detect(frame), faces))
             faces = _dedupe(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
@@ -112,6 +112,16 @@ class FaceAnalyser:
         for i, face in zip(due, embedded):
             out[i] = face
         return out
+
+
+TRACKED_IOU = 0.6  # a detection overlapping a tracked face this much is that face (its mesh would be deduped)
+
+
+def _untracked(detected: list[Face], tracked: list[Face]) -> list[Face]:
+    """Detections that are not one of the tracked faces, so only new faces pay for a mesh fit."""
+    from swapface.faces.tracker import box_iou
+
+    return [d for d in detected if all(box_iou(d.box, t.box) < TRACKED_IOU for t in tracked)]
 
 
 def _dedupe(faces: list[Face], iou: float = 0.4) -> list[Face]:

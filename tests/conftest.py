@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -59,3 +62,22 @@ def group(astronaut, driver) -> np.ndarray:
     paste(canvas, driver, DRIVER_HEAD, (480, 140), 300)
     paste(canvas, astronaut, ASTRONAUT_HEAD, (900, 220), 260)
     return canvas
+
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards; skipped where no server listens on 127.0.0.1:5432."""
+    try:
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = f"swapface_test_{uuid.uuid4().hex[:12]}"
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError:
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432 (trust auth)")
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()

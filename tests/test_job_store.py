@@ -5,32 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from swapface.cli.main import main as cli
 from swapface.jobs.store import JobStore, NewJob, make_engine
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture()
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards; skipped where no server listens on 127.0.0.1:5432."""
-    try:
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            name = f"swapface_test_{uuid.uuid4().hex[:12]}"
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError:
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432 (trust auth)")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 REDACTED = "[redacted]"
-_STD_ATTRS = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime", "taskName"}
+_STD_ATTRS = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
+    "message", "asctime", "taskName", "color_message"}  # uvicorn's ANSI-coloured copy of the message
 _FORBIDDEN_KEYS = re.compile(
     r"path|file|name$|filename|dir|url|uri|secret|token|password|passwd|authorization|api_?key|bearer|"
     r"embedding|landmark|keypoint|pixel|image|frame_data|bytes|body|cookie|signature|credential",

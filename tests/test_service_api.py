@@ -153,3 +153,17 @@ def test_pagination_walks_every_job_once(tmp_path, astronaut):
         assert sorted(seen) == sorted(ids)
         assert http.get("/v1/jobs", params={"cursor": "garbage"}).status_code == 400
         assert http.get("/v1/jobs", params={"status": "sleeping"}).status_code == 422
+
+
+def test_a_job_past_its_time_limit_fails_with_timeout(tmp_path, driver):
+    clip = moving_face_clip(tmp_path / "clip.mp4", frames=60, tone_hz=None)
+    with live_service(tmp_path, workers=1, job_timeout_s=0.5) as svc, svc.client() as http:
+        job = http.post("/v1/jobs", files=[("source", ("a.jpg", jpeg_bytes(driver), "image/jpeg")),
+                                           ("target", ("c.mp4", clip.read_bytes(), "video/mp4"))],
+                        data={"chunk_seconds": "0.2"}).json()
+        done = svc.wait(http, job["id"])
+        assert done["status"] == "failed" and done["attempts"] == 1
+        assert done["error"] == {"code": "timeout", "message": "the job ran past its time limit"}
+        assert http.get(f"/v1/jobs/{job['id']}/result").status_code == 409
+        assert not (svc.settings.data_dir / "objects" / job["id"] / "work").exists()
+        assert 'swapface_job_failures_total{code="timeout"} 1.0' in http.get("/metrics").text

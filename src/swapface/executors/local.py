@@ -87,14 +87,17 @@ class LocalExecutor:
             return self._run_inline(spec, chunks, on_segment, on_frames)
         pool = self._ensure_pool()
         pump_stop = threading.Event()
-        pump = threading.Thread(target=self._pump, args=(on_frames, pump_stop), daemon=True)
+        pump_errors: list[BaseException] = []
+        pump = threading.Thread(target=self._pump, args=(on_frames, pump_stop, pump_errors), daemon=True)
         pump.start()
         futures: dict[Future, Chunk] = {pool.submit(_run_chunk, spec, c): c for c in chunks}
         done_segments: list[Segment] = []
         try:
             pending = set(futures)
             while pending:
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                if pump_errors:  # a progress callback asked to stop (or failed): stop here, in the caller's thread
+                    raise pump_errors[0]
                 for future in finished:
                     segment = self._result(future, futures[future])
                     done_segments.append(segment)
@@ -108,7 +111,8 @@ class LocalExecutor:
             pump.join()
         return sorted(done_segments, key=lambda s: s.chunk.index)
 
-    def _pump(self, on_frames: FramesCallback | None, stop: threading.Event) -> None:
+    def _pump(self, on_frames: FramesCallback | None, stop: threading.Event, errors: list[BaseException]) -> None:
+        """Hand workers' frame counts to ``on_frames``; an exception it raises is passed to the run loop."""
         assert self._progress is not None
         while True:
             try:
@@ -119,8 +123,11 @@ class LocalExecutor:
                 continue
             except (EOFError, OSError):
                 return
-            if on_frames is not None:
-                on_frames(index, done)
+            if on_frames is not None and not errors:
+                try:
+                    on_frames(index, done)
+                except BaseException as exc:  # noqa: BLE001 - re-raised by run()
+                    errors.append(exc)
 
     @staticmethod
     def _result(future: Future, chunk: Chunk) -> Segment:

@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from swapface import storage
 from swapface.config import Settings
@@ -80,6 +81,15 @@ class UploadLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class WholeMultiPart(MultiPartParser):
+    """Starlette's multipart parser, noting whether the body reached its closing boundary (else it was cut short)."""
+
+    ended = False
+
+    def on_end(self) -> None:
+        self.ended = True
 
 
 async def _send_problem(send: Any, problem: Problem) -> None:
@@ -166,7 +176,11 @@ async def parse_request(request: Request, scratch: Path) -> intake.JobRequest:
     if not content_type.startswith("multipart/form-data"):
         raise Problem(415, "unsupported_media_type", "send multipart/form-data (uploads) or application/json (references)")
     try:
-        form = await request.form(max_files=intake.MAX_SOURCES + 2, max_fields=200)
+        parser = WholeMultiPart(request.headers, request.stream(), max_files=intake.MAX_SOURCES + 2, max_fields=200)
+        form = await parser.parse()
+        if not parser.ended:  # a truncated body would otherwise read as a request missing its later parts
+            await form.close()
+            raise MultiPartException("the body ends before its closing boundary (truncated)")
     except BodyTooLarge:
         raise
     except Exception as exc:  # the multipart parser's own errors: malformed bodies

@@ -148,14 +148,25 @@ class Pipeline:
 
     def process_frame(self, frame: np.ndarray) -> np.ndarray:
         """Swap the chosen faces of one RGB frame; returns a new frame (the input is left untouched)."""
+        return self.render_frame(self.analyse_frame(frame))
+
+    def analyse_frame(self, frame: np.ndarray) -> FrameEvent:
+        """The first half of :meth:`process_frame`: find faces, choose targets, run the ``pre_frame`` hook.
+
+        Frames must be analysed in order (tracks); the returned event goes to :meth:`render_frame`,
+        which may run in another thread, one frame behind (it touches no analysis state).
+        """
         index = self._index
         self._index += 1
         faces = self.analyser.analyse(frame)
-        targets = self.select(faces)
-        event = FrameEvent(index=index, frame=frame, faces=faces, targets=targets)
+        event = FrameEvent(index=index, frame=frame, faces=faces, targets=self.select(faces))
         if self.pre_frame is not None:
             self.pre_frame(event)
-            targets = event.targets
+        return event
+
+    def render_frame(self, event: FrameEvent) -> np.ndarray:
+        """The second half of :meth:`process_frame`: run the processors on the event's targets; a new frame."""
+        frame, faces, targets = event.frame, event.faces, event.targets
         self.stats.frames += 1
         out = frame
         if targets:
@@ -170,5 +181,5 @@ class Pipeline:
         if out is frame:
             out = frame.copy()
         if self.post_frame is not None:
-            self.post_frame(FrameEvent(index=index, frame=out, faces=faces, targets=targets))
+            self.post_frame(FrameEvent(index=event.index, frame=out, faces=faces, targets=targets))
         return out

@@ -1,10 +1,10 @@
 """The unit of work: ``process_chunk(spec, chunk) -> Segment``, a pure function of files/URIs.
 
 It fetches the inputs, decodes the chunk's frames, runs the pipeline and publishes the encoded
-segment atomically to ``work_dir/segments/<index>.<ext>``. Decode → process → encode run in three
-threads (PyAV and ONNX Runtime release the GIL), frames flow through small queues and are never all
-in memory. Pipelines are cached per process (keyed by sources + options), so models load once per
-worker, not once per chunk; per-clip state (tracks, smoothing) is reset at every chunk, so a chunk's
+segment atomically to ``work_dir/segments/<index>.<ext>``. Decode → analyse → render → encode run in
+four threads (PyAV, OpenCV and ONNX Runtime release the GIL), so one frame's swap overlaps the next
+frame's face analysis; frames flow through small queues and are never all in memory. Pipelines are
+cached per process (keyed by sources + options), so models load once per worker, not once per chunk; per-clip state (tracks, smoothing) is reset at every chunk, so a chunk's
 result does not depend on which worker ran what before.
 """
 
@@ -112,11 +112,13 @@ def storage_ext(uri: str, default: str) -> str:
 
 
 class _Stage(threading.Thread):
-    """A worker thread that records its exception for the caller to re-raise."""
+    """A worker thread that records its exception for the caller to re-raise and sets ``stop`` when it fails,
+    so no other stage waits forever on a queue it no longer drains."""
 
-    def __init__(self, target: Callable[[], None]) -> None:
+    def __init__(self, target: Callable[[], None], stop: threading.Event) -> None:
         super().__init__(daemon=True)
         self._work = target
+        self._halt = stop
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -124,6 +126,7 @@ class _Stage(threading.Thread):
             self._work()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             self.error = exc
+            self._halt.set()
 
 
 def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
@@ -171,6 +174,7 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
     local = tmp / f"segment.{ext}"
     report = DecodeReport()
     decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
+    analysed: queue.Queue = queue.Queue(QUEUE_FRAMES)
     processed: queue.Queue = queue.Queue(QUEUE_FRAMES)
     stop = threading.Event()
     written = 0
@@ -182,6 +186,14 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
                     return
         finally:
             _put(decoded, _DONE, stop)
+
+    def render() -> None:  # the processors, one frame behind the analysis (they share no state with it)
+        try:
+            for pts, event in _drain(analysed, stop):  # type: ignore[misc]
+                if not _put(processed, (pts, pipe.render_frame(event)), stop):
+                    return
+        finally:
+            _put(processed, _DONE, stop)
 
     def encode() -> None:
         nonlocal written
@@ -196,24 +208,24 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
             if stop.is_set():
                 raise InputError("stopped")
 
-    decoder, encoder_thread = _Stage(decode), _Stage(encode)
-    decoder.start()
-    encoder_thread.start()
+    stages = decoder, renderer, encoder_thread = _Stage(decode, stop), _Stage(render, stop), _Stage(encode, stop)
+    for stage in stages:
+        stage.start()
     try:
         for pts, rgb in _drain(decoded, stop):  # type: ignore[misc]
-            if encoder_thread.error is not None:
+            if renderer.error is not None or encoder_thread.error is not None:
                 break
-            _put(processed, (pts, pipe.process_frame(rgb)), stop)
+            _put(analysed, (pts, pipe.analyse_frame(rgb)), stop)
     except BaseException:
         stop.set()
         raise
     finally:
-        if decoder.error is not None or encoder_thread.error is not None:
+        if any(stage.error is not None for stage in stages):
             stop.set()
-        _put(processed, _DONE, stop)
-        decoder.join()
-        encoder_thread.join()
-    for stage in (decoder, encoder_thread):
+        _put(analysed, _DONE, stop)
+        for stage in stages:
+            stage.join()
+    for stage in stages:
         if stage.error is not None:
             raise stage.error
     if written == 0:  # nothing decodable in this range: an empty segment that only reports the loss

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from swapface import storage
 from swapface.config import Settings, load_settings
+from swapface.jobs.db import create_tables, make_engine
 from swapface.storage.keys import KEYS_DIR
 
 metadata = sa.MetaData()
@@ -33,14 +34,6 @@ audit_table = sa.Table(
     sa.Column("reason", sa.String(32), nullable=False),  # expired | job_ended | deleted
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
-
-def _create_tables(engine: sa.Engine) -> None:
-    """Create this module's tables; a concurrent creator winning the race is fine."""
-    try:
-        metadata.create_all(engine)
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-        metadata.create_all(engine)  # the other creator finished: this pass sees the tables and skips them
-
 
 INTERMEDIATE_DIRS = ("work", "chunks", "segments", "tmp")
 INPUT_DIRS = ("input", "inputs", "source", "sources", "target", "uploads")
@@ -58,8 +51,8 @@ class SweepReport:
 
 def engine_for(settings: Settings) -> sa.Engine:
     """An engine on the job store's database, with the audit table created."""
-    engine = sa.create_engine(settings.resolved_database_url())
-    _create_tables(engine)
+    engine = make_engine(settings.resolved_database_url())
+    create_tables(metadata, engine)
     return engine
 
 
@@ -100,7 +93,7 @@ class Retention:
         self.root = self.settings.resolved_storage_url().rstrip("/")
         self.fs, self.base = fsspec.core.url_to_fs(self.root)
         self.engine = engine or engine_for(self.settings)
-        _create_tables(self.engine)
+        create_tables(metadata, self.engine)
 
     def _objects(self, job_id: str, under: str = "") -> list[tuple[str, dict[str, Any]]]:
         top = f"{self.base}/{job_id}" + (f"/{under}" if under else "")

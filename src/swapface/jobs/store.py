@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from swapface.errors import InputError
+from swapface.jobs.db import create_tables, make_engine
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -183,48 +184,6 @@ class Lease:
     cancel_requested: bool
 
 
-def _sqlite_engine(url: str) -> sa.Engine:
-    """SQLite in WAL mode; every transaction takes the write lock up front (no upgrade deadlocks)."""
-    engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN below
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def make_engine(url: str) -> sa.Engine:
-    """An engine for the job store URL (``sqlite:///…`` or ``postgresql+psycopg://…``)."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            from pathlib import Path
-
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return _sqlite_engine(url)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-
-
-def create_tables(engine: sa.Engine) -> None:
-    """Create the store's tables; a concurrent creator winning the race is fine."""
-    try:
-        metadata.create_all(engine)
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-        metadata.create_all(engine)
-
-
 class JobStore:
     """Jobs, their leases and their failures on one database."""
 
@@ -233,7 +192,7 @@ class JobStore:
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self.is_postgres = engine.dialect.name == "postgresql"
-        create_tables(engine)
+        create_tables(metadata, engine)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "JobStore":

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from swapface.errors import InputError
+from swapface.jobs.db import create_tables
 
 KEY_PREFIX = "swf_"
 LOCAL_OWNER = "local"
@@ -66,20 +67,12 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_tables(engine: sa.Engine) -> None:
-    """Create the key table; a concurrent creator winning the race is fine."""
-    try:
-        metadata.create_all(engine)
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-        metadata.create_all(engine)
-
-
 class ApiKeys:
     """The key table of the job store's database."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        create_tables(engine)
+        create_tables(metadata, engine)
 
     def create(self, name: str, *, max_concurrent_jobs: int | None = None, max_upload_mb: float | None = None,
                jobs_per_hour: int | None = None) -> tuple[ApiKey, str]:

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 
 from swapface.config import Settings, load_settings
 from swapface.errors import InputError
+from swapface.jobs.db import create_tables, make_engine
 from swapface.options import parse_options
 
 log = logging.getLogger("swapface.pubsub")
@@ -50,14 +51,6 @@ events = sa.Table(
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("bucket", "object", "generation", name="uq_pubsub_object_generation"),
 )
-
-
-def _create_tables(engine: sa.Engine) -> None:
-    """Create this module's tables; a concurrent creator winning the race is fine."""
-    try:
-        metadata.create_all(engine)
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-        metadata.create_all(engine)  # the other creator finished: this pass sees the tables and skips them
 
 
 @dataclass(frozen=True)
@@ -81,8 +74,8 @@ JobCreator = Callable[[PubSubJobRequest], str]
 def _engine(request: Request, settings: Settings) -> sa.Engine:
     engine = getattr(request.app.state, "pubsub_engine", None)
     if engine is None:
-        engine = sa.create_engine(settings.resolved_database_url())
-        _create_tables(engine)
+        engine = make_engine(settings.resolved_database_url())
+        create_tables(metadata, engine)
         request.app.state.pubsub_engine = engine
     return engine
 

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 
 from swapface.config import Settings
 from swapface.errors import InputError
+from swapface.jobs.db import create_tables, make_engine
 
 log = logging.getLogger("swapface.webhooks")
 
@@ -65,14 +66,6 @@ endpoints = sa.Table(
     sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reason", sa.String(64), nullable=False),
 )
-
-
-def _create_tables(engine: sa.Engine) -> None:
-    """Create this module's tables; a concurrent creator winning the race is fine."""
-    try:
-        metadata.create_all(engine)
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-        metadata.create_all(engine)  # the other creator finished: this pass sees the tables and skips them
 
 
 # --- URL policy --------------------------------------------------------------------------------------
@@ -265,8 +258,8 @@ class WebhookDeliveries:
 
     def __init__(self, settings: Settings, engine: sa.Engine | None = None) -> None:
         self.settings = settings
-        self.engine = engine or sa.create_engine(settings.resolved_database_url())
-        _create_tables(self.engine)
+        self.engine = engine or make_engine(settings.resolved_database_url())
+        create_tables(metadata, self.engine)
 
     def is_disabled(self, url: str) -> bool:
         """Whether an endpoint was disabled (it answered 410 Gone)."""

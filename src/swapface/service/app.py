@@ -149,8 +149,20 @@ def check_limits(rt: ServiceRuntime, key: ApiKey, content_length: str | None) ->
                           {"Retry-After": str(wait)})
 
 
-async def parse_request(request: Request, scratch: Path) -> intake.JobRequest:
-    """Read a multipart form (uploads + fields) or a JSON body (references) into a JobRequest."""
+async def _limited(stream: AsyncIterator[bytes], limit_mb: float) -> AsyncIterator[bytes]:
+    """The request body, refused with 413 once it passes ``limit_mb`` (bodies without Content-Length too)."""
+    seen, limit = 0, int(limit_mb * 1024 * 1024)
+    async for block in stream:
+        seen += len(block)
+        if seen > limit:
+            raise BodyTooLarge(limit_mb)
+        yield block
+
+
+async def parse_request(request: Request, scratch: Path, limit_mb: float | None = None) -> intake.JobRequest:
+    """Read a multipart form (uploads + fields) or a JSON body (references) into a JobRequest.
+
+    ``limit_mb`` is the caller's per-key upload limit, enforced while the body streams in."""
     content_type = request.headers.get("content-type", "")
     parsed = intake.JobRequest()
     if content_type.startswith("application/json"):
@@ -176,7 +188,8 @@ async def parse_request(request: Request, scratch: Path) -> intake.JobRequest:
     if not content_type.startswith("multipart/form-data"):
         raise Problem(415, "unsupported_media_type", "send multipart/form-data (uploads) or application/json (references)")
     try:
-        parser = WholeMultiPart(request.headers, request.stream(), max_files=intake.MAX_SOURCES + 2, max_fields=200)
+        body = request.stream() if limit_mb is None else _limited(request.stream(), limit_mb)
+        parser = WholeMultiPart(request.headers, body, max_files=intake.MAX_SOURCES + 2, max_fields=200)
         form = await parser.parse()
         if not parser.ended:  # a truncated body would otherwise read as a request missing its later parts
             await form.close()
@@ -405,7 +418,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
             raise Problem(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 characters")
         await run_in_threadpool(check_limits, rt, key, request.headers.get("content-length"))
         with tempfile.TemporaryDirectory(prefix="swapface-upload-") as tmp:
-            parsed = await parse_request(request, Path(tmp))
+            parsed = await parse_request(request, Path(tmp), key.max_upload_mb)
             job, created, secret = await run_in_threadpool(create_job, rt, key, parsed, idempotency_key, Path(tmp))
         body = job.public()
         if secret:

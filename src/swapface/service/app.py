@@ -372,6 +372,10 @@ def _install_pubsub(app: FastAPI, rt: ServiceRuntime) -> None:
                                         request_hash=req.idempotency_key, job_id=job_id))
         return job.id
 
+    from swapface.jobs.db import create_tables
+    from swapface.service.pubsub import metadata as pubsub_metadata
+
+    create_tables(pubsub_metadata, rt.store.engine)  # the router uses this engine as is: its table must exist
     app.state.pubsub_create_job = create_from_event
     app.state.pubsub_engine = rt.store.engine
     app.include_router(pubsub_router)

@@ -18,6 +18,9 @@ class FaceAnalyser:
     Stills: full detection pyramid, mesh, identity. Video: a full detection every ``detect_every``
     frames; in between each track's mesh is re-fitted from its last landmarks (as MediaPipe does),
     which is several times cheaper; identities are refreshed every ``embed_every`` frames per track.
+    With ``largest_only`` (selector mode ``one``) a re-detection while faces are tracked does not look
+    for faces narrower than half the largest tracked one (they could not be chosen), which skips the
+    detector's costliest pass for a large face; with no face tracked the whole pyramid runs.
     """
 
     def __init__(
@@ -31,6 +34,7 @@ class FaceAnalyser:
         detect_every: int = 6,
         embed_every: int = 30,
         fps: float = 30.0,
+        largest_only: bool = False,
     ) -> None:
         self.detector = detector
         self.landmarker = landmarker
@@ -39,6 +43,7 @@ class FaceAnalyser:
         self.need_embeddings = need_embeddings
         self.detect_every = detect_every
         self.embed_every = embed_every
+        self.largest_only = largest_only
         self.tracker = FaceTracker(fps=fps)
         self._frame = 0
 
@@ -50,7 +55,10 @@ class FaceAnalyser:
         detector = build_detector(options.face_detector_model, options)
         embedder = build_embedder(options.face_recognizer_model, options)
         need = options.face_selector_mode == "reference"
-        return cls(detector, MeshLandmarker(), embedder, video=video, need_embeddings=need, **kwargs)
+        largest_only = options.face_selector_mode == "one"
+        return cls(
+            detector, MeshLandmarker(), embedder, video=video, need_embeddings=need, largest_only=largest_only, **kwargs
+        )
 
     def reset(self) -> None:
         """Forget tracks (a new clip begins)."""
@@ -82,7 +90,7 @@ class FaceAnalyser:
         carried = [t.face.with_(track_id=t.track_id) for t in self.tracker.tracks if t.lost <= 2]
         faces = self._landmark(frame, carried) if carried else []
         if index % self.detect_every == 0 or not faces:
-            fresh = self._landmark(frame, _untracked(self.detector.detect(frame), faces))
+            fresh = self._landmark(frame, _untracked(self._redetect(frame, faces), faces))
             faces = _dedupe(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
@@ -94,6 +102,13 @@ class FaceAnalyser:
                 face = face.with_(embedding=track.embedding)
             out.append(face)
         return sorted(out, key=lambda f: -f.area)
+
+    def _redetect(self, frame: np.ndarray, tracked: list[Face]) -> list[Face]:
+        """Detection on a video frame; only faces that could be chosen when just the largest one is swapped."""
+        if not (self.largest_only and tracked and getattr(self.detector, "accepts_min_size", False)):
+            return self.detector.detect(frame)
+        widest = max(float(f.box[2] - f.box[0]) for f in tracked)
+        return self.detector.detect(frame, min_size=widest / 2)  # type: ignore[call-arg]
 
     def _embed_some(self, frame: np.ndarray, faces: list[Face], index: int) -> list[Face]:
         """Embed only faces whose track has no recent identity (embedding is the costly stage)."""

@@ -112,8 +112,13 @@ def _alignment_points(keypoints: np.ndarray) -> np.ndarray:
     return np.stack([keypoints[0], keypoints[1], keypoints[2], mouth]).astype(np.float32)
 
 
+MIN_FACE_INPUT_PX = 20  # narrowest face (box width, input pixels) a pass finds reliably; 14 px ones are missed
+
+
 class MediaPipeDetector:
     """BlazeFace over a pyramid of input sizes; returns boxes, scores and 5 keypoints per face."""
+
+    accepts_min_size = True  # detect(frame, min_size=...) may skip passes (see FaceAnalyser)
 
     def __init__(
         self, variant: str = "short", sizes: tuple[int, ...] = (128,), score: float = 0.5, iou: float = 0.3,
@@ -154,10 +159,24 @@ class MediaPipeDetector:
         points = (reg[:, 2:] + anchors[:, None, :]) / scale
         return boxes.astype(np.float32), scores[keep].astype(np.float32), points.astype(np.float32)
 
-    def detect(self, frame: np.ndarray) -> list[Face]:
-        """Faces in an RGB frame, best first (boxes may extend past the frame for faces cut by the border)."""
+    def passes(self, height: int, width: int, min_size: float = 0.0) -> list[int]:
+        """The input sizes run on a frame: all up to twice its size, less those that only find faces narrower
+        than ``min_size`` frame pixels (a pass is needed for faces the next smaller pass cannot see)."""
+        long_side = max(height, width)
+        out = [self.sizes[0]]
+        for smaller, size in zip(self.sizes, self.sizes[1:]):
+            if size <= 2 * long_side and min_size < MIN_FACE_INPUT_PX * long_side / smaller:
+                out.append(size)
+        return out
+
+    def detect(self, frame: np.ndarray, min_size: float = 0.0) -> list[Face]:
+        """Faces in an RGB frame, best first (boxes may extend past the frame for faces cut by the border).
+
+        ``min_size``: faces narrower than this (frame pixels) are not wanted, so passes that only find
+        such faces are skipped; the smallest input size always runs.
+        """
         h, w = frame.shape[:2]
-        results = [self._run(frame, s) for s in self.sizes if s == self.sizes[0] or s <= 2 * max(h, w)]
+        results = [self._run(frame, s) for s in self.passes(h, w, min_size)]
         boxes = np.concatenate([r[0] for r in results])
         scores = np.concatenate([r[1] for r in results])
         points = np.concatenate([r[2] for r in results])

@@ -176,6 +176,14 @@ class NewJob:
     job_id: str = field(default_factory=new_job_id)
 
 
+class LimitReached(Exception):
+    """A per-owner limit refuses a new job: ``code`` names the limit, ``retry_after`` is in seconds."""
+
+    def __init__(self, code: str, retry_after: int) -> None:
+        super().__init__(code)
+        self.code, self.retry_after = code, retry_after
+
+
 @dataclass(frozen=True)
 class Lease:
     """Answer to a heartbeat: whether the worker still holds the job and whether a cancel was asked."""
@@ -200,10 +208,13 @@ class JobStore:
 
     # --- creating and reading -------------------------------------------------------------------
 
-    def create(self, new: NewJob) -> tuple[JobRecord, bool]:
+    def create(self, new: NewJob, *, max_active: int | None = None,
+               per_hour: int | None = None) -> tuple[JobRecord, bool]:
         """Insert a queued job; with an idempotency key already used by the owner, return that job instead.
 
         Returns (job, created). The same key with a different request hash is an InputError.
+        ``max_active`` / ``per_hour`` are the owner's limits, checked in the inserting transaction
+        (LimitReached), so concurrent requests cannot all slip under them.
         """
         now = time.time()
         row = {
@@ -217,6 +228,8 @@ class JobStore:
         }
         try:
             with self.engine.begin() as conn:
+                if max_active is not None or per_hour is not None:
+                    self._admit(conn, new.owner, max_active, per_hour, now)
                 conn.execute(jobs.insert().values(**row))
             return self.get(new.job_id), True  # type: ignore[return-value]
         except sa.exc.IntegrityError:
@@ -228,6 +241,23 @@ class JobStore:
         if existing.request_hash != new.request_hash:
             raise InputError("this Idempotency-Key was already used with a different request", code="idempotency_mismatch")
         return existing, False
+
+    def _admit(self, conn: sa.Connection, owner: str, max_active: int | None, per_hour: int | None,
+               now: float) -> None:
+        """Raise LimitReached when the owner is at a limit. SQLite transactions hold the write lock from
+        their start (BEGIN IMMEDIATE); on PostgreSQL a per-owner advisory lock serializes creators."""
+        if self.is_postgres:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": owner})
+        if max_active is not None:
+            active = conn.execute(sa.select(sa.func.count()).select_from(jobs)
+                                  .where((jobs.c.owner == owner) & jobs.c.status.in_(ACTIVE))).scalar_one()
+            if active >= max_active:
+                raise LimitReached("too_many_active_jobs", 30)
+        if per_hour is not None:
+            recent = [r[0] for r in conn.execute(sa.select(jobs.c.created_at).where(
+                (jobs.c.owner == owner) & (jobs.c.created_at >= now - 3600)).order_by(jobs.c.created_at))]
+            if len(recent) >= per_hour:
+                raise LimitReached("hourly_limit", max(1, int(recent[len(recent) - per_hour] + 3600 - now) + 1))
 
     def by_idempotency_key(self, owner: str, key: str) -> JobRecord | None:
         with self.engine.begin() as conn:

@@ -30,7 +30,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from swapface import storage
 from swapface.config import Settings
 from swapface.errors import InputError, SwapfaceError
-from swapface.jobs.store import STATES, JobRecord, NewJob, new_job_id
+from swapface.jobs.store import STATES, JobRecord, LimitReached, NewJob, new_job_id
 from swapface.service import intake
 from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
 from swapface.service.runtime import ServiceRuntime
@@ -131,11 +131,15 @@ def own_job(job_id: str, rt: ServiceRuntime, key: ApiKey) -> JobRecord:
 
 # --- request handling helpers ---------------------------------------------------------------------
 
-def check_limits(rt: ServiceRuntime, key: ApiKey, content_length: str | None) -> None:
-    """Per-key limits: concurrent jobs and jobs per hour (429 + Retry-After), upload size (413)."""
+def check_limits(rt: ServiceRuntime, key: ApiKey, content_length: str | None, idempotency_key: str | None = None) -> None:
+    """Per-key limits, early (before the body is read): concurrent jobs and jobs per hour (429 + Retry-After),
+    upload size (413). The job counts are checked again in the transaction that inserts the job, where racing
+    requests are serialized; a replay of an Idempotency-Key this key already used is no new job."""
     if key.max_upload_mb is not None and content_length and content_length.isdigit():
         if int(content_length) > key.max_upload_mb * 1024 * 1024:
             raise Problem(413, "upload_too_large", f"this API key may upload at most {key.max_upload_mb:g} MB per job")
+    if idempotency_key and rt.store.by_idempotency_key(key.id, idempotency_key) is not None:
+        return
     if key.max_concurrent_jobs is not None and rt.store.count_active(key.id) >= key.max_concurrent_jobs:
         raise Problem(429, "too_many_active_jobs",
                       f"this API key may have {key.max_concurrent_jobs} queued or running job(s) at once",
@@ -147,6 +151,15 @@ def check_limits(rt: ServiceRuntime, key: ApiKey, content_length: str | None) ->
             wait = max(1, int(recent[len(recent) - key.jobs_per_hour] + 3600 - now) + 1)
             raise Problem(429, "hourly_limit", f"this API key may create {key.jobs_per_hour} job(s) per hour",
                           {"Retry-After": str(wait)})
+
+
+def limit_problem(key: ApiKey, reached: LimitReached) -> Problem:
+    """The 429 answer for a per-key job limit the store found reached."""
+    if reached.code == "too_many_active_jobs":
+        message = f"this API key may have {key.max_concurrent_jobs} queued or running job(s) at once"
+    else:
+        message = f"this API key may create {key.jobs_per_hour} job(s) per hour"
+    return Problem(429, reached.code, message, {"Retry-After": str(reached.retry_after)})
 
 
 async def _limited(stream: AsyncIterator[bytes], limit_mb: float) -> AsyncIterator[bytes]:
@@ -264,7 +277,11 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
     try:
         job, created = rt.store.create(NewJob(owner=key.id, kind=spec.pop("kind"), spec=spec,
                                               idempotency_key=idempotency_key, request_hash=digest,
-                                              webhook_url=parsed.webhook_url, webhook_secret=secret, job_id=job_id))
+                                              webhook_url=parsed.webhook_url, webhook_secret=secret, job_id=job_id),
+                                       max_active=key.max_concurrent_jobs, per_hour=key.jobs_per_hour)
+    except LimitReached as reached:  # a concurrent request took the last slot since check_limits
+        purge_media(rt, job_id, reason="rejected")
+        raise limit_problem(key, reached) from None
     except BaseException:
         purge_media(rt, job_id, reason="rejected")
         raise
@@ -420,7 +437,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
         The same ``Idempotency-Key`` with the same request returns the same job."""
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
             raise Problem(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 characters")
-        await run_in_threadpool(check_limits, rt, key, request.headers.get("content-length"))
+        await run_in_threadpool(check_limits, rt, key, request.headers.get("content-length"), idempotency_key)
         with tempfile.TemporaryDirectory(prefix="swapface-upload-") as tmp:
             parsed = await parse_request(request, Path(tmp), key.max_upload_mb)
             job, created, secret = await run_in_threadpool(create_job, rt, key, parsed, idempotency_key, Path(tmp))

@@ -138,6 +138,52 @@ def test_per_key_limits(tmp_path, astronaut):
         assert len(svc.runtime.store.list(tiny_key.id)) == 1
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_concurrent_submissions_cannot_slip_past_a_limit(tmp_path, astronaut, backend, request):
+    """Requests racing each other are counted in the transaction that inserts the job, not only before it."""
+    overrides = {"database_url": request.getfixturevalue("pg_url")} if backend == "postgres" else {}
+    big = jpeg_bytes(astronaut)  # a longer upload: a wider window between the early check and the insert
+    files = _files(big, big)
+    with live_service(tmp_path, workers=0, **overrides) as svc:
+        serial_key, serial = svc.runtime.keys.create("serial", max_concurrent_jobs=1)
+        hourly_key, hourly = svc.runtime.keys.create("hourly", jobs_per_hour=2)
+        for key, allowed, code in ((serial, 1, "too_many_active_jobs"), (hourly, 2, "hourly_limit")):
+            barrier = threading.Barrier(5)
+            answers: list[httpx.Response] = []
+
+            def submit(key: str = key) -> None:
+                with svc.client(key) as http:
+                    barrier.wait()
+                    answers.append(http.post("/v1/jobs", files=files))
+
+            threads = [threading.Thread(target=submit) for _ in range(5)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            codes = sorted(a.status_code for a in answers)
+            assert codes == [201] * allowed + [429] * (5 - allowed), [a.text for a in answers]
+            assert all(a.json()["code"] == code and int(a.headers["retry-after"]) > 0
+                       for a in answers if a.status_code == 429)
+        assert len(svc.runtime.store.list(serial_key.id)) == 1 and len(svc.runtime.store.list(hourly_key.id)) == 2
+        folders = [p for p in (svc.settings.data_dir / "objects").iterdir() if p.name != "_keys"]
+        assert len(folders) == 3  # refused requests left no media behind
+
+
+def test_a_replay_at_the_limit_returns_the_job(tmp_path, astronaut):
+    """An Idempotency-Key replay is not a new job: a key at its limit gets its job back, not 429."""
+    small = jpeg_bytes(astronaut[::4, ::4])
+    with live_service(tmp_path, workers=0) as svc:
+        _, serial = svc.runtime.keys.create("serial", max_concurrent_jobs=1, jobs_per_hour=1)
+        with svc.client(serial) as http:
+            first = http.post("/v1/jobs", files=_files(small, small), headers={"Idempotency-Key": "render-9"})
+            replay = http.post("/v1/jobs", files=_files(small, small), headers={"Idempotency-Key": "render-9"})
+            assert first.status_code == 201 and replay.status_code == 200, replay.text
+            assert replay.json()["id"] == first.json()["id"]
+            other = http.post("/v1/jobs", files=_files(small, small), headers={"Idempotency-Key": "render-10"})
+            assert other.status_code == 429
+
+
 def test_per_key_upload_limit_holds_without_content_length(tmp_path, astronaut):
     """A chunked body (no Content-Length) is measured as it is read: the key's limit still holds."""
     big = jpeg_bytes(astronaut)

@@ -41,8 +41,9 @@ LONG = SwapOptions(chunk_seconds=1.0, mark_output=False, color_transfer="off")  
 
 @pytest.fixture(scope="module")
 def cluster():
-    """One local Ray cluster for the whole file, as a real deployment would have: 2 CPUs, no dashboard."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    """One local Ray cluster for the whole file: 2 CPUs, no dashboard, and one GPU *resource* (a scheduling
+    label only, nothing runs on CUDA) so GPU tasks can be scheduled on this CPU-only machine."""
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="WARNING")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -66,6 +67,19 @@ def _spec(media: dict[str, Path], name: str, target: str = "short", options: Swa
 
 def _frames(folder: str | Path) -> list[np.ndarray]:
     return [read_image(p) for p in sorted(Path(folder).glob("*.png"))]
+
+
+def _running_chunk_tasks() -> list[tuple[int, str]]:
+    """(pid, title) of this cluster's workers running a chunk task now: they are titled "ray::swapface-chunk-<i>"."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):  # the local Ray's processes are our children
+        try:
+            title = proc.cmdline()
+        except psutil.Error:
+            continue
+        if title and title[0].startswith("ray::swapface-chunk-"):
+            found.append((proc.pid, title[0]))
+    return found
 
 
 def _local_reference(media: dict[str, Path], name: str, target: str, options: SwapOptions) -> list[np.ndarray]:
@@ -109,17 +123,12 @@ def test_worker_killed_mid_chunk_reruns_it_and_the_job_completes(cluster, media)
     killed: list[tuple[int, str]] = []
     finished = threading.Event()
 
-    def kill_first_chunk_worker() -> None:  # a running task's worker is titled "ray::swapface-chunk-<index>"
+    def kill_first_chunk_worker() -> None:
         while not finished.is_set() and not killed:
-            for proc in psutil.Process().children(recursive=True):
-                try:
-                    title = proc.cmdline()
-                except psutil.Error:
-                    continue
-                if title and title[0].startswith("ray::swapface-chunk-"):
-                    os.kill(proc.pid, signal.SIGKILL)
-                    killed.append((proc.pid, title[0]))
-                    break
+            for pid, title in _running_chunk_tasks():
+                os.kill(pid, signal.SIGKILL)
+                killed.append((pid, title))
+                break
             time.sleep(0.01)
 
     killer = threading.Thread(target=kill_first_chunk_worker, daemon=True)
@@ -135,6 +144,30 @@ def test_worker_killed_mid_chunk_reruns_it_and_the_job_completes(cluster, media)
     frames = _frames(media["dir"] / "ray_killed")
     assert len(frames) == 120
     assert all(np.array_equal(a, b) for a, b in zip(frames, reference))
+
+
+def _chunk_workers(stop: threading.Event, seen: dict[int, set[str]]) -> None:
+    """Record which worker process (pid) ran which chunk task until ``stop``."""
+    while not stop.is_set():
+        for pid, title in _running_chunk_tasks():
+            seen.setdefault(pid, set()).add(title)
+        time.sleep(0.005)
+
+
+def test_gpu_tasks_keep_their_worker_so_models_load_once_per_worker(cluster, media) -> None:
+    """GPU chunk tasks reuse worker processes (single-use workers would load the models for every chunk)."""
+    seen: dict[int, set[str]] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_chunk_workers, args=(stop, seen), daemon=True)
+    watcher.start()
+    try:
+        result = run_job(_spec(media, "ray_gpu"), executor=RayExecutor(num_gpus=1))
+    finally:
+        stop.set()
+        watcher.join()
+    assert (result.status, result.frames) == ("done", 40)
+    chunks_seen = set().union(*seen.values())
+    assert len(chunks_seen) >= 3 and any(len(titles) > 1 for titles in seen.values()), seen
 
 
 def test_rerun_of_a_half_done_job_submits_only_missing_chunks(cluster, media) -> None:

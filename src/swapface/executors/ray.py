@@ -57,7 +57,9 @@ class _ProgressBoard:
         return counts
 
 
-@ray.remote(max_calls=0)  # keep workers (and the models they loaded) across chunks, GPU tasks included
+# max_calls=0: workers (and the models they loaded) serve chunk after chunk. Ray makes functions declared with
+# num_gpus single-use unless told otherwise; resources come through .options() here, and this pins it anyway.
+@ray.remote(max_calls=0)
 def _chunk_task(spec: JobSpec, chunk: Chunk, board: Any | None) -> Segment | _Refused:
     """Worker side: process one chunk, telling ``board`` its frame count at most every REPORT_EVERY_S."""
     last = [0.0]

@@ -90,7 +90,8 @@ def process_chunk(spec: JobSpec, chunk: Chunk, *, on_frame: FrameCallback | None
     with storage.fetch(spec.target, job_id=spec.job_id) as target, tempfile.TemporaryDirectory(prefix="swapface-") as tmp:
         if target.is_file() and is_image_path(target):
             return _process_image(spec, chunk, target, Path(tmp), on_frame)
-        return _process_video(spec, chunk, target, Path(tmp), on_frame)
+        with _opencv_threads(1):
+            return _process_video(spec, chunk, target, Path(tmp), on_frame)
 
 
 def _process_image(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_frame: FrameCallback | None) -> Segment:
@@ -150,6 +151,20 @@ def _drain(q: queue.Queue, stop: threading.Event) -> Iterator[object]:
         if item is _DONE:
             return
         yield item
+
+
+@contextlib.contextmanager
+def _opencv_threads(count: int) -> Iterator[None]:
+    """OpenCV's own thread pool limited while a chunk runs: decode, analysis, render and encode threads
+    already keep every core busy, and splitting small face-sized operations only adds hand-offs."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _preroll(pipe, target: Path, info, chunk: Chunk) -> None:  # noqa: ANN001

@@ -113,7 +113,7 @@ def caller(request: Request, authorization: str | None = Header(None)) -> ApiKey
         if key is None:
             raise Problem(401, "bad_api_key", "the API key is unknown or revoked", {"WWW-Authenticate": "Bearer"})
         return key
-    if rt.settings.auth == "auto" and not rt.keys.any_active():
+    if rt.settings.auth == "auto" and not rt.keys.any_created():  # revoking every key does not reopen it
         if is_loopback(request.client.host if request.client else None):
             return LOCAL_CALLER
         raise Problem(401, "api_key_required", "create an API key ('swapface keys create') to call this service "

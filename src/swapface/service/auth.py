@@ -106,6 +106,11 @@ class ApiKeys:
         with self.engine.begin() as conn:
             return conn.execute(sa.select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)).first() is not None
 
+    def any_created(self) -> bool:
+        """Whether a key was ever created (revoked ones count): keyless access ends with the first key."""
+        with self.engine.begin() as conn:
+            return conn.execute(sa.select(api_keys.c.id).limit(1)).first() is not None
+
     def authenticate(self, key: str) -> ApiKey | None:
         """The active key matching ``key``; None for unknown or revoked keys."""
         digest = _hash(key)

@@ -95,6 +95,9 @@ def test_keys_isolate_jobs_on_every_route(tmp_path, astronaut, driver):
             assert alice.get(f"/v1/jobs/{job_id}").status_code == 200
             with svc.client() as anonymous:
                 assert anonymous.get("/v1/jobs").status_code == 401  # alice's key is still active
+                assert svc.runtime.keys.revoke("alice") == 1
+                assert anonymous.get("/v1/jobs").status_code == 401  # revoking every key does not reopen keyless access
+                assert anonymous.get(f"/v1/jobs/{job_id}").status_code == 401
 
 
 def test_per_key_limits(tmp_path, astronaut):

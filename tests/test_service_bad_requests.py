@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -290,6 +292,44 @@ def test_files_that_are_not_media(svc, http, small, scratch):
     for files, role, words in cases:
         body = refused(http.post("/v1/jobs", files=files), 422, "bad_media", role, words)
         assert "upload-" not in body["detail"] and "me.jpg" not in body["detail"], body
+        assert_nothing_stored(svc, http, scratch)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` pixels in a few dozen bytes (a decompression bomb's header)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns as it opens them
+@pytest.mark.parametrize(("width", "height", "said"), [
+    (7000, 7000, "7000x7000 pixels"),  # over SWAPFACE_MAX_IMAGE_PIXELS (40 M)
+    (10000, 10000, "10000x10000 pixels"),  # also over Pillow's warning limit (89 M)
+    (20000, 20000, "too many pixels"),  # over Pillow's hard limit: refused as the file is opened
+    (100000, 100000, "too many pixels"),
+])
+def test_images_with_too_many_pixels(svc, http, small, scratch, width, height, said):
+    for role in ("source", "target"):
+        files = {"source": ("me.jpg", small, "image/jpeg"), "target": ("them.jpg", small, "image/jpeg")}
+        files[role] = (f"{role}.png", png_header(width, height), "image/png")
+        answer = http.post("/v1/jobs", files=list(files.items()))
+        body = refused(answer, 422, "bad_media", f"the {role} image cannot be used", said, "SWAPFACE_MAX_IMAGE_PIXELS")
+        assert "upload-" not in body["detail"], body
+        assert_nothing_stored(svc, http, scratch)
+
+
+def test_damaged_images(svc, http, small, scratch):
+    damaged = bytearray(small)
+    damaged[len(small) // 2:len(small) // 2 + 400] = bytes(400)  # entropy-coded data overwritten
+    for data, said in ((small[: len(small) // 2], "the source image cannot be used: damaged or truncated"),
+                       (bytes(damaged[: len(small) * 3 // 4]), "the source image cannot be used"),
+                       (small[:300], "the source is not a readable image")):  # cut inside its headers
+        answer = http.post("/v1/jobs", files=[("source", ("me.jpg", data, "image/jpeg")),
+                                              ("target", ("them.jpg", small, "image/jpeg"))])
+        refused(answer, 422, "bad_media", said)
         assert_nothing_stored(svc, http, scratch)
 
 

@@ -480,7 +480,9 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
         """Delete the job's media (inputs, intermediates, result) and its data key now; the record stays."""
         job = own_job(job_id, rt, key)
         if not job.terminal:
-            rt.store.request_cancel(job_id, key.id)
+            cancelled = rt.store.request_cancel(job_id, key.id)
+            if cancelled is not None and cancelled.status == "cancelled":  # a queued job ends here: its webhook
+                rt.on_finished(cancelled)
         rt.store.mark_purged(job_id)
         purge_media(rt, job_id)
         return Response(status_code=204)

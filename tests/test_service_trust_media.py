@@ -235,7 +235,7 @@ def test_webhooks_from_real_jobs(run, receiver):
     assert failed["attempts"] == 1 and MARK not in failed["error"]["message"]
 
 
-def test_cancelling_a_queued_job_sends_its_webhook(tmp_path, receiver, astronaut):
+def test_cancelling_or_deleting_a_queued_job_sends_its_webhook(tmp_path, receiver, astronaut):
     from standardwebhooks import Webhook
 
     secret = "whsec_" + base64.b64encode(b"c" * 32).decode()
@@ -250,6 +250,11 @@ def test_cancelling_a_queued_job_sends_its_webhook(tmp_path, receiver, astronaut
         _, headers, body = receiver.wait_for(job.json()["id"])
         event = Webhook(secret).verify(body, headers)
         assert event["type"] == "job.cancelled" and event["data"]["status"] == "cancelled"
+
+        deleted = http.post("/v1/jobs", files=files, data={"webhook_url": receiver.url("/deleted")})
+        assert http.delete(f"/v1/jobs/{deleted.json()['id']}").status_code == 204  # deleting a queued job ends it
+        _, headers, body = receiver.wait_for(deleted.json()["id"])
+        assert Webhook(deleted.json()["webhook_secret"]).verify(body, headers)["type"] == "job.cancelled"
 
 
 def test_stored_objects_are_ciphertext(run):

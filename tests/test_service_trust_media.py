@@ -197,6 +197,10 @@ def test_results_are_swapped_and_marked(run, driver, capsys):
         change = np.abs(frames[i] - originals[i]).mean(axis=2)
         assert change[head].mean() > 4 * change[~head].mean() and change[head].mean() > 5, (i, change[head].mean(), change[~head].mean())
 
+    for name, path in run.results.items():  # ranges of an encrypted result are ranges of the clear file
+        part = run.http.get(f"/v1/jobs/{run.jobs[name]['id']}/result", headers={"Range": "bytes=100-299"})
+        assert part.status_code == 206 and part.content == path.read_bytes()[100:300]
+
     image_report, video_report = inspect_file(run.results["image"]), inspect_file(run.results["video"])
     assert image_report["synthetic"] and image_report["xmp_digital_source_type"] == DIGITAL_SOURCE_TYPE
     assert video_report["synthetic"] and video_report["container_tag"] == DIGITAL_SOURCE_TYPE

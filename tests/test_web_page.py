@@ -1,0 +1,192 @@
+"""The web page at / driven in headless Chromium against the real service: a swap end to end, API errors, API keys.
+
+Chromium is Debian's (``make browser`` installs it); Playwright never downloads its own. The browser may
+reach only the service on loopback (every other host name fails to resolve), so the page is checked to
+work offline as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service_fixtures import jpeg_bytes, live_service
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's Chromium at /usr/bin/chromium "
+                       "(apt-get install chromium, or 'make browser')"),
+]
+
+FINISHED = "() => ['succeeded', 'failed', 'cancelled', 'error'].includes(document.querySelector('#status').dataset.state)"
+RESULT_LOADED = "() => { const i = document.querySelector('#result-image'); return !!i && i.complete && i.naturalWidth > 0; }"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Page:
+    """A fresh page on the service, recording script errors and every URL it requests."""
+
+    def __init__(self, browser, base_url: str) -> None:
+        self.base_url = base_url
+        self.context = browser.new_context(viewport={"width": 1200, "height": 860}, base_url=base_url)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(30_000)
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        self.page.on("request", lambda req: self.requests.append(req.url))
+
+    def open(self) -> "Page":
+        response = self.page.goto("/")
+        assert response is not None and response.status == 200
+        assert response.headers["content-type"].startswith("text/html")
+        return self
+
+    def foreign_requests(self) -> list[str]:
+        return [u for u in self.requests if not u.startswith((self.base_url, "blob:", "data:"))]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture()
+def files(tmp_path, astronaut, driver) -> dict[str, Path]:
+    paths = {"source": tmp_path / "astronaut.jpg", "target": tmp_path / "driver.jpg", "bad": tmp_path / "notes.jpg"}
+    paths["source"].write_bytes(jpeg_bytes(astronaut))
+    paths["target"].write_bytes(jpeg_bytes(driver))
+    paths["bad"].write_text("These are meeting notes, not a picture.\n" * 20)
+    return paths
+
+
+def test_a_swap_from_the_page(tmp_path, browser, files):
+    with live_service(tmp_path, workers=1) as svc, svc.client() as http:
+        web = Page(browser, svc.url).open()
+        page = web.page
+        for name in ("source", "target", "face_selector_mode", "face_mask_blur", "color_transfer", "api_key"):
+            assert page.locator(f"label[for={name}]").count() == 1, f"#{name} has no label"
+        assert "AI-generated" in page.locator("#ai-note").inner_text()
+        assert page.locator("#download").is_hidden() and page.locator("#error").is_hidden()
+
+        page.set_input_files("#source", str(files["source"]))
+        page.set_input_files("#target", str(files["target"]))
+        page.wait_for_function("() => document.querySelectorAll('#source-preview img, #input-view img').length === 2")
+        page.select_option("#face_selector_mode", "many")
+        page.fill("#face_mask_blur", "0.4")
+        page.uncheck("#color_transfer")
+        page.click("#submit")
+
+        page.wait_for_function(FINISHED, timeout=120_000)
+        status = page.locator("#status").inner_text()
+        assert page.locator("#status").get_attribute("data-state") == "succeeded", \
+            f"{status}: {page.locator('#error').inner_text() if page.locator('#error').is_visible() else ''}"
+        assert "Succeeded" in status
+        page.wait_for_function(RESULT_LOADED, timeout=30_000)
+
+        jobs = http.get("/v1/jobs").json()["jobs"]
+        assert [j["status"] for j in jobs] == ["succeeded"]
+        job = jobs[0]
+        assert job["options"] == {"face_selector_mode": "many", "face_mask_blur": 0.4, "color_transfer": "off"}
+        assert job["id"] in page.locator("#job-id").inner_text()
+        assert page.locator("#progress").evaluate("p => p.value") == 1
+        assert page.locator("#frames").inner_text() == "1 / 1 frames"
+
+        result_path = f"/v1/jobs/{job['id']}/result"
+        download = page.locator("#download")
+        assert download.is_visible()
+        assert download.get_attribute("href") == result_path
+        assert download.get_attribute("data-result-url") == result_path
+        assert download.get_attribute("download").endswith(".jpg")
+        expected = http.get(result_path)
+        assert expected.status_code == 200 and expected.headers["content-type"] == "image/jpeg"
+        linked = page.evaluate("""async () => {
+            const res = await fetch(document.querySelector('#download').href);
+            const digest = await crypto.subtle.digest('SHA-256', await res.arrayBuffer());
+            return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, '0')).join('');
+        }""")
+        assert linked == hashlib.sha256(expected.content).hexdigest()
+        natural = page.locator("#result-image").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        assert natural == [704, 576]  # the driver's size: the result is the target, swapped
+
+        page.screenshot(path=str(tmp_path / "web-page-result.png"), full_page=True)
+        assert not web.errors, web.errors
+        assert not web.foreign_requests(), web.foreign_requests()
+        web.close()
+
+
+def test_a_bad_target_shows_the_api_error(tmp_path, browser, files):
+    with live_service(tmp_path, workers=1) as svc, svc.client() as http:
+        with open(files["source"], "rb") as s, open(files["bad"], "rb") as b:
+            direct = http.post("/v1/jobs", files=[("source", ("a.jpg", s, "image/jpeg")), ("target", ("b.jpg", b, "image/jpeg"))])
+        assert direct.status_code == 422 and direct.json()["code"] == "bad_media"
+
+        web = Page(browser, svc.url).open()
+        page = web.page
+        page.set_input_files("#source", str(files["source"]))
+        page.set_input_files("#target", str(files["bad"]))
+        page.click("#submit")
+        page.wait_for_function(FINISHED)
+
+        error = page.locator("#error")
+        assert error.is_visible()
+        assert direct.json()["detail"] in error.inner_text()
+        assert "bad_media" in error.inner_text()
+        assert page.locator("#status").get_attribute("data-state") == "error"
+        assert page.locator("#download").is_hidden()
+        assert not page.locator("#submit").is_disabled()  # ready for another try
+        assert http.get("/v1/jobs").json()["jobs"] == []
+        page.screenshot(path=str(tmp_path / "web-page-error.png"), full_page=True)
+        assert not [e for e in web.errors if "422" not in e], web.errors  # the browser logs the refused POST
+        assert not web.foreign_requests(), web.foreign_requests()
+        web.close()
+
+
+def test_the_api_key_is_kept_and_sent(tmp_path, browser, files):
+    with live_service(tmp_path, workers=1) as svc:
+        _, key = svc.runtime.keys.create("web")
+        web = Page(browser, svc.url).open()
+        page = web.page
+        page.set_input_files("#source", str(files["source"]))
+        page.set_input_files("#target", str(files["bad"]))
+
+        page.click("#submit")  # no key: keyless loopback access ended with the first key
+        page.wait_for_function(FINISHED)
+        assert "Authorization: Bearer" in page.locator("#error").inner_text()
+        assert "api_key_required" in page.locator("#error").inner_text()
+
+        page.click("#key-details summary")
+        page.fill("#api_key", key)
+        page.click("#submit")  # with the key the request reaches the media checks
+        page.wait_for_function(FINISHED)
+        assert "bad_media" in page.locator("#error").inner_text()
+
+        page.reload()  # the key is remembered in this browser
+        assert page.locator("#api_key").input_value() == key
+        assert page.evaluate("localStorage.getItem('swapface.apiKey')") == key
+        page.fill("#api_key", "sk_wrong")
+        page.set_input_files("#source", str(files["source"]))
+        page.set_input_files("#target", str(files["bad"]))
+        page.click("#submit")
+        page.wait_for_function(FINISHED)
+        assert "bad_api_key" in page.locator("#error").inner_text()
+        assert not web.foreign_requests(), web.foreign_requests()
+        web.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from media_fixtures import moving_face_clip
 from service_fixtures import jpeg_bytes, live_service
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -29,6 +30,11 @@ pytestmark = [
 
 FINISHED = "() => ['succeeded', 'failed', 'cancelled', 'error'].includes(document.querySelector('#status').dataset.state)"
 RESULT_LOADED = "() => { const i = document.querySelector('#result-image'); return !!i && i.complete && i.naturalWidth > 0; }"
+SHA256_OF_DOWNLOAD = """async () => {
+    const res = await fetch(document.querySelector('#download').href);
+    const digest = await crypto.subtle.digest('SHA-256', await res.arrayBuffer());
+    return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, '0')).join('');
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +92,7 @@ def test_a_swap_from_the_page(tmp_path, browser, files):
             assert page.locator(f"label[for={name}]").count() == 1, f"#{name} has no label"
         assert "AI-generated" in page.locator("#ai-note").inner_text()
         assert page.locator("#download").is_hidden() and page.locator("#error").is_hidden()
+        page.screenshot(path=str(tmp_path / "web-page-empty.png"), full_page=True)
 
         page.set_input_files("#source", str(files["source"]))
         page.set_input_files("#target", str(files["target"]))
@@ -118,12 +125,7 @@ def test_a_swap_from_the_page(tmp_path, browser, files):
         assert download.get_attribute("download").endswith(".jpg")
         expected = http.get(result_path)
         assert expected.status_code == 200 and expected.headers["content-type"] == "image/jpeg"
-        linked = page.evaluate("""async () => {
-            const res = await fetch(document.querySelector('#download').href);
-            const digest = await crypto.subtle.digest('SHA-256', await res.arrayBuffer());
-            return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, '0')).join('');
-        }""")
-        assert linked == hashlib.sha256(expected.content).hexdigest()
+        assert page.evaluate(SHA256_OF_DOWNLOAD) == hashlib.sha256(expected.content).hexdigest()
         natural = page.locator("#result-image").evaluate("i => [i.naturalWidth, i.naturalHeight]")
         assert natural == [704, 576]  # the driver's size: the result is the target, swapped
 
@@ -143,6 +145,7 @@ def test_a_bad_target_shows_the_api_error(tmp_path, browser, files):
         page = web.page
         page.set_input_files("#source", str(files["source"]))
         page.set_input_files("#target", str(files["bad"]))
+        assert page.locator("#target-preview .unreadable").inner_text() == "No preview of notes.jpg"
         page.click("#submit")
         page.wait_for_function(FINISHED)
 
@@ -188,5 +191,51 @@ def test_the_api_key_is_kept_and_sent(tmp_path, browser, files):
         page.click("#submit")
         page.wait_for_function(FINISHED)
         assert "bad_api_key" in page.locator("#error").inner_text()
+        assert not web.foreign_requests(), web.foreign_requests()
+        web.close()
+
+
+def test_a_video_swap_with_an_api_key(tmp_path, browser, files):
+    """Progress in frames while a clip is swapped; with a key the result is fetched (an <img>/<video> sends none)."""
+    clip = moving_face_clip(tmp_path / "clip.mp4", frames=24, tone_hz=None)
+    with live_service(tmp_path, workers=1) as svc:
+        _, key = svc.runtime.keys.create("web")
+        web = Page(browser, svc.url).open()
+        page = web.page
+        page.click("#key-details summary")
+        page.fill("#api_key", key)
+        page.set_input_files("#source", str(files["target"]))  # the driver's face onto the astronaut's
+        page.set_input_files("#target", str(clip))
+        page.wait_for_function("() => !!document.querySelector('#input-view video')")
+        page.evaluate("""() => {  // every frames text the page shows while the job runs
+            window.framesSeen = [];
+            new MutationObserver(() => window.framesSeen.push(document.querySelector('#frames').textContent))
+                .observe(document.querySelector('#frames'), {childList: true, characterData: true, subtree: true});
+        }""")
+        page.click("#submit")
+        page.wait_for_function(FINISHED, timeout=120_000)
+        assert page.locator("#status").get_attribute("data-state") == "succeeded", page.locator("#error").inner_text()
+        assert page.locator("#frames").inner_text() == "24 / 24 frames"
+        seen = [t for t in page.evaluate("window.framesSeen") if t]
+        assert seen and all(t.endswith(" / 24 frames") for t in seen), seen
+        assert page.locator("#progress").evaluate("p => p.value") == 1
+
+        with svc.client(key) as http:
+            jobs = http.get("/v1/jobs").json()["jobs"]
+            assert [(j["status"], j["kind"]) for j in jobs] == [("succeeded", "video")]
+            expected = http.get(f"/v1/jobs/{jobs[0]['id']}/result")
+        assert expected.headers["content-type"] == "video/mp4"
+        download = page.locator("#download")
+        assert download.get_attribute("href").startswith("blob:")
+        assert download.get_attribute("data-result-url") == f"/v1/jobs/{jobs[0]['id']}/result"
+        assert download.get_attribute("download").endswith(".mp4")
+        assert page.evaluate(SHA256_OF_DOWNLOAD) == hashlib.sha256(expected.content).hexdigest()
+        assert page.locator("#result-video").count() == 1 and page.locator("#result-image").count() == 0
+        if page.evaluate("document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.42E01E\"')"):
+            page.wait_for_function("() => document.querySelector('#result-video').readyState >= 2", timeout=30_000)
+            width, height, duration = page.locator("#result-video").evaluate("v => [v.videoWidth, v.videoHeight, v.duration]")
+            assert (width, height) == (640, 360) and duration == pytest.approx(0.8, abs=0.1)
+        page.screenshot(path=str(tmp_path / "web-page-video.png"), full_page=True)
+        assert not web.errors, web.errors
         assert not web.foreign_requests(), web.foreign_requests()
         web.close()

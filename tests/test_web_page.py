@@ -85,9 +85,11 @@ def files(tmp_path, astronaut, driver) -> dict[str, Path]:
 
 
 def test_a_swap_from_the_page(tmp_path, browser, files):
+    """An image swap; the event stream is refused here, so the page follows the job by polling it."""
     with live_service(tmp_path, workers=1) as svc, svc.client() as http:
         web = Page(browser, svc.url).open()
         page = web.page
+        page.route("**/v1/jobs/*/events", lambda route: route.abort())
         for name in ("source", "target", "face_selector_mode", "face_mask_blur", "color_transfer", "api_key"):
             assert page.locator(f"label[for={name}]").count() == 1, f"#{name} has no label"
         assert "AI-generated" in page.locator("#ai-note").inner_text()
@@ -130,7 +132,9 @@ def test_a_swap_from_the_page(tmp_path, browser, files):
         assert natural == [704, 576]  # the driver's size: the result is the target, swapped
 
         page.screenshot(path=str(tmp_path / "web-page-result.png"), full_page=True)
-        assert not web.errors, web.errors
+        assert web.requests.count(f"{svc.url}/v1/jobs/{job['id']}/events") == 1
+        assert web.requests.count(f"{svc.url}/v1/jobs/{job['id']}") >= 1  # the fallback
+        assert [e for e in web.errors if "ERR_FAILED" not in e] == [], web.errors  # the refused stream is logged
         assert not web.foreign_requests(), web.foreign_requests()
         web.close()
 
@@ -236,6 +240,8 @@ def test_a_video_swap_with_an_api_key(tmp_path, browser, files):
             width, height, duration = page.locator("#result-video").evaluate("v => [v.videoWidth, v.videoHeight, v.duration]")
             assert (width, height) == (640, 360) and duration == pytest.approx(0.8, abs=0.1)
         page.screenshot(path=str(tmp_path / "web-page-video.png"), full_page=True)
+        job_url = f"{svc.url}/v1/jobs/{jobs[0]['id']}"
+        assert web.requests.count(f"{job_url}/events") == 1 and job_url not in web.requests  # the stream, no polls
         assert not web.errors, web.errors
         assert not web.foreign_requests(), web.foreign_requests()
         web.close()

@@ -373,6 +373,9 @@ def _install_pubsub(app: FastAPI, rt: ServiceRuntime) -> None:
     from swapface.service.pubsub import PubSubJobRequest
     from swapface.service.pubsub import router as pubsub_router
 
+    if rt.settings.pubsub_rules and not rt.settings.pubsub_audience:
+        log.warning("Pub/Sub rules are set but SWAPFACE_PUBSUB_AUDIENCE is not: pushes are not authenticated, so "
+                    "anyone who can reach /v1/events/pubsub can start jobs the rules allow")
     def create_from_event(req: PubSubJobRequest) -> str:
         options = intake.validate_options(req.options)
         name = req.target.rsplit("/", 1)[-1].lower()

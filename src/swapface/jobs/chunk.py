@@ -4,8 +4,9 @@ It fetches the inputs, decodes the chunk's frames, runs the pipeline and publish
 segment atomically to ``work_dir/segments/<index>.<ext>``. Decode → analyse → render → encode run in
 four threads (PyAV, OpenCV and ONNX Runtime release the GIL), so one frame's swap overlaps the next
 frame's face analysis; frames flow through small queues and are never all in memory. Pipelines are
-cached per process (keyed by sources + options), so models load once per worker, not once per chunk; per-clip state (tracks, smoothing) is reset at every chunk, so a chunk's
-result does not depend on which worker ran what before.
+cached per process (keyed by sources + options), so models load once per worker, not once per chunk;
+per-clip state (tracks, smoothing) is reset at every chunk, so a chunk's result does not depend on
+which worker ran what before.
 """
 
 from __future__ import annotations

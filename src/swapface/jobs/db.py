@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 
+READ_ONLY = "swapface_read_only"
+
+
+@contextlib.contextmanager
+def read_only(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that only reads: on SQLite it does not take the write lock, so readers never queue behind it."""
+    with engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})
+        with conn.begin():
+            yield conn
+
+
 def _sqlite_engine(url: str) -> sa.Engine:
-    """SQLite in WAL mode; every transaction takes the write lock up front (no upgrade deadlocks)."""
+    """SQLite in WAL mode; a writing transaction takes the write lock up front (no upgrade deadlocks)."""
     engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @sa.event.listens_for(engine, "connect")
@@ -23,7 +37,7 @@ def _sqlite_engine(url: str) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 

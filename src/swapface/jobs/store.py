@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from swapface.errors import InputError
-from swapface.jobs.db import create_tables, make_engine
+from swapface.jobs.db import create_tables, make_engine, read_only
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -260,7 +260,7 @@ class JobStore:
                 raise LimitReached("hourly_limit", max(1, int(recent[len(recent) - per_hour] + 3600 - now) + 1))
 
     def by_idempotency_key(self, owner: str, key: str) -> JobRecord | None:
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             row = conn.execute(sa.select(jobs).where((jobs.c.owner == owner) & (jobs.c.idempotency_key == key))).first()
         return JobRecord.from_row(row) if row else None
 
@@ -269,7 +269,7 @@ class JobStore:
         query = sa.select(jobs).where(jobs.c.id == job_id)
         if owner is not None:
             query = query.where(jobs.c.owner == owner)
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             row = conn.execute(query).first()
         return JobRecord.from_row(row) if row else None
 
@@ -285,18 +285,18 @@ class JobStore:
             created, job_id = before
             query = query.where((jobs.c.created_at < created) | ((jobs.c.created_at == created) & (jobs.c.id < job_id)))
         query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             return [JobRecord.from_row(r) for r in conn.execute(query)]
 
     def count_active(self, owner: str) -> int:
         """Queued or running jobs of an owner (per-key concurrency limit)."""
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(jobs)
                                     .where((jobs.c.owner == owner) & jobs.c.status.in_(ACTIVE))).scalar_one())
 
     def created_since(self, owner: str, since: float) -> list[float]:
         """Creation times of an owner's jobs since ``since``, oldest first (per-key hourly limit)."""
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             rows = conn.execute(sa.select(jobs.c.created_at).where((jobs.c.owner == owner) & (jobs.c.created_at >= since))
                                 .order_by(jobs.c.created_at))
             return [r[0] for r in rows]
@@ -432,7 +432,7 @@ class JobStore:
                           sa.func.coalesce(sa.func.sum(jobs.c.compute_seconds), 0.0),
                           sa.func.coalesce(sa.func.sum(jobs.c.gpu_seconds), 0.0)).where(
             (jobs.c.owner == owner) & (jobs.c.created_at >= start) & (jobs.c.created_at < end))
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             count, frames, compute, gpu = conn.execute(query).one()
         return {"jobs": int(count), "frames": int(frames), "compute_seconds": round(float(compute), 3),
                 "gpu_seconds": round(float(gpu), 3)}
@@ -442,7 +442,7 @@ class JobStore:
         query = sa.select(failures).where(failures.c.at >= since)
         if until is not None:
             query = query.where(failures.c.at < until)
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             rows = [dict(r._mapping) for r in conn.execute(query.order_by(failures.c.at, failures.c.id))]
         for row in rows:
             row["at"] = iso(row["at"])
@@ -463,7 +463,7 @@ class JobStore:
         return sorted(out, key=lambda v: (-v["count"], v["code"]))
 
     def counts_by_state(self) -> dict[str, int]:
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             rows = conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status))
             found = {status: int(n) for status, n in rows}
         return {state: found.get(state, 0) for state in STATES}
@@ -474,7 +474,7 @@ class JobStore:
         latency = jobs.c.finished_at - jobs.c.created_at
         bucket_cols = [sa.func.coalesce(sa.func.sum(sa.case((latency <= b, 1), else_=0)), 0) for b in latency_buckets]
         finished = jobs.c.status.in_(tuple(TERMINAL)) & jobs.c.finished_at.is_not(None)
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             hist = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(latency), 0.0), *bucket_cols)
                                 .where(finished)).one()
             by_code = dict(conn.execute(sa.select(failures.c.code, sa.func.count()).group_by(failures.c.code)).all())

@@ -235,7 +235,7 @@ def test_webhooks_from_real_jobs(run, receiver):
 
     failed = run.jobs["noface"]
     # the engine refuses a source without a face as the caller's error: failed at once, not retried
-    assert failed["error"]["code"] in ("no_face", "bad_input") and "no face" in failed["error"]["message"]
+    assert failed["error"]["code"] == "no_face_in_source" and "no face" in failed["error"]["message"]
     assert failed["attempts"] == 1 and MARK not in failed["error"]["message"]
 
 

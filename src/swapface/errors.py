@@ -8,6 +8,12 @@ class SwapfaceError(Exception):
 
     code: str = "internal"
 
+    def __reduce__(self) -> tuple:
+        """Keep the code when the error crosses a process boundary (executor workers, Ray tasks)."""
+        if type(self).__init__ is SwapfaceError.__init__:
+            return super().__reduce__()
+        return type(self), (str(self), self.code)
+
 
 class InputError(SwapfaceError):
     """The caller's input is wrong (unreadable file, no face in the source, bad option): CLI exit 2, HTTP 4xx."""

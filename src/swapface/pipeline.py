@@ -101,7 +101,8 @@ class Pipeline:
         for number, image in enumerate(sources, start=1):
             found = self.analyser.analyse_still(image)
             if not found:
-                raise InputError(f"no face found in source image #{number}; use a photo where the face is clearly visible")
+                raise InputError(f"no face found in source image #{number}; use a photo where the face is clearly visible",
+                                 code="no_face_in_source")
             images.append(image)
             faces.append(max(found, key=lambda f: f.area))
         embeddings = [f.embedding for f in faces if f.embedding is not None]
@@ -116,7 +117,7 @@ class Pipeline:
             raise InputError("face selector mode 'reference' needs a reference face image (--reference-face)")
         found = self.analyser.analyse_still(reference)
         if not found:
-            raise InputError("no face found in the reference face image")
+            raise InputError("no face found in the reference face image", code="no_face_in_reference")
         main = max(found, key=lambda f: f.area)
         assert main.embedding is not None
         return main.embedding

@@ -124,8 +124,15 @@ class Pipeline:
 
     # -- per frame ---------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget per-clip state (tracks, smoothing): call between unrelated clips."""
+        """Forget per-clip state (tracks, smoothing — the processors' too): call between unrelated clips.
+
+        A chunk's pixels then depend only on its own frames, never on what the worker processed before.
+        """
         self.analyser.reset()
+        for processor in self.processors:
+            reset = getattr(processor, "reset", None)
+            if callable(reset):
+                reset()
         self._index = 0
 
     def select(self, faces: list[Face]) -> list[Face]:

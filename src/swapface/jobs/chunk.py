@@ -169,12 +169,13 @@ def _opencv_threads(count: int) -> Iterator[None]:
 
 
 def _preroll(pipe, target: Path, info, chunk: Chunk) -> None:  # noqa: ANN001
-    """Run face analysis over the frames just before the chunk, so a chunk boundary looks like any other frame."""
+    """Run the pipeline over the frames just before the chunk (output dropped), so tracks, landmark smoothing
+    and the processors' colour smoothing are settled and a chunk boundary looks like any other frame."""
     from swapface.media.video import DecodeReport, decode_frames
 
     start = max(0, chunk.frame_start - PREROLL_FRAMES)
     for _, _, rgb in decode_frames(target, info, start, chunk.frame_start, DecodeReport()):
-        pipe.analyser.analyse(rgb)
+        pipe.process_frame(rgb)
 
 
 def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_frame: FrameCallback | None) -> Segment:

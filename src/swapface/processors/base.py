@@ -25,6 +25,8 @@ class FrameProcessor(Protocol):
 
     ``faces`` were analysed on the original frame and carry track ids in video; processors must
     not change the frame outside the faces' regions unless that is their job (frame enhancers).
+    A processor that keeps per-clip state (smoothing by track) also defines ``reset()``, which the
+    pipeline calls when a new clip or chunk begins.
     """
 
     name: str

@@ -75,6 +75,10 @@ class MeshSwapper:
         self._source_key = id(source)
         self._colour.clear()
 
+    def reset(self) -> None:
+        """Forget the per-track colour smoothing (a new clip or chunk begins)."""
+        self._colour.clear()
+
     def choose_source(self, target: Face) -> int:
         """Index of the source photo whose head pose and mouth state are closest to the target's."""
         if len(self._signatures) == 1:

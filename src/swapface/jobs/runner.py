@@ -8,6 +8,7 @@ is published.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import shutil
 import tempfile
@@ -111,12 +112,26 @@ class _Tracker:
                                   self.chunks_done, self.chunks_total, stage))
 
 
+SIGNATURE_BYTES = 1 << 20
+
+
 def _target_signature(local: Path) -> str:
-    """Size and modification time of the target: a changed file invalidates old segments."""
+    """What identifies the target's content, so a changed file invalidates old segments.
+
+    A file: its size and a hash of its first and last MiB — not its modification time, because a target
+    fetched from object storage or decrypted is a fresh copy on every run, and resume must still see the
+    same target. A folder of frames: each frame's name, size and modification time.
+    """
     if local.is_dir():
         return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(local.iterdir()))
-    stat = local.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+    size = local.stat().st_size
+    digest = hashlib.sha256()
+    with open(local, "rb") as f:
+        digest.update(f.read(SIGNATURE_BYTES))
+        if size > SIGNATURE_BYTES:
+            f.seek(max(SIGNATURE_BYTES, size - SIGNATURE_BYTES))
+            digest.update(f.read(SIGNATURE_BYTES))
+    return f"{size}:{digest.hexdigest()}"
 
 
 def _local_output_place(output: str, stack: contextlib.ExitStack) -> tuple[Path, bool]:

@@ -81,3 +81,24 @@ def pg_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()
+
+
+@pytest.fixture()
+def fake_gcs(monkeypatch):
+    """A fake GCS server on loopback with a bucket ``studio``; yields ``gs://studio/swapface``."""
+    emulator = pytest.importorskip("gcp_storage_emulator.server")
+    import socket
+
+    import fsspec
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="studio")
+    server.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    fsspec.filesystem("gs").clear_instance_cache()
+    yield "gs://studio/swapface"
+    fsspec.filesystem("gs").clear_instance_cache()
+    server.stop()

@@ -4,7 +4,6 @@ as the object store, with encryption at rest — a real job end to end."""
 from __future__ import annotations
 
 import io
-import socket
 
 import numpy as np
 import pytest
@@ -16,24 +15,6 @@ from service_fixtures import jpeg_bytes, live_service
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 KEK = "a2V5LWVuY3J5cHRpb24ta2V5LWZvci10ZXN0cy0zMmI="  # base64 of 32 bytes
-
-
-@pytest.fixture()
-def fake_gcs(monkeypatch):
-    emulator = pytest.importorskip("gcp_storage_emulator.server")
-    import fsspec
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="studio")
-    server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    fsspec.filesystem("gs").clear_instance_cache()
-    yield "gs://studio/swapface"
-    fsspec.filesystem("gs").clear_instance_cache()
-    server.stop()
 
 
 def test_jobs_on_postgres_and_gcs(tmp_path, monkeypatch, fake_gcs, pg_url, astronaut, driver):

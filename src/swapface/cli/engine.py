@@ -51,10 +51,10 @@ def swap_image_file(
 
 @with_option_flags
 def run(
-    source: list[Path] = typer.Option(..., "--source", "-s", help="Photo of the face to put in (repeat for several photos of one person)"),
-    target: Path = typer.Option(..., "--target", "-t", help="Image, video or folder of frames to change"),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the result"),
-    reference_face: Optional[Path] = typer.Option(None, "--reference-face", help="Photo of the person to replace (face selector mode 'reference')"),
+    source: list[str] = typer.Option(..., "--source", "-s", help="Photo of the face to put in (repeat for several photos of one person); a path or a gs:// / s3:// URI"),
+    target: str = typer.Option(..., "--target", "-t", help="Image, video or folder of frames to change (path or URI)"),
+    output: str = typer.Option(..., "--output", "-o", help="Where to write the result (path or URI)"),
+    reference_face: Optional[str] = typer.Option(None, "--reference-face", help="Photo of the person to replace (face selector mode 'reference')"),
     executor: str = typer.Option("local", "--executor", help="Where video chunks run: local or ray"),
     progress: str = typer.Option("bar", "--progress", help="Progress display: bar or json"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but warnings and errors"),
@@ -64,30 +64,30 @@ def run(
     opts = parse_options(collect_options(options))
     if not opts.mark_output and not quiet:
         typer.secho("note: --no-mark leaves the output unmarked; for local, non-distributed use only", err=True)
-    for path in [*source, target] + ([reference_face] if reference_face else []):
+    from swapface.jobs.local_run import build_uri_spec, is_remote, run_spec_cli, run_video_cli
+
+    mode = "quiet" if quiet else progress
+    locations = [*source, target, output] + ([reference_face] if reference_face else [])
+    if any(is_remote(loc) for loc in locations):  # object storage: the whole job runs on URIs
+        run_spec_cli(build_uri_spec(source, target, output, opts, reference_face), executor, mode)
+        return
+    sources, target_path, output_path = [Path(s) for s in source], Path(target), Path(output)
+    reference = Path(reference_face) if reference_face else None
+    for path in [*sources, target_path] + ([reference] if reference else []):
         if not path.exists():
             raise InputError(f"cannot read {path.name!r}: no such file")
     from swapface.media.image import is_image_path
 
-    if target.is_file() and is_image_path(target):
-        if not is_image_path(output):
-            raise InputError(f"the target is an image, so the output must be one too (.jpg, .png, .webp), not {output.name!r}")
-        _check_output(output)
-        swap_image_file(source, target, output, opts, reference_face, quiet)
+    if target_path.is_file() and is_image_path(target_path):
+        if not is_image_path(output_path):
+            raise InputError(f"the target is an image, so the output must be one too (.jpg, .png, .webp), not {output_path.name!r}")
+        _check_output(output_path)
+        swap_image_file(sources, target_path, output_path, opts, reference, quiet)
         return
-    if output.suffix and not target.is_dir():
-        _check_output(output)
-    from swapface.jobs.local_run import run_video_cli
-
-    run_video_cli(
-        sources=source,
-        target=target,
-        output=output,
-        options=opts,
-        reference=reference_face,
-        executor_name=executor,
-        progress_mode="quiet" if quiet else progress,
-    )
+    if output_path.suffix and not target_path.is_dir():
+        _check_output(output_path)
+    run_video_cli(sources=sources, target=target_path, output=output_path, options=opts, reference=reference,
+                  executor_name=executor, progress_mode=mode)
 
 
 def compare(

@@ -1,7 +1,8 @@
-"""``swapface run`` on a video or a folder of frames: a local job whose work folder sits beside the output.
+"""``swapface run`` as a job: a video or folder of frames on local files, or anything on object-store URIs.
 
-The work folder's name holds a hash of the arguments, so running the same command again after an
-interruption resumes from the finished chunks, while a different command starts afresh.
+The job's work folder sits beside the output and its name holds a hash of the arguments, so running the
+same command again after an interruption resumes from the finished chunks, while a different command
+starts afresh.
 """
 
 from __future__ import annotations
@@ -53,19 +54,32 @@ def build_spec(sources: Sequence[Path], target: Path, output: Path, options: Swa
     )
 
 
-def run_video_cli(sources: Sequence[Path], target: Path, output: Path, options: SwapOptions, reference: Path | None,
-                  executor_name: str = "local", progress_mode: str = "bar") -> JobResult:
-    """Run (or resume) a video / frame-folder swap with a progress display; warns about lost frames."""
+def is_remote(location: str) -> bool:
+    """Whether a command-line location is an object-store URI (gs://, s3://, ...) rather than a local path."""
+    return "://" in location and not location.startswith("file://")
+
+
+def build_uri_spec(sources: Sequence[str], target: str, output: str, options: SwapOptions,
+                   reference: str | None) -> JobSpec:
+    """A job on object-store URIs: deterministic id, work folder beside the output in the same store."""
+    from swapface import storage
+
+    for uri in [*sources, target] + ([reference] if reference else []):
+        if not storage.exists(uri):
+            raise InputError(f"cannot read {uri.rsplit('/', 1)[-1]!r}: no such object")
+    doc = {"sources": list(sources), "target": target, "output": output, "reference": reference,
+           "options": options.model_dump(mode="json")}
+    key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    parent, name = output.rstrip("/").rsplit("/", 1)
+    return JobSpec(job_id=f"cli-{key[:16]}", sources=tuple(sources), target=target, output=output,
+                   work_dir=f"{parent}/.{name}.swapface-work-{key[:12]}", options=options, reference_face=reference)
+
+
+def run_spec_cli(spec: JobSpec, executor_name: str = "local", progress_mode: str = "bar") -> JobResult:
+    """Run (or resume) a job with a progress display; warns about lost frames."""
     from swapface.cli.progress import ProgressReporter
     from swapface.executors import get_executor
 
-    if not target.exists():
-        raise InputError(f"cannot read {target.name!r}: no such file")
-    if output.exists() and output.is_dir() and output.suffix:
-        raise InputError(f"cannot write {output.name!r}: it is a folder")
-    if not output.resolve().parent.exists():
-        raise InputError(f"cannot write {output.name!r}: its folder does not exist")
-    spec = build_spec(sources, target, output, options, reference)
     reporter = ProgressReporter(progress_mode)
     executor = get_executor(executor_name)
     try:
@@ -73,8 +87,9 @@ def run_video_cli(sources: Sequence[Path], target: Path, output: Path, options: 
             result = run_job(spec, executor=executor, on_progress=reporter.update)
     finally:
         executor.close()
+    name = spec.output.rstrip("/").rsplit("/", 1)[-1]
     summary = asdict(result)
-    summary["output"] = output.name
+    summary["output"] = name
     reporter.result(summary)
     if result.lost_frames:
         typer.secho(
@@ -83,5 +98,17 @@ def run_video_cli(sources: Sequence[Path], target: Path, output: Path, options: 
         )
     if progress_mode == "bar":
         reused = f", {result.chunks_reused} chunk(s) reused" if result.chunks_reused else ""
-        typer.echo(f"{result.frames} frame(s) in {result.seconds:.1f}s{reused} → {output}")
+        typer.echo(f"{result.frames} frame(s) in {result.seconds:.1f}s{reused} → {name}")
     return result
+
+
+def run_video_cli(sources: Sequence[Path], target: Path, output: Path, options: SwapOptions, reference: Path | None,
+                  executor_name: str = "local", progress_mode: str = "bar") -> JobResult:
+    """Run (or resume) a video / frame-folder swap on local files, its work folder beside the output."""
+    if not target.exists():
+        raise InputError(f"cannot read {target.name!r}: no such file")
+    if output.exists() and output.is_dir() and output.suffix:
+        raise InputError(f"cannot write {output.name!r}: it is a folder")
+    if not output.resolve().parent.exists():
+        raise InputError(f"cannot write {output.name!r}: its folder does not exist")
+    return run_spec_cli(build_spec(sources, target, output, options, reference), executor_name, progress_mode)

@@ -95,6 +95,8 @@ def test_rayjob_runs_swapface_on_the_same_worker_shape_and_shuts_down() -> None:
     job = _one("kuberay-rayjob.yaml", "RayJob")
     entry = job["spec"]["entrypoint"].split()
     assert entry[:2] == ["swapface", "run"] and entry[entry.index("--executor") + 1] == "ray"
+    for flag in ("--source", "--target", "--output"):  # the bucket directly, no mount needed
+        assert entry[entry.index(flag) + 1].startswith("gs://BUCKET/")
     assert job["spec"]["shutdownAfterJobFinishes"] is True
     cluster = _one("kuberay-raycluster.yaml", "RayCluster")
     ours, theirs = _gpu_group(job["spec"]["rayClusterSpec"]), _gpu_group(cluster["spec"])

@@ -181,9 +181,12 @@ class RayExecutor:
                     if on_segment is not None:
                         on_segment(segment)
         except BaseException:
-            for ref in pending:  # queued chunks are dropped, running ones interrupted; committed ones stay
+            # queued chunks are dropped and running ones stopped by ending their worker process: a plain cancel
+            # raises KeyboardInterrupt inside the task, which can land mid-import (of dlib, say) and leave the
+            # reused worker unable to import it again. Committed segments stay.
+            for ref in pending:
                 try:
-                    ray.cancel(ref)
+                    ray.cancel(ref, force=True)
                 except Exception:  # noqa: BLE001 - it may have finished meanwhile
                     pass
             raise

@@ -242,11 +242,17 @@ class JobStore:
             raise InputError("this Idempotency-Key was already used with a different request", code="idempotency_mismatch")
         return existing, False
 
+    def admit(self, owner: str, max_active: int | None, per_hour: int | None) -> None:
+        """Raise LimitReached when a new job of ``owner`` would pass a limit (an early check; ``create`` checks
+        again where racing requests are serialized)."""
+        with read_only(self.engine) as conn:
+            self._admit(conn, owner, max_active, per_hour, time.time(), lock=False)
+
     def _admit(self, conn: sa.Connection, owner: str, max_active: int | None, per_hour: int | None,
-               now: float) -> None:
+               now: float, *, lock: bool = True) -> None:
         """Raise LimitReached when the owner is at a limit. SQLite transactions hold the write lock from
         their start (BEGIN IMMEDIATE); on PostgreSQL a per-owner advisory lock serializes creators."""
-        if self.is_postgres:
+        if self.is_postgres and lock:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": owner})
         if max_active is not None:
             active = conn.execute(sa.select(sa.func.count()).select_from(jobs)
@@ -293,13 +299,6 @@ class JobStore:
         with read_only(self.engine) as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(jobs)
                                     .where((jobs.c.owner == owner) & jobs.c.status.in_(ACTIVE))).scalar_one())
-
-    def created_since(self, owner: str, since: float) -> list[float]:
-        """Creation times of an owner's jobs since ``since``, oldest first (per-key hourly limit)."""
-        with read_only(self.engine) as conn:
-            rows = conn.execute(sa.select(jobs.c.created_at).where((jobs.c.owner == owner) & (jobs.c.created_at >= since))
-                                .order_by(jobs.c.created_at))
-            return [r[0] for r in rows]
 
     # --- workers ----------------------------------------------------------------------------------
 

@@ -140,17 +140,11 @@ def check_limits(rt: ServiceRuntime, key: ApiKey, content_length: str | None, id
             raise Problem(413, "upload_too_large", f"this API key may upload at most {key.max_upload_mb:g} MB per job")
     if idempotency_key and rt.store.by_idempotency_key(key.id, idempotency_key) is not None:
         return
-    if key.max_concurrent_jobs is not None and rt.store.count_active(key.id) >= key.max_concurrent_jobs:
-        raise Problem(429, "too_many_active_jobs",
-                      f"this API key may have {key.max_concurrent_jobs} queued or running job(s) at once",
-                      {"Retry-After": "30"})
-    if key.jobs_per_hour is not None:
-        now = time.time()
-        recent = rt.store.created_since(key.id, now - 3600)
-        if len(recent) >= key.jobs_per_hour:
-            wait = max(1, int(recent[len(recent) - key.jobs_per_hour] + 3600 - now) + 1)
-            raise Problem(429, "hourly_limit", f"this API key may create {key.jobs_per_hour} job(s) per hour",
-                          {"Retry-After": str(wait)})
+    if key.max_concurrent_jobs is not None or key.jobs_per_hour is not None:
+        try:
+            rt.store.admit(key.id, key.max_concurrent_jobs, key.jobs_per_hour)
+        except LimitReached as reached:
+            raise limit_problem(key, reached) from None
 
 
 def limit_problem(key: ApiKey, reached: LimitReached) -> Problem:

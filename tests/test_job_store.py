@@ -18,7 +18,7 @@ from swapface.jobs.store import JobStore, NewJob, make_engine
 def store(request, tmp_path) -> Iterator[JobStore]:
     url = f"sqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     engine = make_engine(url)
-    yield JobStore(engine, max_attempts=3, retry_backoff_s=0.3)
+    yield JobStore(engine, max_attempts=3, retry_backoff_s=1.0)
     engine.dispose()
 
 

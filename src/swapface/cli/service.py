@@ -58,7 +58,6 @@ def worker(
     configure_logging()
     runtime = _runtime(executor)
     job_worker = runtime.new_worker()
-    runtime._workers.append(job_worker)
 
     def stop(*_: object) -> None:
         job_worker.stop()

@@ -274,23 +274,16 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
                                               webhook_url=parsed.webhook_url, webhook_secret=secret, job_id=job_id),
                                        max_active=key.max_concurrent_jobs, per_hour=key.jobs_per_hour)
     except LimitReached as reached:  # a concurrent request took the last slot since check_limits
-        purge_media(rt, job_id, reason="rejected")
+        rt.purge_media(job_id, reason="rejected")
         raise limit_problem(key, reached) from None
     except BaseException:
-        purge_media(rt, job_id, reason="rejected")
+        rt.purge_media(job_id, reason="rejected")
         raise
     if not created:  # a concurrent request with the same key won: drop what this one stored
-        purge_media(rt, job_id, reason="rejected")
+        rt.purge_media(job_id, reason="rejected")
         generated = None
     log.info("job created", extra={"job_id": job.id, "kind": job.kind})
     return job, created, generated
-
-
-def purge_media(rt: ServiceRuntime, job_id: str, reason: str = "deleted") -> int:
-    """Delete a job's media and data key now, recorded in the retention audit."""
-    from swapface.jobs.retention import Retention
-
-    return Retention(rt.settings, rt.store.engine).purge_job(job_id, reason=reason)
 
 
 def _cursor(job: JobRecord) -> str:
@@ -371,19 +364,19 @@ def _install_pubsub(app: FastAPI, rt: ServiceRuntime) -> None:
         log.warning("Pub/Sub rules are set but SWAPFACE_PUBSUB_AUDIENCE is not: pushes are not authenticated, so "
                     "anyone who can reach /v1/events/pubsub can start jobs the rules allow")
     def create_from_event(req: PubSubJobRequest) -> str:
+        from swapface.media.video import is_video_path
+
         options = intake.validate_options(req.options)
-        name = req.target.rsplit("/", 1)[-1].lower()
-        is_video = (req.content_type or "").startswith("video/") or name.rsplit(".", 1)[-1] in {
-            "mp4", "mov", "mkv", "webm", "avi", "m4v"}
+        kind = "video" if (req.content_type or "").startswith("video/") or is_video_path(req.target) else "image"
         job_id = new_job_id()
-        root = rt.settings.resolved_storage_url().rstrip("/")
-        ext = "mp4" if is_video else (name.rsplit(".", 1)[-1] if name.endswith((".jpg", ".png", ".webp")) else "png")
-        spec = {"sources": list(req.sources), "target": req.target, "reference_face": None,
-                "output": req.output or f"{root}/{job_id}/outputs/result.{ext}",
-                "work_dir": f"{root}/{job_id}/work", "options": options.model_dump(mode="json", exclude_defaults=True)}
-        job, _ = rt.store.create(NewJob(owner=str(req.rule.get("owner") or "pubsub"), kind="video" if is_video else "image",
-                                        spec=spec, idempotency_key=req.idempotency_key,
-                                        request_hash=req.idempotency_key, job_id=job_id))
+        locations = intake.job_locations(job_id, kind, req.target.rsplit(".", 1)[-1].lower(), rt.settings)
+        if req.output:
+            locations["output"] = req.output
+        spec = {"sources": list(req.sources), "target": req.target, "reference_face": None, **locations,
+                "options": options.model_dump(mode="json", exclude_defaults=True)}
+        job, _ = rt.store.create(NewJob(owner=str(req.rule.get("owner") or "pubsub"), kind=kind, spec=spec,
+                                        idempotency_key=req.idempotency_key, request_hash=req.idempotency_key,
+                                        job_id=job_id))
         return job.id
 
     from swapface.jobs.db import create_tables
@@ -481,7 +474,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
             if cancelled is not None and cancelled.status == "cancelled":  # a queued job ends here: its webhook
                 rt.on_finished(cancelled)
         rt.store.mark_purged(job_id)
-        purge_media(rt, job_id)
+        rt.purge_media(job_id)
         return Response(status_code=204)
 
     @app.get("/v1/jobs/{job_id}/result", tags=["jobs"])

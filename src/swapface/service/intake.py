@@ -239,8 +239,7 @@ def request_hash(inputs: list[CheckedInput], options: SwapOptions, webhook_url: 
 
 def store_inputs(job_id: str, inputs: list[CheckedInput], options: SwapOptions, settings: Settings) -> dict[str, Any]:
     """Store the inputs under the job's folder; returns the job's engine spec (all locations in storage)."""
-    root = settings.resolved_storage_url().rstrip("/")
-    base = f"{root}/{job_id}"
+    base = f"{settings.resolved_storage_url().rstrip('/')}/{job_id}"
     sources, target, reference, kind, target_ext = [], "", None, "image", "png"
     for index, item in enumerate(inputs):
         name = {"source": f"source-{index}", "target": "target", "reference_face": "reference"}[item.role]
@@ -252,10 +251,17 @@ def store_inputs(job_id: str, inputs: list[CheckedInput], options: SwapOptions, 
             target, kind, target_ext = uri, item.kind, item.ext
         else:
             reference = uri
-    out_ext = "mp4" if kind == "video" else (target_ext if target_ext in ("jpg", "png", "webp") else "png")
     return {"sources": sources, "target": target, "reference_face": reference, "kind": kind,
-            "output": f"{base}/outputs/result.{out_ext}", "work_dir": f"{base}/work",
+            **job_locations(job_id, kind, target_ext, settings),
             "options": options.model_dump(mode="json", exclude_defaults=True)}
+
+
+def job_locations(job_id: str, kind: str, target_ext: str, settings: Settings) -> dict[str, str]:
+    """Where a job's result and work folder go in storage: MP4 for videos, the target's format for JPEG, PNG
+    and WebP images, PNG for other images."""
+    base = f"{settings.resolved_storage_url().rstrip('/')}/{job_id}"
+    out_ext = "mp4" if kind == "video" else (target_ext if target_ext in ("jpg", "png", "webp") else "png")
+    return {"output": f"{base}/outputs/result.{out_ext}", "work_dir": f"{base}/work"}
 
 
 def allowed_fields() -> set[str]:

@@ -48,13 +48,17 @@ class ServiceRuntime:
     def on_finished(self, job: JobRecord) -> None:
         """A job ended: purge it if it was deleted meanwhile, and send its webhook in the background."""
         if job.purged_at is not None:
-            from swapface.jobs.retention import Retention
-
-            Retention(self.settings, self.store.engine).purge_job(job.id, reason="deleted")
+            self.purge_media(job.id)
         if job.webhook_url:
             if self._webhooks is None:
                 self._webhooks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
             self._webhooks.submit(self._send_webhook, job)
+
+    def purge_media(self, job_id: str, reason: str = "deleted") -> int:
+        """Delete a job's media and data key now, recorded in the retention audit; returns the object count."""
+        from swapface.jobs.retention import Retention
+
+        return Retention(self.settings, self.store.engine).purge_job(job_id, reason=reason)
 
     def _send_webhook(self, job: JobRecord) -> None:
         from swapface.service.webhooks import notify_job_finished
@@ -66,16 +70,17 @@ class ServiceRuntime:
             log.warning("webhook delivery failed", extra={"job_id": job.id, "error": type(exc).__name__})
 
     def new_worker(self) -> Worker:
-        """A worker bound to this runtime's store, executor kind and finished-job handling."""
+        """A worker bound to this runtime's store, executor kind and finished-job handling; :meth:`stop` ends it."""
         from swapface.executors import get_executor
 
-        return Worker(self.store, get_executor(self.executor_name), self.worker_config(), on_finished=self.on_finished)
+        worker = Worker(self.store, get_executor(self.executor_name), self.worker_config(), on_finished=self.on_finished)
+        self._workers.append(worker)
+        return worker
 
     def start_workers(self, count: int) -> None:
         """Run ``count`` workers in threads (their chunks run in executor processes)."""
         for index in range(count):
             worker = self.new_worker()
-            self._workers.append(worker)
             thread = threading.Thread(target=worker.run_forever, name=f"worker-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)

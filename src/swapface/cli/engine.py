@@ -64,11 +64,12 @@ def run(
     opts = parse_options(collect_options(options))
     if not opts.mark_output and not quiet:
         typer.secho("note: --no-mark leaves the output unmarked; for local, non-distributed use only", err=True)
-    from swapface.jobs.local_run import build_uri_spec, is_remote, run_spec_cli, run_video_cli
+    from swapface.jobs.local_run import build_uri_spec, run_spec_cli, run_video_cli
+    from swapface.storage import is_local
 
     mode = "quiet" if quiet else progress
     locations = [*source, target, output] + ([reference_face] if reference_face else [])
-    if any(is_remote(loc) for loc in locations):  # object storage: the whole job runs on URIs
+    if not all(is_local(loc) for loc in locations):  # object storage: the whole job runs on URIs
         run_spec_cli(build_uri_spec(source, target, output, opts, reference_face), executor, mode)
         return
     sources, target_path, output_path = [Path(s) for s in source], Path(target), Path(output)

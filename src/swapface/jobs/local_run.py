@@ -54,11 +54,6 @@ def build_spec(sources: Sequence[Path], target: Path, output: Path, options: Swa
     )
 
 
-def is_remote(location: str) -> bool:
-    """Whether a command-line location is an object-store URI (gs://, s3://, ...) rather than a local path."""
-    return "://" in location and not location.startswith("file://")
-
-
 def build_uri_spec(sources: Sequence[str], target: str, output: str, options: SwapOptions,
                    reference: str | None) -> JobSpec:
     """A job on object-store URIs: deterministic id, work folder beside the output in the same store."""

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 SHARED_SCOPE = "_shared"
 
 
-def _is_local(uri: str) -> bool:
+def is_local(uri: str) -> bool:
+    """Whether a location is on this machine's file system (a path or a file:// URI), not in an object store."""
     return "://" not in uri or uri.startswith("file://")
 
 
@@ -51,7 +52,7 @@ def _settings(settings: Settings | None) -> Settings:
 
 def canonical(uri: str) -> str:
     """One spelling per location: ``file://`` + absolute path for local ones, no trailing slash otherwise."""
-    if _is_local(uri):
+    if is_local(uri):
         return "file://" + os.path.abspath(_local_path(uri))
     return uri.rstrip("/")
 
@@ -88,7 +89,7 @@ def _sealed(uri: str, job_id: str | None, settings: Settings | None) -> _Sealed 
 
 
 def _open(uri: str, mode: str) -> Any:
-    return open(_local_path(uri), mode) if _is_local(uri) else fsspec.open(uri, mode).open()
+    return open(_local_path(uri), mode) if is_local(uri) else fsspec.open(uri, mode).open()
 
 
 def _decrypt_to(uri: str, sealed: _Sealed, job_id: str | None, dst_path: Path) -> None:
@@ -118,7 +119,7 @@ def fetch(uri: str, *, job_id: str | None = None, suffix: str = "", settings: Se
             _decrypt_to(uri, sealed, job_id, local)
             yield local
         return
-    if _is_local(uri):
+    if is_local(uri):
         yield _local_path(uri)
         return
     with tempfile.TemporaryDirectory(prefix="swapface-") as tmp:
@@ -133,7 +134,7 @@ def publish(local: Path, uri: str, *, job_id: str | None = None, settings: Setti
     sealed = _sealed(uri, job_id, settings)
     if sealed is not None:
         data_key = sealed.keys.data_key(sealed.scope, create=True)
-        if _is_local(uri):
+        if is_local(uri):
             dest = _local_path(uri)
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
@@ -147,7 +148,7 @@ def publish(local: Path, uri: str, *, job_id: str | None = None, settings: Setti
             with open(local, "rb") as src, fsspec.open(uri, "wb") as dst:  # object stores commit on close
                 encrypt_stream(src, dst, data_key, sealed.scope, sealed.name)
         return
-    if _is_local(uri):
+    if is_local(uri):
         dest = _local_path(uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if local.resolve() == dest.resolve():
@@ -162,7 +163,7 @@ def publish(local: Path, uri: str, *, job_id: str | None = None, settings: Setti
 
 def exists(uri: str) -> bool:
     """Whether an object is stored at ``uri``."""
-    if _is_local(uri):
+    if is_local(uri):
         return _local_path(uri).exists()
     fs, path = fsspec.core.url_to_fs(uri)
     return bool(fs.exists(path))
@@ -170,7 +171,7 @@ def exists(uri: str) -> bool:
 
 def remove(uri: str, *, recursive: bool = False) -> None:
     """Delete the object (or, with ``recursive``, everything under the prefix); missing is fine."""
-    if _is_local(uri):
+    if is_local(uri):
         p = _local_path(uri)
         if p.is_dir() and recursive:
             shutil.rmtree(p, ignore_errors=True)

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from swapface.errors import InputError
-from swapface.jobs.db import create_tables
+from swapface.jobs.db import create_tables, read_only
 
 KEY_PREFIX = "swf_"
 LOCAL_OWNER = "local"
@@ -92,7 +92,7 @@ class ApiKeys:
         return ApiKey.from_row(_Row(row)), key
 
     def list(self) -> list[ApiKey]:
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             return [ApiKey.from_row(r) for r in conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at))]
 
     def revoke(self, key_id_or_name: str) -> int:
@@ -103,25 +103,25 @@ class ApiKeys:
                 & api_keys.c.revoked_at.is_(None)).values(revoked_at=time.time())).rowcount
 
     def any_active(self) -> bool:
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             return conn.execute(sa.select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)).first() is not None
 
     def any_created(self) -> bool:
         """Whether a key was ever created (revoked ones count): keyless access ends with the first key."""
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             return conn.execute(sa.select(api_keys.c.id).limit(1)).first() is not None
 
     def authenticate(self, key: str) -> ApiKey | None:
         """The active key matching ``key``; None for unknown or revoked keys."""
         digest = _hash(key)
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest)).first()
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
             return None
         return ApiKey.from_row(row)
 
     def name_of(self, key_id: str) -> str | None:
-        with self.engine.begin() as conn:
+        with read_only(self.engine) as conn:
             return conn.execute(sa.select(api_keys.c.name).where(api_keys.c.id == key_id)).scalar()
 
 

@@ -192,6 +192,12 @@ class Lease:
     cancel_requested: bool
 
 
+def _ended(status: str, now: float, error_code: str | None, error_message: str | None) -> dict[str, Any]:
+    """The column values of a job reaching a final state: its lease released, its error recorded."""
+    return {"status": status, "finished_at": now, "updated_at": now, "lease_owner": None, "lease_expires_at": None,
+            "error_code": error_code, "error_message": error_message}
+
+
 class JobStore:
     """Jobs, their leases and their failures on one database."""
 
@@ -332,10 +338,9 @@ class JobStore:
                                          retried=not job.cancel_requested and job.attempts < job.max_attempts, now=now)
                     if job.cancel_requested or job.attempts >= job.max_attempts:
                         status = "cancelled" if job.cancel_requested else "failed"
-                        conn.execute(jobs.update().where(jobs.c.id == job.id).values(
-                            status=status, finished_at=now, updated_at=now, lease_owner=None, lease_expires_at=None,
-                            error_code=None if status == "cancelled" else "worker_lost",
-                            error_message=None if status == "cancelled" else "the job's worker stopped too many times"))
+                        conn.execute(jobs.update().where(jobs.c.id == job.id).values(**_ended(
+                            status, now, None if status == "cancelled" else "worker_lost",
+                            None if status == "cancelled" else "the job's worker stopped too many times")))
                         continue
                 taken = conn.execute(jobs.update().where((jobs.c.id == job.id) & (jobs.c.status == job.status)
                                                          & (jobs.c.updated_at == job.updated_at)).values(
@@ -364,8 +369,7 @@ class JobStore:
         with self.engine.begin() as conn:
             return bool(conn.execute(jobs.update().where(
                 (jobs.c.id == job_id) & (jobs.c.lease_owner == worker_id) & (jobs.c.status == "running")).values(
-                status=status, finished_at=now, updated_at=now, lease_owner=None, lease_expires_at=None,
-                error_code=error_code, error_message=error_message, **values)).rowcount)
+                **_ended(status, now, error_code, error_message), **values)).rowcount)
 
     def add_usage(self, job_id: str, *, compute_seconds: float, gpu_seconds: float) -> None:
         """Add one attempt's compute to the job's metered usage (failed attempts cost too)."""
@@ -391,9 +395,7 @@ class JobStore:
                     error_code=code, error_message=message))
                 return "queued"
             status = "cancelled" if job.cancel_requested else "failed"
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(
-                status=status, finished_at=now, updated_at=now, lease_owner=None, lease_expires_at=None,
-                error_code=code, error_message=message))
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**_ended(status, now, code, message)))
             return status
 
     @staticmethod

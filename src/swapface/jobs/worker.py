@@ -24,7 +24,7 @@ from swapface.errors import InputError, SwapfaceError
 from swapface.executors.base import Executor
 from swapface.jobs.runner import Progress, run_job
 from swapface.jobs.spec import JobSpec
-from swapface.jobs.store import JobRecord, JobStore
+from swapface.jobs.store import TERMINAL, JobRecord, JobStore
 from swapface.options import SwapOptions
 
 log = logging.getLogger("swapface.worker")
@@ -137,7 +137,7 @@ class Worker:
 
         heartbeat.beat()
         heartbeat.start()
-        state, error = "lost", None
+        state, error, values = "lost", None, {}
         try:
             if heartbeat.cancelled.is_set():
                 state = "cancelled"
@@ -165,8 +165,8 @@ class Worker:
         seconds = time.monotonic() - started
         gpu = seconds if GPU_PROVIDERS & set(job.spec.get("options", {}).get("execution_providers", ())) else 0.0
         self.store.add_usage(job.id, compute_seconds=seconds, gpu_seconds=gpu)
-        final = self._settle(job, state, error, values if state == "succeeded" else {})
-        if final in ("succeeded", "failed", "cancelled"):
+        final = self._settle(job, state, error, values)
+        if final in TERMINAL:
             self._cleanup(job)
             record = self.store.get(job.id)
             if record is not None and self.on_finished is not None:

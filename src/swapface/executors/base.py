@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -22,3 +23,16 @@ class Executor(Protocol):
     def run(self, spec: JobSpec, chunks: Sequence[Chunk], on_segment: SegmentCallback | None = None) -> list[Segment]: ...
 
     def close(self) -> None: ...
+
+
+def throttled(report: Callable[[int], None], every_s: float) -> Callable[[int], None]:
+    """``report`` called at most every ``every_s`` seconds (for per-frame progress from a chunk worker)."""
+    last = [float("-inf")]
+
+    def tell(done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            report(done)
+
+    return tell

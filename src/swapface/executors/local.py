@@ -10,12 +10,11 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from swapface.errors import JobError, SwapfaceError
-from swapface.executors.base import SegmentCallback
+from swapface.executors.base import SegmentCallback, throttled
 from swapface.jobs.chunk import process_chunk
 from swapface.jobs.spec import Chunk, JobSpec, Segment
 
@@ -43,14 +42,9 @@ def _init_worker(progress: multiprocessing.Queue) -> None:
 
 def _run_chunk(spec: JobSpec, chunk: Chunk) -> Segment:
     """Worker side: process one chunk, sending throttled frame counts to the parent."""
-    last = [0.0]
-
-    def tell(done: int) -> None:
-        now = time.monotonic()
-        if _progress_queue is not None and now - last[0] >= REPORT_EVERY_S:
-            last[0] = now
-            _progress_queue.put((chunk.index, done))
-
+    tell = None
+    if _progress_queue is not None:
+        tell = throttled(lambda done, queue=_progress_queue: queue.put((chunk.index, done)), REPORT_EVERY_S)
     segment = process_chunk(spec, chunk, on_frame=tell)
     if _progress_queue is not None:
         _progress_queue.put((chunk.index, segment.frames))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ import ray
 import ray.exceptions
 
 from swapface.errors import InputError, JobError, SwapfaceError
-from swapface.executors.base import SegmentCallback
+from swapface.executors.base import SegmentCallback, throttled
 from swapface.jobs.chunk import process_chunk
 from swapface.jobs.spec import Chunk, JobSpec, Segment
 
@@ -62,16 +61,11 @@ class _ProgressBoard:
 @ray.remote(max_calls=0)
 def _chunk_task(spec: JobSpec, chunk: Chunk, board: Any | None) -> Segment | _Refused:
     """Worker side: process one chunk, telling ``board`` its frame count at most every REPORT_EVERY_S."""
-    last = [0.0]
-
-    def tell(done: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= REPORT_EVERY_S:
-            last[0] = now
-            board.report.remote(chunk.index, done)
-
+    tell = None
+    if board is not None:
+        tell = throttled(lambda done: board.report.remote(chunk.index, done), REPORT_EVERY_S)
     try:
-        return process_chunk(spec, chunk, on_frame=tell if board is not None else None)
+        return process_chunk(spec, chunk, on_frame=tell)
     except SwapfaceError as exc:
         return _Refused(exc)
 

@@ -15,6 +15,10 @@ class Face:
     nose tip, image-left mouth corner, image-right mouth corner (float32, shape 5×2).
     ``landmarks`` is the dense 468-point mesh (float32, 468×2) when a landmarker ran.
     ``embedding`` is an L2-normalised identity vector when an embedder ran.
+    ``depth`` is the mesh's per-landmark depth (float32, 468), in frame pixels, larger = farther from the
+    camera, zero-mean per face; with ``landmarks`` it makes the 3D mesh the renderer needs.
+    ``detector_keypoints`` are the five points the detector itself gave (template order), kept when a
+    landmarker replaces ``keypoints`` with its own: neural models were trained on detector-aligned crops.
     """
 
     box: np.ndarray
@@ -23,6 +27,8 @@ class Face:
     landmarks: np.ndarray | None = None
     embedding: np.ndarray | None = None
     track_id: int | None = None
+    depth: np.ndarray | None = None
+    detector_keypoints: np.ndarray | None = None
 
     @property
     def width(self) -> float:
@@ -44,6 +50,17 @@ class Face:
     def interocular(self) -> float:
         """Distance between the eye centres, the natural unit for landmark errors."""
         return float(np.linalg.norm(self.keypoints[1] - self.keypoints[0]))
+
+    def __repr__(self) -> str:
+        box = ", ".join(f"{v:.0f}" for v in self.box)
+        parts = [f"box=[{box}]", f"score={self.score:.2f}"]
+        if self.landmarks is not None:
+            parts.append(f"landmarks={len(self.landmarks)}")
+        if self.embedding is not None:
+            parts.append(f"embedding={len(self.embedding)}")
+        if self.track_id is not None:
+            parts.append(f"track_id={self.track_id}")
+        return f"Face({', '.join(parts)})"
 
     def with_(self, **changes: object) -> "Face":
         """A copy with some fields changed (faces are immutable)."""

@@ -228,9 +228,13 @@ class MeshLandmarker:
             if score < self.presence:
                 continue
             mesh = apply_affine(invert_affine(m), pts[:, :2].astype(np.float32))
+            scale = float(np.sqrt(abs(np.linalg.det(m[:, :2])))) or 1.0  # crop pixels per frame pixel
+            depth = (pts[:, 2] - pts[:, 2].mean()).astype(np.float32) / scale
             keypoints = keypoints_from_mesh(mesh)
             lo, hi = mesh.min(0), mesh.max(0)
-            out.append(face.with_(landmarks=mesh, keypoints=keypoints, box=np.concatenate([lo, hi]).astype(np.float32)))
+            detector_points = face.detector_keypoints if face.detector_keypoints is not None else face.keypoints
+            out.append(face.with_(landmarks=mesh, keypoints=keypoints, box=np.concatenate([lo, hi]).astype(np.float32),
+                                  depth=depth, detector_keypoints=detector_points))
         return out
 
 

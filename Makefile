@@ -1,4 +1,4 @@
-# Quick start: `make demo` (sets up .venv, runs the demo) and `make test` (installs test extras, runs every test).
+# Quick start: `make demo` (sets up .venv, runs the demo) and `make test` (installs test extras, then ruff, mypy and every test).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -31,6 +31,8 @@ demo: install
 	$(BIN)/swapface demo
 
 test: install-test browser
+	$(BIN)/ruff check src
+	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q
 
 bench: install-test

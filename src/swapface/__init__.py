@@ -18,10 +18,10 @@ __all__ = [
     "ModelError",
     "Pipeline",
     "SwapfaceError",
+    "__version__",
     "compare_faces",
     "detect_faces",
     "swap_image",
-    "__version__",
 ]
 
 _API = {"swap_image", "detect_faces", "compare_faces"}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SwapfaceError(Exception):
     """Base of every error swapface raises on purpose; its message is fit for a user."""
 
     code: str = "internal"
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> Any:
         """Keep the code when the error crosses a process boundary (executor workers, Ray tasks)."""
         if type(self).__init__ is SwapfaceError.__init__:
             return super().__reduce__()

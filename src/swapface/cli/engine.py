@@ -25,10 +25,10 @@ def swap_image_file(
     sources: list[Path], target: Path, output: Path, options: SwapOptions, reference: Path | None, quiet: bool
 ) -> None:
     """Swap an image file into an output file, marking it as synthetic unless told not to."""
+    from swapface.config import load_settings
     from swapface.media.image import read_image, write_image
     from swapface.pipeline import Pipeline
     from swapface.provenance import finalize_output
-    from swapface.config import load_settings
 
     limit = load_settings().max_image_pixels
     started = time.perf_counter()

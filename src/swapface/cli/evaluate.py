@@ -43,7 +43,7 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,  # noqa: ANN001
+def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
                    every: int = 1) -> tuple[EvalSummary, list[FrameMetrics]]:
     """Compare an output with its input and the source photo, frame by frame (faces analysed every ``every`` frames)."""
     from swapface.faces.analyser import FaceAnalyser

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 from swapface.errors import InputError
 from swapface.jobs.runner import Progress
@@ -25,8 +25,8 @@ class ProgressReporter:
         self.every_s = every_s
         self._last = 0.0
         self._stage = ""
-        self._bar = None
-        self._task = None
+        self._bar: Any = None  # a rich Progress, created with the first update
+        self._task: Any = None
 
     def __enter__(self) -> "ProgressReporter":
         return self
@@ -35,7 +35,8 @@ class ProgressReporter:
         """The bar appears with the first update, so an input error is not preceded by an empty bar."""
         if self._bar is None:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
 
             self._bar = Bar(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -13,7 +13,7 @@ import typer
 from swapface.errors import InputError
 
 
-def _runtime(executor: str = "local"):  # noqa: ANN202
+def _runtime(executor: str = "local"):
     from swapface.service.runtime import ServiceRuntime
 
     return ServiceRuntime.from_settings(executor_name=executor)

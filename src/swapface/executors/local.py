@@ -7,6 +7,7 @@ Workers die with their parent (Linux), so a killed run leaves no orphan still wo
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import queue
 import threading
@@ -44,7 +45,12 @@ def _run_chunk(spec: JobSpec, chunk: Chunk) -> Segment:
     """Worker side: process one chunk, sending throttled frame counts to the parent."""
     tell = None
     if _progress_queue is not None:
-        tell = throttled(lambda done, queue=_progress_queue: queue.put((chunk.index, done)), REPORT_EVERY_S)
+        parent = _progress_queue
+
+        def put(done: int) -> None:
+            parent.put((chunk.index, done))
+
+        tell = throttled(put, REPORT_EVERY_S)
     segment = process_chunk(spec, chunk, on_frame=tell)
     if _progress_queue is not None:
         _progress_queue.put((chunk.index, segment.frames))
@@ -120,7 +126,7 @@ class LocalExecutor:
             if on_frames is not None and not errors:
                 try:
                     on_frames(index, done)
-                except BaseException as exc:  # noqa: BLE001 - re-raised by run()
+                except BaseException as exc:
                     errors.append(exc)
 
     @staticmethod
@@ -136,7 +142,7 @@ class LocalExecutor:
                     on_frames: FramesCallback | None) -> list[Segment]:
         out = []
         for chunk in chunks:
-            segment = process_chunk(spec, chunk, on_frame=(lambda n, i=chunk.index: on_frames(i, n)) if on_frames else None)
+            segment = process_chunk(spec, chunk, on_frame=functools.partial(on_frames, chunk.index) if on_frames else None)
             out.append(segment)
             if on_segment is not None:
                 on_segment(segment)

@@ -75,7 +75,7 @@ class _LiveProgress:
 
     def __init__(self, on_frames: FramesCallback) -> None:
         self.on_frames = on_frames
-        self.board = _ProgressBoard.remote()
+        self.board = _ProgressBoard.remote()  # type: ignore[attr-defined]  # added by @ray.remote
         self._asked: Any | None = self.board.take.remote()
 
     def pump(self, finished: set[int]) -> None:
@@ -181,7 +181,7 @@ class RayExecutor:
             for ref in pending:
                 try:
                     ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001 - it may have finished meanwhile
+                except Exception:
                     pass
             raise
         finally:

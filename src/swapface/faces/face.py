@@ -64,7 +64,7 @@ class Face:
 
     def with_(self, **changes: object) -> "Face":
         """A copy with some fields changed (faces are immutable)."""
-        return replace(self, **changes)
+        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def identity_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -54,7 +54,7 @@ def decode_insightface(outputs: list[np.ndarray], size: int, threshold: float) -
     for i, stride in enumerate(STRIDES):
         s = outputs[i].reshape(-1)
         d = outputs[i + 3].reshape(-1, 4) * stride
-        k = outputs[i + 6].reshape(-1, 10) * stride
+        k: np.ndarray = outputs[i + 6].reshape(-1, 10) * stride
         centres = anchor_centres(size, stride, len(s) // (size // stride) ** 2)
         keep = s >= threshold
         c = centres[keep]

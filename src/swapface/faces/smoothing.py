@@ -35,6 +35,7 @@ class OneEuroFilter:
         if self._x is None or self._x.shape != x.shape:
             self._x, self._dx = x.copy(), np.zeros_like(x)
             return x.copy()
+        assert self._dx is not None  # set together with self._x
         dx = (x - self._x) / self.dt
         a_d = self._alpha(self.d_cutoff)
         self._dx = a_d * dx + (1 - a_d) * self._dx

@@ -42,7 +42,7 @@ def match_lab(image: np.ndarray, mask: np.ndarray, target_stats: np.ndarray, str
 def feather(mask: np.ndarray, size: float, blur: float, padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
     """A soft float32 mask from a hard one: shrunk by ``padding`` percent per side (top, right, bottom, left)
     and an inset proportional to ``blur``, then Gaussian-feathered; ``size`` is the face's size in pixels."""
-    hard = mask.astype(np.uint8)
+    hard: np.ndarray = mask.astype(np.uint8)
     if any(padding):
         ys, xs = np.nonzero(hard)
         if len(xs):

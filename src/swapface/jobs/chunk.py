@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def write_frame_image(frame: np.ndarray, path: Path, quality: int) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str, video: bool, fps: float):  # noqa: ANN202
+def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str, video: bool, fps: float):
     """A pipeline for these inputs and options, built once per process (models load lazily, once)."""
     from swapface.faces.analyser import FaceAnalyser
     from swapface.pipeline import Pipeline
@@ -76,7 +77,7 @@ def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str
     return Pipeline(images, options, reference=ref, analyser=analyser, video=video)
 
 
-def pipeline_for(spec: JobSpec, *, video: bool, fps: float = 30.0):  # noqa: ANN201
+def pipeline_for(spec: JobSpec, *, video: bool, fps: float = 30.0):
     """The (cached) pipeline for a job, reset for a new clip."""
     pipe = _pipeline(tuple(spec.sources), spec.reference_face, spec.options.model_dump_json(), video, round(fps, 3))
     pipe.reset()
@@ -126,7 +127,7 @@ class _Stage(threading.Thread):
     def run(self) -> None:
         try:
             self._work()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        except BaseException as exc:
             self.error = exc
             self._halt.set()
 
@@ -141,7 +142,7 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
-def _drain(q: queue.Queue, stop: threading.Event) -> Iterator[object]:
+def _drain(q: queue.Queue, stop: threading.Event) -> Iterator[Any]:
     while True:
         try:
             item = q.get(timeout=0.2)
@@ -168,7 +169,7 @@ def _opencv_threads(count: int) -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
-def _preroll(pipe, target: Path, info, chunk: Chunk) -> None:  # noqa: ANN001
+def _preroll(pipe, target: Path, info, chunk: Chunk) -> None:
     """Run the pipeline over the frames just before the chunk (output dropped), so tracks, landmark smoothing
     and the processors' colour smoothing are settled and a chunk boundary looks like any other frame."""
     from swapface.media.video import DecodeReport, decode_frames
@@ -206,7 +207,7 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
 
     def render() -> None:  # the processors, one frame behind the analysis (they share no state with it)
         try:
-            for pts, event in _drain(analysed, stop):  # type: ignore[misc]
+            for pts, event in _drain(analysed, stop):
                 if not _put(processed, (pts, pipe.render_frame(event)), stop):
                     return
         finally:
@@ -217,7 +218,7 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
         opts = spec.options
         with SegmentWriter(local, info, encoder=encoder, quality=opts.output_video_quality,
                            preset=opts.output_video_preset) as writer:
-            for pts, rgb in _drain(processed, stop):  # type: ignore[misc]
+            for pts, rgb in _drain(processed, stop):
                 writer.write(rgb, pts)
                 written = writer.frames
                 if on_frame:
@@ -225,11 +226,11 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
             if stop.is_set():
                 raise InputError("stopped")
 
-    stages = decoder, renderer, encoder_thread = _Stage(decode, stop), _Stage(render, stop), _Stage(encode, stop)
+    stages = _decoder, renderer, encoder_thread = _Stage(decode, stop), _Stage(render, stop), _Stage(encode, stop)
     for stage in stages:
         stage.start()
     try:
-        for pts, rgb in _drain(decoded, stop):  # type: ignore[misc]
+        for pts, rgb in _drain(decoded, stop):
             if renderer.error is not None or encoder_thread.error is not None:
                 break
             _put(analysed, (pts, pipe.analyse_frame(rgb)), stop)

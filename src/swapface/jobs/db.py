@@ -9,7 +9,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-
 READ_ONLY = "swapface_read_only"
 
 

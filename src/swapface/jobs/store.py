@@ -9,6 +9,7 @@ stored as epoch seconds (floats), which compare the same way on every database.
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -450,7 +451,7 @@ class JobStore:
             row["retried"] = bool(row["retried"])
             yield row
 
-    def failure_summary(self, since: float, until: float | None = None) -> list[dict[str, Any]]:
+    def failure_summary(self, since: float, until: float | None = None) -> builtins.list[dict[str, Any]]:
         """Failure modes by code in a window: count, jobs affected, retried, last seen, an example message."""
         summary: dict[str, dict[str, Any]] = {}
         for row in self.failure_rows(since, until):
@@ -478,7 +479,7 @@ class JobStore:
         with read_only(self.engine) as conn:
             hist = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(latency), 0.0), *bucket_cols)
                                 .where(finished)).one()
-            by_code = dict(conn.execute(sa.select(failures.c.code, sa.func.count()).group_by(failures.c.code)).all())
+            by_code: dict[str, int] = dict(conn.execute(sa.select(failures.c.code, sa.func.count()).group_by(failures.c.code)).all())
             retries = conn.execute(sa.select(sa.func.count()).select_from(failures).where(failures.c.retried)).scalar_one()
             frames, compute = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(jobs.c.frames), 0),
                                                      sa.func.coalesce(sa.func.sum(jobs.c.compute_seconds), 0.0))

@@ -137,7 +137,8 @@ class Worker:
 
         heartbeat.beat()
         heartbeat.start()
-        state, error, values = "lost", None, {}
+        error: BaseException | None = None
+        state, values = "lost", {}
         try:
             if heartbeat.cancelled.is_set():
                 state = "cancelled"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -34,8 +35,8 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
                         f"{p.name!r} has {img.width}x{img.height} pixels, over the limit of {max_pixels:,} "
                         "(SWAPFACE_MAX_IMAGE_PIXELS)"
                     )
-                img = ImageOps.exif_transpose(img)
-                return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+                upright = ImageOps.exif_transpose(img)
+                return np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -58,7 +59,7 @@ def write_image(frame: np.ndarray, path: str | Path, *, quality: int = 90) -> Pa
     if not p.parent.exists():
         raise InputError(f"cannot write {p.name!r}: its folder does not exist")
     tmp = p.with_name(f".{p.stem}.part{os.getpid()}{suffix}")
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if suffix in {".jpg", ".jpeg", ".webp"}:
         kwargs["quality"] = int(quality)
     try:

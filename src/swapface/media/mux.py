@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -37,14 +38,14 @@ class MuxReport:
     audio_reencoded: int = 0
 
 
-def _segment_packets(paths: Sequence[Path], out_stream: av.stream.Stream, in_tb: Fraction,
+def _segment_packets(paths: Sequence[Path], out_stream: Any, in_tb: Fraction,
                      shift: int) -> Iterator[tuple[float, int, av.Packet]]:
     """Video packets of every segment in order, timestamps (input ticks) moved back to the original's minus ``shift``."""
     order = 0
     last_dts: int | None = None
     for path in paths:
         with av.open(str(path)) as seg:
-            stream = seg.streams.video[0]
+            stream: Any = seg.streams.video[0]
             first = int(seg.metadata.get(FIRST_PTS_TAG, "0"))
             tb = Fraction(stream.time_base)
             lowest = min((p.pts for p in seg.demux(stream) if p.pts is not None), default=0)
@@ -65,12 +66,12 @@ def _segment_packets(paths: Sequence[Path], out_stream: av.stream.Stream, in_tb:
                 yield float(dts * out_tb), order, packet
 
 
-def _audio_packets(source: Path, index: int, out_stream: av.stream.Stream, t0: float, t1: float | None,
-                   encoder: av.CodecContext | None, resampler: av.AudioResampler | None) -> Iterator[tuple[float, int, av.Packet]]:
+def _audio_packets(source: Path, index: int, out_stream: Any, t0: float, t1: float | None,
+                   encoder: Any, resampler: av.AudioResampler | None) -> Iterator[tuple[float, int, av.Packet]]:
     """Packets of audio stream ``index`` of the source within [t0, t1), shifted to start at t0."""
     order = 0
     with av.open(str(source)) as src:
-        stream = src.streams.audio[index]
+        stream: Any = src.streams.audio[index]
         tb = Fraction(stream.time_base)
         if t0 > 0:
             src.seek(int(t0 / tb), stream=stream, backward=True)
@@ -154,7 +155,7 @@ def _audio_streams(source: Path, out: av.container.OutputContainer, fmt: str, t0
         for index, stream in enumerate(src.streams.audio):
             name = stream.codec_context.name
             if fmt == "matroska" or name in AUDIO_COPY.get(fmt, set()):
-                astream = out.add_stream_from_template(stream)
+                astream: Any = out.add_stream_from_template(stream)
                 astream.metadata.update(stream.metadata)
                 readers.append(_audio_packets(source, index, astream, t0, t1, None, None))
                 report.audio_copied += 1

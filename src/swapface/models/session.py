@@ -6,9 +6,10 @@ import hashlib
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -171,7 +172,7 @@ def create_session(path: Path, spec: SessionSpec | None = None) -> Any:
     if fp16 and "tensorrt" not in spec.providers:  # TensorRT builds fp16 engines from the fp32 graph itself
         try:
             model = fp16_model(path, cache)
-        except Exception as exc:  # noqa: BLE001 - an unconvertible graph runs in fp32 rather than not at all
+        except Exception as exc:
             log.warning("fp16 conversion failed; running in fp32", extra={"model": path.stem, "error": type(exc).__name__})
     opts = session_options(path.stat().st_size, spec)
     engines = cache / "tensorrt" / "engines"

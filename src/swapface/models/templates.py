@@ -44,7 +44,7 @@ def warp_face(frame: np.ndarray, keypoints: np.ndarray, template: str, size: int
 
 def to_tensor(images: np.ndarray, contract: Contract, dtype: type = np.float32) -> np.ndarray:
     """RGB uint8 images (N×H×W×3) → the model's input tensor (channel order, normalisation, layout)."""
-    x = np.asarray(images, np.float32)
+    x: np.ndarray = np.asarray(images, np.float32)
     if contract.channels == "bgr":
         x = x[..., ::-1]
     x = (x / contract.scale - np.asarray(contract.mean, np.float32)) / np.asarray(contract.std, np.float32)

@@ -5,8 +5,9 @@ Masks are float32 in [0, 1] on the aligned crop; ``paste_back`` warps crop and m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,7 +26,7 @@ def box_mask(size: int, blur: float, padding: Sequence[int] = (0, 0, 0, 0)) -> n
     amount = int(size * 0.5 * blur)
     edge = max(amount // 2, 1)
     top, right, bottom, left = (int(size * p / 100) for p in padding)
-    m = np.ones((size, size), np.float32)
+    m: np.ndarray = np.ones((size, size), np.float32)
     m[: max(edge, top), :] = 0
     m[size - max(edge, bottom):, :] = 0
     m[:, : max(edge, left)] = 0

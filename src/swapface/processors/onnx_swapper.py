@@ -8,8 +8,9 @@ embedder's 128-d dlib vector is not what these models were trained on) and cache
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def polyphase_split(crop: np.ndarray, k: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(crop[i::k, j::k]) for i in range(k) for j in range(k)]
 
 
-def polyphase_merge(parts: Sequence[np.ndarray], k: int) -> np.ndarray:
+def polyphase_merge(parts: Sequence[np.ndarray] | np.ndarray, k: int) -> np.ndarray:
     """Inverse of :func:`polyphase_split`."""
     s = parts[0].shape[0]
     out = np.empty((s * k, s * k) + parts[0].shape[2:], parts[0].dtype)
@@ -115,7 +116,7 @@ class OnnxSwapper:
         session = self.model.session
         names = {i.name: n for n, i in enumerate(session.get_inputs())}
         target = to_tensor(parts, c, input_dtype(session, names["target"]))
-        src = np.repeat(latent.reshape(1, -1), len(parts), 0).astype(input_dtype(session, names["source"]))
+        src: np.ndarray = np.repeat(latent.reshape(1, -1), len(parts), 0).astype(input_dtype(session, names["source"]))
         (out,) = run_batched(session, {"target": target, "source": src}, self.batch_size)[:1]
         swapped = from_tensor(out, c)
         return np.stack([polyphase_merge(swapped[n * k * k:(n + 1) * k * k], k) for n in range(len(crops))])

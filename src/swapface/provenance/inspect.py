@@ -23,7 +23,7 @@ def inspect_file(path: str | Path) -> dict[str, Any]:
         report["kind"] = "video"
         try:
             marks = read_video_marks(path)
-        except Exception:  # an unreadable container is reported, not raised  # noqa: BLE001
+        except Exception:  # an unreadable container is reported, not raised
             raise InputError("the file is not a readable video") from None
         report["container_tag"] = marks["container_tag"]
         report["xmp_digital_source_type"] = marks["xmp"]

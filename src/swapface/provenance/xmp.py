@@ -33,7 +33,7 @@ def xmp_packet(digital_source_type: str = DIGITAL_SOURCE_TYPE) -> bytes:
         " </rdf:RDF>\n"
         "</x:xmpmeta>\n"
         '<?xpacket end="w"?>'
-    ).encode("utf-8")
+    ).encode()
 
 
 def digital_source_type(xmp: bytes) -> str | None:

@@ -90,7 +90,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string must not leak its arguments  # noqa: BLE001
+        except Exception:  # a broken format string must not leak its arguments
             message = str(record.msg)
         record.msg, record.args = scrub_text(message), None
         if record.exc_info and record.exc_info[0] is not None:

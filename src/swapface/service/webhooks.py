@@ -300,7 +300,7 @@ class WebhookDeliveries:
                          .values(updated_at=datetime.now(UTC), **values))
 
     def deliver(self, job_id: str, status: str, url: str, secret: str,
-                sleep: Callable[[float], None] = time.sleep) -> DeliveryResult:
+                sleep: Callable[[float], object] = time.sleep) -> DeliveryResult:
         """Deliver the job's event, retrying until delivered, disabled or out of attempts."""
         body = event_body(job_id, status)
         row = self._start(job_id, EVENTS[status], url, body)
@@ -355,7 +355,7 @@ class WebhookDeliveries:
 
 def notify_job_finished(job_id: str, status: str, webhook_url: str | None, secret: str | None,
                         settings: Settings, *, engine: sa.Engine | None = None,
-                        sleep: Callable[[float], None] = time.sleep) -> DeliveryResult | None:
+                        sleep: Callable[[float], object] = time.sleep) -> DeliveryResult | None:
     """Send ``job.succeeded|failed|cancelled`` to the job's webhook (blocking, with retries); None without one."""
     if not webhook_url or status not in EVENTS:
         return None

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     lease_s: float = Field(30.0, gt=0, description="A worker's lease on a job; renewed every third of it")
     worker_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs")
     sweep_interval_s: float = Field(3600.0, gt=0, description="How often 'serve' runs the retention sweeper")
+    min_free_disk_mb: float = Field(
+        64.0, ge=0, description="Below this much free space in the data folder, submissions answer 507 and /readyz fails"
+    )
     # trust (issue 5): encryption at rest, retention, provenance, webhooks, Pub/Sub
     kek: SecretStr | None = Field(
         None, description="Key-encryption key(s): base64 of 32 bytes, or 'id:b64,id:b64' (first wraps new keys)"

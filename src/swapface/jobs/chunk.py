@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import queue
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,11 +88,11 @@ def process_chunk(spec: JobSpec, chunk: Chunk, *, on_frame: FrameCallback | None
 
     ``on_frame(n)`` is told the number of frames finished so far in this chunk (for progress).
     """
-    with storage.fetch(spec.target, job_id=spec.job_id) as target, tempfile.TemporaryDirectory(prefix="swapface-") as tmp:
+    with storage.fetch(spec.target, job_id=spec.job_id) as target, storage.temp_dir() as tmp:
         if target.is_file() and is_image_path(target):
-            return _process_image(spec, chunk, target, Path(tmp), on_frame)
+            return _process_image(spec, chunk, target, tmp, on_frame)
         with _opencv_threads(1):
-            return _process_video(spec, chunk, target, Path(tmp), on_frame)
+            return _process_video(spec, chunk, target, tmp, on_frame)
 
 
 def _process_image(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_frame: FrameCallback | None) -> Segment:

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import inspect
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -137,7 +136,7 @@ def _target_signature(local: Path) -> str:
 def _local_output_place(output: str, stack: contextlib.ExitStack) -> tuple[Path, bool]:
     """Where to write the output locally: beside a local output (then moved in place), else in a temp folder."""
     name = output.rstrip("/").rsplit("/", 1)[-1]
-    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="swapface-out-")))
+    tmp = stack.enter_context(storage.temp_dir(prefix="swapface-out-"))
     return tmp / name, "://" not in output or output.startswith("file://")
 
 

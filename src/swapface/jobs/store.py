@@ -399,6 +399,15 @@ class JobStore:
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(**_ended(status, now, code, message)))
             return status
 
+    def release(self, job_id: str, worker_id: str, *, delay_s: float) -> bool:
+        """Hand a job back to the queue without counting the attempt (the machine failed, not the job)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            return bool(conn.execute(jobs.update().where(
+                (jobs.c.id == job_id) & (jobs.c.lease_owner == worker_id) & (jobs.c.status == "running")).values(
+                status="queued", run_after=now + delay_s, lease_owner=None, lease_expires_at=None, updated_at=now,
+                attempts=sa.case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0))).rowcount)
+
     @staticmethod
     def _record_failure(conn: sa.Connection, job: JobRecord, code: str, message: str, *, retried: bool,
                         now: float) -> None:

@@ -26,6 +26,7 @@ from swapface.jobs.runner import Progress, run_job
 from swapface.jobs.spec import JobSpec
 from swapface.jobs.store import TERMINAL, JobRecord, JobStore
 from swapface.options import SwapOptions
+from swapface.storage.space import is_disk_full
 
 log = logging.getLogger("swapface.worker")
 
@@ -41,6 +42,7 @@ class WorkerConfig:
     poll_seconds: float = 1.0
     job_timeout_seconds: float = 6 * 3600.0
     max_running_jobs: int | None = None  # global cap across all workers (cost control)
+    max_backoff_seconds: float = 30.0  # longest wait between tries while the database or storage fails
 
 
 def job_spec(job: JobRecord) -> JobSpec:
@@ -99,6 +101,7 @@ class Worker:
         self.config = config or WorkerConfig()
         self.on_finished = on_finished
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.failing: str | None = None  # the error type while the database or storage fails (readiness)
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -106,9 +109,24 @@ class Worker:
         self._stop.set()
 
     def run_forever(self) -> None:
-        """Claim and run jobs until :meth:`stop`."""
+        """Claim and run jobs until :meth:`stop`; a database or storage error (a full disk) never ends the loop.
+
+        While steps fail the worker reports itself as failing (``/readyz``) and tries again with exponential
+        backoff; the first step that works clears it. A job caught mid-way stays leased and is taken over
+        once its lease expires, so it resumes from its committed chunks."""
+        backoff = self.config.poll_seconds
         while not self._stop.is_set():
-            if not self.run_once():
+            try:
+                busy = self.run_once()
+            except Exception as exc:
+                self.failing = type(exc).__name__
+                log.warning("worker step failed; retrying", exc_info=True,
+                            extra={"error": type(exc).__name__, "retry_in_s": round(backoff, 2)})
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.config.max_backoff_seconds)
+                continue
+            self.failing, backoff = None, self.config.poll_seconds
+            if not busy:
                 self._stop.wait(self.config.poll_seconds)
 
     def run_once(self) -> bool:
@@ -159,6 +177,10 @@ class Worker:
         except SwapfaceError as exc:
             state, error = "failed", exc
         except Exception as exc:  # an unexpected bug or environment fault: retry, never show internals
+            if is_disk_full(exc):  # not the job's fault: it goes back without using up an attempt
+                heartbeat.stop()
+                self._hand_back(job)
+                raise
             log.exception("job attempt crashed", extra={"job_id": job.id})
             state, error = "failed", exc
         finally:
@@ -195,6 +217,13 @@ class Worker:
                                     retryable=True)
             return "queued"
         return "lost"
+
+    def _hand_back(self, job: JobRecord) -> None:
+        """Re-queue a job whose attempt the machine broke (a full disk); if even that fails, its lease runs out."""
+        try:
+            self.store.release(job.id, self.worker_id, delay_s=self.config.poll_seconds)
+        except Exception as exc:
+            log.warning("could not hand a job back", extra={"job_id": job.id, "error": type(exc).__name__})
 
     @staticmethod
     def _cleanup(job: JobRecord) -> None:

@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import logging
-import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
@@ -33,6 +32,7 @@ from swapface.errors import InputError, SwapfaceError
 from swapface.jobs.store import STATES, JobRecord, LimitReached, NewJob, new_job_id
 from swapface.service import intake
 from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
+from swapface.service.faults import install_fault_handlers
 from swapface.service.runtime import ServiceRuntime
 
 log = logging.getLogger("swapface.api")
@@ -140,6 +140,8 @@ def check_limits(rt: ServiceRuntime, key: ApiKey, content_length: str | None, id
         raise Problem(413, "upload_too_large", f"this API key may upload at most {key.max_upload_mb:g} MB per job")
     if idempotency_key and rt.store.by_idempotency_key(key.id, idempotency_key) is not None:
         return
+    if rt.disk_low():
+        raise Problem(507, "insufficient_storage", "the service is out of disk space; try again later")
     if key.max_concurrent_jobs is not None or key.jobs_per_hour is not None:
         try:
             rt.store.admit(key.id, key.max_concurrent_jobs, key.jobs_per_hour)
@@ -278,20 +280,24 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
     if parsed.webhook_url and not secret:
         secret = generated = new_secret()
     job_id = new_job_id()
-    spec = intake.store_inputs(job_id, inputs, options, settings)
+    try:
+        spec = intake.store_inputs(job_id, inputs, options, settings)
+    except BaseException:  # a full disk mid-way: nothing of this job may stay behind
+        rt.discard_media(job_id)
+        raise
     try:
         job, created = rt.store.create(NewJob(owner=key.id, kind=spec.pop("kind"), spec=spec,
                                               idempotency_key=idempotency_key, request_hash=digest,
                                               webhook_url=parsed.webhook_url, webhook_secret=secret, job_id=job_id),
                                        max_active=key.max_concurrent_jobs, per_hour=key.jobs_per_hour)
     except LimitReached as reached:  # a concurrent request took the last slot since check_limits
-        rt.purge_media(job_id, reason="rejected")
+        rt.discard_media(job_id)
         raise limit_problem(key, reached) from None
     except BaseException:
-        rt.purge_media(job_id, reason="rejected")
+        rt.discard_media(job_id)
         raise
     if not created:  # a concurrent request with the same key won: drop what this one stored
-        rt.purge_media(job_id, reason="rejected")
+        rt.discard_media(job_id)
         generated = None
     log.info("job created", extra={"job_id": job.id, "kind": job.kind})
     return job, created, generated
@@ -340,6 +346,7 @@ def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | N
     app.state.settings = rt.settings
     app.add_middleware(UploadLimit, limit_mb=rt.settings.max_upload_mb)
     _install_error_handlers(app)
+    install_fault_handlers(app)
     _install_pubsub(app, rt)
     _install_routes(app)
     from swapface.service.metrics import install_metrics
@@ -426,6 +433,12 @@ def _install_routes(app: FastAPI) -> None:
             checks["storage"] = "ok"
         except Exception as exc:
             checks["storage"] = type(exc).__name__
+        low = rt.disk_low()
+        if low is not None:
+            checks["disk"] = "ok" if not low else "full"
+        workers = rt.worker_health()
+        if workers is not None:
+            checks["workers"] = workers
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
 
@@ -439,9 +452,9 @@ def _install_routes(app: FastAPI) -> None:
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
             raise Problem(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 characters")
         await run_in_threadpool(check_limits, rt, key, request.headers.get("content-length"), idempotency_key)
-        with tempfile.TemporaryDirectory(prefix="swapface-upload-") as tmp:
-            parsed = await parse_request(request, Path(tmp), key.max_upload_mb)
-            job, created, secret = await run_in_threadpool(create_job, rt, key, parsed, idempotency_key, Path(tmp))
+        with storage.temp_dir(settings=rt.settings, prefix="swapface-upload-") as tmp:
+            parsed = await parse_request(request, tmp, key.max_upload_mb)
+            job, created, secret = await run_in_threadpool(create_job, rt, key, parsed, idempotency_key, tmp)
         body = job.public()
         if secret:
             body["webhook_secret"] = secret  # shown once: the caller verifies signatures with it

@@ -36,6 +36,11 @@ class ServiceRuntime:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, executor_name: str = "local") -> "ServiceRuntime":
         settings = settings or load_settings()
+        from swapface.storage.scratch import sweep
+
+        swept = sweep(settings, include_own=True)  # working copies of killed processes (decrypted media)
+        if swept:
+            log.info("swept working folders of stopped processes", extra={"count": swept})
         engine = make_engine(settings.resolved_database_url())
         store = JobStore(engine, max_attempts=settings.job_max_attempts, retry_backoff_s=settings.retry_backoff_s)
         return cls(settings=settings, store=store, keys=ApiKeys(engine), executor_name=executor_name)
@@ -59,6 +64,34 @@ class ServiceRuntime:
         from swapface.jobs.retention import Retention
 
         return Retention(self.settings, self.store.engine).purge_job(job_id, reason=reason)
+
+    def discard_media(self, job_id: str) -> None:
+        """Remove what a refused submission stored, even when the database cannot record it (a full disk)."""
+        from swapface import storage
+
+        try:
+            self.purge_media(job_id, reason="rejected")
+        except Exception as exc:
+            log.warning("could not record a refused job's purge", extra={"job_id": job_id, "error": type(exc).__name__})
+        try:
+            storage.remove(storage.join(self.settings.resolved_storage_url(), job_id), recursive=True)
+            storage.shred(job_id, settings=self.settings)
+        except Exception as exc:
+            log.warning("could not remove a refused job's media", extra={"job_id": job_id, "error": type(exc).__name__})
+
+    def disk_low(self) -> bool | None:
+        """Whether the data folder has less free space than ``min_free_disk_mb``; None where not measurable."""
+        from swapface.storage.space import free_mb
+
+        free = free_mb(self.settings.data_dir)
+        return None if free is None else free < self.settings.min_free_disk_mb
+
+    def worker_health(self) -> str | None:
+        """'ok', or the error type of a worker whose database or storage steps fail; None without workers."""
+        if not self._workers:
+            return None
+        failing = [w.failing for w in self._workers if w.failing]
+        return failing[0] if failing else "ok"
 
     def _send_webhook(self, job: JobRecord) -> None:
         from swapface.service.webhooks import notify_job_finished
@@ -92,6 +125,9 @@ class ServiceRuntime:
 
             while not self._stop.is_set():
                 try:
+                    from swapface.storage.scratch import sweep
+
+                    sweep(self.settings)
                     report = Retention(self.settings, self.store.engine).sweep(key_of=self.key_name_of_job)
                     if report.jobs:
                         for job_id in report.jobs:

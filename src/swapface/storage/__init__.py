@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ import fsspec
 from swapface.errors import InputError
 from swapface.storage.crypto import DecryptError, Keyring, decrypt_frames, encrypt_stream, read_header
 from swapface.storage.keys import KEYS_DIR, KeyStore, check_scope
+from swapface.storage.scratch import temp_dir as _scratch_dir
 
 if TYPE_CHECKING:
     from swapface.config import Settings
@@ -48,6 +48,11 @@ def _settings(settings: Settings | None) -> Settings:
     from swapface.config import load_settings
 
     return load_settings()
+
+
+def temp_dir(*, settings: Settings | None = None, prefix: str = "swapface-") -> contextlib.AbstractContextManager[Path]:
+    """A private working folder in the service's own scratch area (never the system temp folder)."""
+    return _scratch_dir(_settings(settings), prefix)
 
 
 def canonical(uri: str) -> str:
@@ -114,16 +119,16 @@ def fetch(uri: str, *, job_id: str | None = None, suffix: str = "", settings: Se
     """
     sealed = _sealed(uri, job_id, settings)
     if sealed is not None:
-        with tempfile.TemporaryDirectory(prefix="swapface-") as tmp:
-            local = Path(tmp) / ("object" + (suffix or Path(uri).suffix))
+        with temp_dir(settings=settings) as tmp:
+            local = tmp / ("object" + (suffix or Path(uri).suffix))
             _decrypt_to(uri, sealed, job_id, local)
             yield local
         return
     if is_local(uri):
         yield _local_path(uri)
         return
-    with tempfile.TemporaryDirectory(prefix="swapface-") as tmp:
-        local = Path(tmp) / ("object" + (suffix or Path(uri).suffix))
+    with temp_dir(settings=settings) as tmp:
+        local = tmp / ("object" + (suffix or Path(uri).suffix))
         with fsspec.open(uri, "rb") as src, open(local, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         yield local
@@ -154,8 +159,11 @@ def publish(local: Path, uri: str, *, job_id: str | None = None, settings: Setti
         if local.resolve() == dest.resolve():
             return
         tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, dest)
+        try:
+            shutil.copyfile(local, tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)  # a full disk must not leave a partial copy behind
         return
     fs, path = fsspec.core.url_to_fs(uri)
     fs.put_file(str(local), path)
@@ -193,8 +201,8 @@ def read_json(uri: str, *, job_id: str | None = None, settings: Settings | None 
 
 def write_json(uri: str, value: Any, *, job_id: str | None = None, settings: Settings | None = None) -> None:
     """Store a small JSON document atomically."""
-    with tempfile.TemporaryDirectory(prefix="swapface-") as tmp:
-        local = Path(tmp) / "doc.json"
+    with temp_dir(settings=settings) as tmp:
+        local = tmp / "doc.json"
         local.write_text(json.dumps(value, indent=1, sort_keys=True))
         publish(local, uri, job_id=job_id, settings=settings)
 

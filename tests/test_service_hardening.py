@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
+import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,3 +117,50 @@ def test_low_disk_answers_507_and_readyz_says_so(tmp_path, astronaut, driver):
         ready = http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["disk"] == "full"
     assert job_count(svc.settings) == 0
+
+
+# --- 2. no plaintext left on disk under encryption -------------------------------------------------
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "swapface.cli.main", "worker"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+
+
+def plaintext_copies(folder: Path, content: bytes) -> list[Path]:
+    """Files under ``folder`` holding exactly ``content``."""
+    return [p for p in folder.rglob("*") if p.is_file() and p.stat().st_size == len(content)
+            and p.read_bytes() == content]
+
+
+def test_killed_worker_leaves_no_decrypted_copy(tmp_path, driver):
+    from media_fixtures import moving_face_clip
+
+    data, system_tmp = tmp_path / "data", tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    env = {**os.environ, "SWAPFACE_DATA_DIR": str(data), "SWAPFACE_LEASE_S": "3", "SWAPFACE_KEK": KEK,
+           "SWAPFACE_WORKER_POLL_S": "0.2", "SWAPFACE_MODELS_DIR": str(tmp_path / "models"), "TMPDIR": str(system_tmp)}
+    clip = moving_face_clip(tmp_path / "clip.mp4", frames=60, tone_hz=330.0).read_bytes()
+    with live_service(tmp_path, workers=0, lease_s=3.0, kek=KEK) as svc, svc.client() as http:
+        job = http.post("/v1/jobs", files=[("source", ("a.jpg", jpeg_bytes(driver), "image/jpeg")),
+                                           ("target", ("c.mp4", clip, "video/mp4"))],
+                        data={"chunk_seconds": "0.3"}).json()
+        first = _worker(env, tmp_path / "worker1.log")
+        deadline = time.monotonic() + 120
+        while http.get(f"/v1/jobs/{job['id']}").json()["progress"]["chunks_done"] < 1:
+            assert first.poll() is None, (tmp_path / "worker1.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the worker made no progress"
+            time.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        assert not plaintext_copies(system_tmp, clip), "a decrypted copy of the upload is in the system temp folder"
+
+        second = _worker(env, tmp_path / "worker2.log")  # start-up sweeps the killed worker's working copies
+        try:
+            done = svc.wait(http, job["id"], timeout=240)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=60)
+        assert done["status"] == "succeeded", done
+        assert not plaintext_copies(data, clip), "a decrypted copy of the upload survived restart and success"
+        assert http.delete(f"/v1/jobs/{job['id']}").status_code == 204
+        assert not plaintext_copies(data, clip) and not plaintext_copies(system_tmp, clip)

@@ -54,13 +54,18 @@ def temp_dir(settings: Settings, prefix: str = "swapface-") -> Iterator[Path]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie — killed, not yet reaped — does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def sweep(settings: Settings, *, include_own: bool = False) -> int:

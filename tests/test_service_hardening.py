@@ -164,3 +164,34 @@ def test_killed_worker_leaves_no_decrypted_copy(tmp_path, driver):
         assert not plaintext_copies(data, clip), "a decrypted copy of the upload survived restart and success"
         assert http.delete(f"/v1/jobs/{job['id']}").status_code == 204
         assert not plaintext_copies(data, clip) and not plaintext_copies(system_tmp, clip)
+
+
+# --- 3. a restart without the KEK, or with a wrong one ----------------------------------------------
+
+def test_restart_without_or_with_a_wrong_kek_never_serves_ciphertext(tmp_path, monkeypatch, astronaut, driver):
+    from service_fixtures import service_settings
+    from swapface.errors import JobError
+    from swapface.service.runtime import ServiceRuntime
+
+    monkeypatch.setenv("SWAPFACE_DATA_DIR", str(tmp_path / "data"))  # the engine reads its settings from the environment
+    monkeypatch.setenv("SWAPFACE_KEK", KEK)
+    with live_service(tmp_path, workers=1, kek=KEK) as svc, svc.client() as http:
+        job = http.post("/v1/jobs", files=_job_files(astronaut, driver)).json()
+        assert svc.wait(http, job["id"])["status"] == "succeeded"
+        assert http.get(f"/v1/jobs/{job['id']}/result").status_code == 200
+
+    monkeypatch.delenv("SWAPFACE_KEK")
+    with pytest.raises(JobError) as refused:  # no KEK at all: the service does not start
+        ServiceRuntime.from_settings(service_settings(tmp_path))
+    assert refused.value.code == "kek_missing"
+
+    wrong_same_id = base64.b64encode(b"another-key-encryption-key-32byt").decode()
+    wrong_other_id = "spare:" + wrong_same_id
+    for kek, code in ((wrong_same_id, "kek_mismatch"), (wrong_other_id, "kek_missing")):
+        monkeypatch.setenv("SWAPFACE_KEK", kek)
+        with live_service(tmp_path, workers=0, kek=kek) as svc, svc.client() as http:
+            result = http.get(f"/v1/jobs/{job['id']}/result")
+            assert result.status_code == 503 and result.json()["code"] == code, result.text
+            assert b"SWFENC" not in result.content
+            ready = http.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["encryption"] == code

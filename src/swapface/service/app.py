@@ -28,7 +28,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from swapface import storage
 from swapface.config import Settings
-from swapface.errors import InputError, SwapfaceError
+from swapface.errors import InputError, JobError, SwapfaceError
 from swapface.jobs.store import STATES, JobRecord, LimitReached, NewJob, new_job_id
 from swapface.service import intake
 from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
@@ -433,6 +433,8 @@ def _install_routes(app: FastAPI) -> None:
             checks["storage"] = "ok"
         except Exception as exc:
             checks["storage"] = type(exc).__name__
+        if rt.encryption != "off":
+            checks["encryption"] = rt.encryption
         low = rt.disk_low()
         if low is not None:
             checks["disk"] = "ok" if not low else "full"
@@ -514,6 +516,12 @@ def _install_routes(app: FastAPI) -> None:
         stack = contextlib.ExitStack()
         try:
             local = stack.enter_context(storage.fetch(output, job_id=job.id, settings=rt.settings))
+        except JobError as exc:
+            stack.close()
+            if exc.code in ("kek_missing", "kek_mismatch"):  # the service's configuration, not the caller's job
+                raise Problem(503, exc.code, "the service cannot decrypt stored results with its configured "
+                              "key-encryption key; the operator must set the right SWAPFACE_KEK") from None
+            raise Problem(410, "gone", "the job's result is no longer stored") from None
         except (FileNotFoundError, SwapfaceError):
             stack.close()
             raise Problem(410, "gone", "the job's result is no longer stored") from None

@@ -28,6 +28,7 @@ class ServiceRuntime:
     store: JobStore
     keys: ApiKeys
     executor_name: str = "local"
+    encryption: str = "off"  # ok | off | kek_missing | kek_mismatch, as found at start-up
     _workers: list[Worker] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -41,9 +42,15 @@ class ServiceRuntime:
         swept = sweep(settings, include_own=True)  # working copies of killed processes (decrypted media)
         if swept:
             log.info("swept working folders of stopped processes", extra={"count": swept})
+        from swapface import storage
+
+        encryption = storage.check_encryption(settings=settings)  # never serve ciphertext or store plaintext beside it
+        if encryption not in ("ok", "off"):
+            log.error("the configured key-encryption key does not read the stored data keys", extra={"code": encryption})
         engine = make_engine(settings.resolved_database_url())
         store = JobStore(engine, max_attempts=settings.job_max_attempts, retry_backoff_s=settings.retry_backoff_s)
-        return cls(settings=settings, store=store, keys=ApiKeys(engine), executor_name=executor_name)
+        return cls(settings=settings, store=store, keys=ApiKeys(engine), executor_name=executor_name,
+                   encryption=encryption)
 
     def worker_config(self) -> WorkerConfig:
         s = self.settings

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import fsspec
 
-from swapface.errors import InputError
+from swapface.errors import InputError, JobError
 from swapface.storage.crypto import DecryptError, Keyring, decrypt_frames, encrypt_stream, read_header
-from swapface.storage.keys import KEYS_DIR, KeyStore, check_scope
+from swapface.storage.keys import KEYS_DIR, KeyStore, check_scope, has_keys
 from swapface.storage.scratch import temp_dir as _scratch_dir
 
 if TYPE_CHECKING:
@@ -214,6 +214,28 @@ def shred(job_id: str, *, settings: Settings | None = None) -> bool:
     if keyring is None:
         return False
     return KeyStore(cfg.resolved_storage_url(), keyring).shred(job_id)
+
+
+def check_encryption(*, settings: Settings | None = None) -> str:
+    """Whether the configured KEK reads the storage: 'ok', 'off' (no KEK, nothing encrypted), or an error code.
+
+    Raises JobError ``kek_missing`` when the storage holds encrypted objects and no KEK is configured at all:
+    a service that ran on then served ciphertext and stored new uploads in the clear beside it. A KEK that is
+    configured but does not unwrap the stored keys returns ``kek_missing`` (its id is not configured) or
+    ``kek_mismatch`` (same id, other key), for the service to report."""
+    cfg = _settings(settings)
+    root = cfg.resolved_storage_url()
+    keyring = _keyring(cfg)
+    if keyring is None:
+        if has_keys(root):
+            raise JobError("the storage holds encrypted media but no key-encryption key is configured: set "
+                           "SWAPFACE_KEK to the key it was encrypted with", code="kek_missing")
+        return "off"
+    try:
+        KeyStore(root, keyring).check()
+    except JobError as exc:
+        return exc.code
+    return "ok"
 
 
 def rotate_kek(*, settings: Settings | None = None) -> int:

@@ -96,7 +96,8 @@ def unwrap_key(kek: bytes, wrapped: bytes, aad: bytes) -> bytes:
     try:
         return AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], aad)
     except (InvalidTag, ValueError):
-        raise DecryptError("a data key did not unwrap (wrong key-encryption key or moved key file)") from None
+        raise DecryptError("a data key did not unwrap: the key-encryption key (SWAPFACE_KEK) is not the one it was "
+                           "wrapped with, or the key file was moved", code="kek_mismatch") from None
 
 
 def object_aad(scope: str, name: str) -> bytes:

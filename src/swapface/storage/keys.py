@@ -37,6 +37,16 @@ def _key_aad(scope: str) -> bytes:
     return b"swapface-data-key-v1\x00" + scope.encode()
 
 
+def has_keys(root: str) -> bool:
+    """Whether the storage root holds data keys, i.e. encrypted objects (no KEK needed to tell)."""
+    fs, base = fsspec.core.url_to_fs(root.rstrip("/") + "/" + KEYS_DIR)
+    try:
+        names = fs.ls(base, detail=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return any(n.endswith(".json") and not n.rsplit("/", 1)[-1].startswith(".") for n in names)
+
+
 class KeyStore:
     """Key files of one storage root: create, load, delete (shred) and re-wrap data keys."""
 
@@ -122,6 +132,13 @@ class KeyStore:
             return []
         return sorted(n.rsplit("/", 1)[-1][: -len(".json")] for n in names if n.endswith(".json")
                       and not n.rsplit("/", 1)[-1].startswith("."))
+
+    def check(self) -> None:
+        """Unwrap one data key, so a wrong or missing KEK shows at start-up (JobError kek_missing / kek_mismatch)."""
+        for scope in self.scopes()[:1]:
+            doc = self._read(scope)
+            if doc is not None:
+                self._unwrap(scope, doc)
 
     def rotate(self) -> int:
         """Re-wrap every data key under the active KEK (media untouched); returns how many changed."""

@@ -195,3 +195,47 @@ def test_restart_without_or_with_a_wrong_kek_never_serves_ciphertext(tmp_path, m
             assert b"SWFENC" not in result.content
             ready = http.get("/readyz")
             assert ready.status_code == 503 and ready.json()["checks"]["encryption"] == code
+
+
+# --- 13. options are checked at submit ---------------------------------------------------------------
+
+BAD_OPTIONS = [
+    ({"processors": "face_swapper,telepathy"}, "processors"),
+    ({"face_swapper_model": "../../etc/passwd"}, "face_swapper_model"),
+    ({"face_swapper_model": "gfpgan_1.4"}, "face_swapper_model"),  # a model, but not a swapper
+    ({"face_enhancer_model": "nope"}, "face_enhancer_model"),
+    ({"frame_enhancer_model": "/etc/shadow"}, "frame_enhancer_model"),
+    ({"face_detector_model": "eyeball"}, "face_detector_model"),
+    ({"face_recognizer_model": "x"}, "face_recognizer_model"),
+    ({"output_video_encoder": "mpeg1video"}, "output_video_encoder"),
+    ({"output_video_preset": "warp9"}, "output_video_preset"),
+    ({"trim_frame_start": "10", "trim_frame_end": "5"}, "trim_frame_end"),
+    ({"face_selector_mode": "reference"}, "face_selector_mode"),  # and no reference face
+    ({"face_mask_types": "box,laser"}, "face_mask_types"),
+    ({"face_mask_types": "region", "face_mask_regions": "skin,tail"}, "face_mask_regions"),
+    ({"execution_providers": "quantum"}, "execution_providers"),
+    ({"face_swapper_pixel_boost": "100000"}, "face_swapper_pixel_boost"),
+    ({"face_swapper_model": "inswapper_128", "face_swapper_pixel_boost": "384"}, "face_swapper_pixel_boost"),
+    ({"face_swapper_pixel_boost": "512"}, "face_swapper_pixel_boost"),  # the mesh swapper has none
+]
+
+
+def test_options_the_installation_cannot_honour_are_refused_at_submit(tmp_path, astronaut, driver):
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        for fields, field in BAD_OPTIONS:
+            answer = http.post("/v1/jobs", files=_job_files(astronaut, driver), data=fields)
+            assert answer.status_code == 422, (fields, answer.text)
+            assert answer.json()["code"] == "bad_option" and answer.json()["field"] == field, (fields, answer.text)
+        as_json = http.post("/v1/jobs", json={"sources": ["x"], "target": "y",
+                                              "options": {"face_swapper_model": "../../etc/passwd"}})
+        assert as_json.status_code == 422 and as_json.json()["field"] == "face_swapper_model"
+    assert job_count(svc.settings) == 0
+
+
+def test_a_missing_model_fails_once_without_retries(tmp_path, astronaut, driver):
+    with live_service(tmp_path, workers=1) as svc, svc.client() as http:
+        job = http.post("/v1/jobs", files=_job_files(astronaut, driver), data={"face_swapper_model": "inswapper_128"})
+        assert job.status_code == 201, job.text
+        done = svc.wait(http, job.json()["id"], timeout=120)
+    assert done["status"] == "failed" and done["error"]["code"] == "model_error", done
+    assert done["attempts"] == 1

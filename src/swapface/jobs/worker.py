@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from swapface import storage
-from swapface.errors import InputError, SwapfaceError
+from swapface.errors import InputError, ModelError, SwapfaceError
 from swapface.executors.base import Executor
 from swapface.jobs.runner import Progress, run_job
 from swapface.jobs.spec import JobSpec
@@ -210,7 +210,7 @@ class Worker:
                 code, message = error.code, str(error)
             else:
                 code, message = "internal", f"an internal error stopped the job ({type(error).__name__})"
-            retryable = not isinstance(error, InputError)
+            retryable = not isinstance(error, (InputError, ModelError))  # neither changes on a retry
             return self.store.fail_attempt(job.id, self.worker_id, code, message, retryable=retryable)
         if state == "stopped":  # this worker is shutting down: hand the job back at once
             self.store.fail_attempt(job.id, self.worker_id, "worker_stopped", "the worker shut down; the job resumes",

@@ -267,6 +267,7 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
         return None if job is None else job.owner
 
     inputs = intake.checked_inputs(parsed, settings, key.id, owner_of, scratch)
+    intake.check_combination(options, inputs)
     digest = intake.request_hash(inputs, options, parsed.webhook_url)
     if idempotency_key:
         existing = rt.store.by_idempotency_key(key.id, idempotency_key)
@@ -362,7 +363,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InputError)
     async def bad_input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "code": exc.code}, 422)
+        body = {"detail": str(exc), "code": exc.code}
+        if getattr(exc, "field", None):
+            body["field"] = exc.field  # type: ignore[attr-defined]
+        return JSONResponse(body, 422)
 
     @app.exception_handler(SwapfaceError)
     async def unavailable(_: Request, exc: SwapfaceError) -> JSONResponse:

@@ -20,6 +20,7 @@ from swapface import storage
 from swapface.config import Settings
 from swapface.errors import InputError
 from swapface.options import SwapOptions, parse_options
+from swapface.validation import check_options
 
 FILE_FIELDS = ("source", "target", "reference_face")
 URI_FIELDS = ("source_uri", "target_uri", "reference_face_uri")
@@ -98,12 +99,20 @@ def option_values(fields: dict[str, list[str]], options_json: str | None) -> dic
 
 
 def validate_options(values: dict[str, Any]) -> SwapOptions:
-    """The job's options; outputs of the service are always marked as synthetic."""
+    """The job's options, checked against this installation (names, ranges, combinations); outputs of the
+    service are always marked as synthetic."""
     options = parse_options(values)
     if not options.mark_output:
         raise InputError("the service always marks its outputs as AI-generated; mark_output cannot be false",
                          code="bad_option")
+    check_options(options)
     return options
+
+
+def check_combination(options: SwapOptions, inputs: list[CheckedInput]) -> None:
+    """The checks that need the inputs: reference mode and its photo, the encoder for a video target."""
+    check_options(options, has_reference=any(i.role == "reference_face" for i in inputs),
+                  video=any(i.role == "target" and i.kind == "video" for i in inputs))
 
 
 def _digest(path: Path) -> str:

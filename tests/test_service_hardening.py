@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -239,3 +240,69 @@ def test_a_missing_model_fails_once_without_retries(tmp_path, astronaut, driver)
         done = svc.wait(http, job.json()["id"], timeout=120)
     assert done["status"] == "failed" and done["error"]["code"] == "model_error", done
     assert done["attempts"] == 1
+
+
+# --- 4–7. hostile request bodies and references -----------------------------------------------------
+
+def test_deeply_nested_json_is_a_422_not_a_500(tmp_path, astronaut, driver):
+    deep = "[" * 950 + "]" * 950
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        body = '{"sources": ' + deep + ', "target": "x"}'
+        answer = http.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 422 and answer.json()["code"] == "bad_request", answer.text
+        options = http.post("/v1/jobs", files=_job_files(astronaut, driver), data={"options": '{"a": ' + deep + "}"})
+        assert options.status_code == 422 and options.json()["code"] == "bad_option", options.text
+        assert http.get("/healthz").status_code == 200
+
+
+def test_json_bodies_have_their_own_small_limit(tmp_path):
+    import psutil
+
+    block = b" " * (1 << 20)
+
+    def body():
+        yield b'{"sources": ["'
+        for _ in range(200):
+            yield block
+        yield b'"], "target": "x"}'
+
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        before = psutil.Process().memory_info().rss
+        try:
+            answer = http.post("/v1/jobs", content=body(), headers={"content-type": "application/json"})
+        except httpx.TransportError:  # the server may close the connection once it has answered
+            answer = None
+        grown_mb = (psutil.Process().memory_info().rss - before) / (1 << 20)
+        if answer is not None:
+            assert answer.status_code == 413 and answer.json()["code"] == "body_too_large", answer.text
+        assert grown_mb < 60, f"a 200 MB JSON body grew the server by {grown_mb:.0f} MB"
+        assert http.get("/healthz").status_code == 200
+
+
+def test_references_to_folders_or_overlong_names_are_422(tmp_path, astronaut, driver):
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        root = svc.settings.resolved_storage_url()
+        folder = Path(root[len("file://"):]) / "shared" / "inputs"
+        folder.mkdir(parents=True)
+        for uri in (f"{root}/shared/inputs", f"{root}/shared/{'a' * 300}.jpg", f"{root}/{'b' * 300}/x.jpg"):
+            answer = http.post("/v1/jobs", json={"sources": [uri], "target": uri})
+            assert answer.status_code == 422 and answer.json()["code"] == "bad_reference", (uri[-40:], answer.text)
+        assert http.get("/healthz").status_code == 200  # the connection was not reset
+
+
+def test_too_many_references_are_refused_before_any_is_read(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        root = svc.settings.resolved_storage_url()
+        big = Path(root[len("file://"):]) / "shared" / "big.png"
+        big.parent.mkdir(parents=True)
+        ramp = np.linspace(0, 255, 6000, dtype=np.uint8)
+        Image.fromarray(np.dstack([np.tile(ramp, (6000, 1))] * 3)).save(big, compress_level=1)  # 36 MP
+        uri = f"{root}/shared/big.png"
+        started = time.monotonic()
+        answer = http.post("/v1/jobs", json={"sources": [uri] * 40, "target": uri})
+        elapsed = time.monotonic() - started
+    assert answer.status_code == 422 and answer.json()["code"] == "too_many_sources", answer.text
+    assert elapsed < 1.5, f"refusing 40 references took {elapsed:.1f}s: they were read first"

@@ -30,7 +30,7 @@ from swapface import storage
 from swapface.config import Settings
 from swapface.errors import InputError, JobError, SwapfaceError
 from swapface.jobs.store import STATES, JobRecord, LimitReached, NewJob, new_job_id
-from swapface.service import intake
+from swapface.service import intake, limits
 from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
 from swapface.service.faults import install_fault_handlers
 from swapface.service.runtime import ServiceRuntime
@@ -189,8 +189,16 @@ async def parse_request(request: Request, scratch: Path, limit_mb: float | None 
     parsed = intake.JobRequest()
     if content_type.startswith("application/json"):
         try:
-            body = await request.json()
-        except ValueError:
+            raw = await limits.read_limited(request.stream())
+        except limits.JsonTooLarge:
+            raise Problem(413, "body_too_large", f"JSON bodies are at most {limits.MAX_JSON_BYTES // 1024} KB; "
+                          "send files as multipart/form-data") from None
+        text = raw.decode("utf-8", "replace")
+        if limits.nesting_depth(text) > limits.MAX_JSON_DEPTH:
+            raise InputError(f"the body nests deeper than {limits.MAX_JSON_DEPTH} levels", code="bad_request")
+        try:
+            body = json.loads(text)
+        except (ValueError, RecursionError):
             raise Problem(400, "bad_request", "the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise Problem(400, "bad_request", "the body must be a JSON object")

@@ -26,6 +26,8 @@ FILE_FIELDS = ("source", "target", "reference_face")
 URI_FIELDS = ("source_uri", "target_uri", "reference_face_uri")
 OTHER_FIELDS = ("options", "webhook_url", "webhook_secret")
 MAX_SOURCES = 8
+MAX_REFERENCE_CHARS = 1024
+MAX_NAME_CHARS = 255
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 VIDEO_FORMATS = (("mp4", "mp4"), ("mov", "mov"), ("matroska", "mkv"), ("webm", "webm"), ("avi", "avi"),
@@ -81,10 +83,9 @@ def option_values(fields: dict[str, list[str]], options_json: str | None) -> dic
     """Options from an ``options`` JSON object and from form fields named like the options (comma lists allowed)."""
     values: dict[str, Any] = {}
     if options_json:
-        try:
-            parsed = json.loads(options_json)
-        except ValueError:
-            raise InputError("the 'options' field must be a JSON object", code="bad_option") from None
+        from swapface.service.limits import load_json
+
+        parsed = load_json(options_json, "the 'options' field", code="bad_option")
         if not isinstance(parsed, dict):
             raise InputError("the 'options' field must be a JSON object", code="bad_option")
         values.update(parsed)
@@ -197,6 +198,8 @@ def check_media(role: str, path: Path, max_pixels: int) -> tuple[str, str]:
 
 def check_reference(uri: str, settings: Settings, owner_of: typing.Callable[[str], str | None], owner: str) -> str:
     """A reference to an object already in the configured storage; never another caller's job media or keys."""
+    if len(uri) > MAX_REFERENCE_CHARS or any(len(part) > MAX_NAME_CHARS for part in uri.split("/")) or "\x00" in uri:
+        raise InputError("object references are at most 1024 characters, 255 per name", code="bad_reference")
     root = storage.canonical(settings.resolved_storage_url())
     canonical = storage.canonical(uri)
     if ".." in uri.split("/") or not canonical.startswith(root + "/"):
@@ -207,14 +210,35 @@ def check_reference(uri: str, settings: Settings, owner_of: typing.Callable[[str
     job_owner = owner_of(first)
     if job_owner is not None and job_owner != owner:
         raise InputError("no such object", code="bad_reference")
-    if not storage.exists(canonical):
+    size = storage.object_size(canonical)
+    if size is None:  # missing, or a folder
         raise InputError("no such object", code="bad_reference")
+    if size > settings.max_upload_mb * 1024 * 1024:
+        raise InputError(f"the object is larger than {settings.max_upload_mb:g} MB", code="upload_too_large")
     return canonical
+
+
+def _check_counts(request: JobRequest) -> None:
+    """How many inputs of each role the request names, checked before any of them is read."""
+    counts = {"source": 0, "target": 0, "reference_face": 0}
+    for upload in request.uploads:
+        counts[upload.field] += 1
+    for field_name, uris in request.uris.items():
+        counts[field_name[: -len("_uri")]] += len(uris)
+    if not counts["source"]:
+        raise InputError("a job needs at least one source image ('source' file or 'source_uri')", code="missing_source")
+    if counts["source"] > MAX_SOURCES:
+        raise InputError(f"at most {MAX_SOURCES} source images per job", code="too_many_sources")
+    if counts["target"] != 1:
+        raise InputError("a job needs exactly one target ('target' file or 'target_uri')", code="missing_target")
+    if counts["reference_face"] > 1:
+        raise InputError("at most one reference face per job", code="bad_reference")
 
 
 def checked_inputs(request: JobRequest, settings: Settings, owner: str,
                    owner_of: typing.Callable[[str], str | None], scratch: Path) -> list[CheckedInput]:
     """Every input of the request, checked; InputError for the first problem."""
+    _check_counts(request)  # before anything is copied or decoded
     by_role: dict[str, list[CheckedInput]] = {"source": [], "target": [], "reference_face": []}
     for upload in request.uploads:
         ext, kind = check_media(upload.field, upload.path, settings.max_image_pixels)
@@ -228,14 +252,6 @@ def checked_inputs(request: JobRequest, settings: Settings, owner: str,
                 shutil.copyfile(local, copy)
             ext, kind = check_media(role, copy, settings.max_image_pixels)
             by_role[role].append(CheckedInput(role, copy, canonical, ext, kind, _digest(copy)))
-    if not by_role["source"]:
-        raise InputError("a job needs at least one source image ('source' file or 'source_uri')", code="missing_source")
-    if len(by_role["source"]) > MAX_SOURCES:
-        raise InputError(f"at most {MAX_SOURCES} source images per job", code="too_many_sources")
-    if len(by_role["target"]) != 1:
-        raise InputError("a job needs exactly one target ('target' file or 'target_uri')", code="missing_target")
-    if len(by_role["reference_face"]) > 1:
-        raise InputError("at most one reference face per job", code="bad_reference")
     return by_role["source"] + by_role["target"] + by_role["reference_face"]
 
 

@@ -169,6 +169,20 @@ def publish(local: Path, uri: str, *, job_id: str | None = None, settings: Setti
     fs.put_file(str(local), path)
 
 
+def object_size(uri: str) -> int | None:
+    """The stored size of the object at ``uri`` (encrypted size under encryption); None when no object
+    (a missing one, a folder, or a name the file system refuses, such as a 300-character component)."""
+    try:
+        if is_local(uri):
+            path = _local_path(uri)
+            return path.stat().st_size if path.is_file() else None
+        fs, path = fsspec.core.url_to_fs(uri)
+        info = fs.info(path)
+    except (OSError, ValueError):
+        return None
+    return int(info["size"]) if info.get("type") == "file" else None
+
+
 def exists(uri: str) -> bool:
     """Whether an object is stored at ``uri``."""
     if is_local(uri):

@@ -306,3 +306,106 @@ def test_too_many_references_are_refused_before_any_is_read(tmp_path):
         elapsed = time.monotonic() - started
     assert answer.status_code == 422 and answer.json()["code"] == "too_many_sources", answer.text
     assert elapsed < 1.5, f"refusing 40 references took {elapsed:.1f}s: they were read first"
+
+
+# --- 8–9. webhook endpoints that answer slowly or hugely ------------------------------------------
+
+class Endpoint:
+    """A loopback HTTP endpoint: ``trickle`` answers one byte per second, ``huge`` a 300 MB body, else 204."""
+
+    def __init__(self, mode: str = "fast") -> None:
+        import http.server
+        import threading
+
+        self.received: list[float] = []
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                endpoint.received.append(time.monotonic())
+                try:
+                    if mode == "trickle":
+                        for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n":
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(1.0)
+                    elif mode == "huge":
+                        self.send_response(200)
+                        self.send_header("content-length", str(300 << 20))
+                        self.end_headers()
+                        block = b"x" * (1 << 20)
+                        for _ in range(300):
+                            self.wfile.write(block)
+                    else:
+                        self.send_response(204)
+                        self.send_header("content-length", "0")
+                        self.end_headers()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+WEBHOOKS = {"webhook_allow_http": True, "webhook_allowlist": ["127.0.0.1/32"], "webhook_timeout_s": 3.0,
+            "webhook_max_attempts": 2, "webhook_backoff_s": 0.5}
+
+
+def _cancelled_with_webhook(http, files, url: str) -> str:
+    job = http.post("/v1/jobs", files=files, data={"webhook_url": url})
+    assert job.status_code == 201, job.text
+    assert http.post(f"/v1/jobs/{job.json()['id']}/cancel").status_code == 202
+    return job.json()["id"]
+
+
+def test_slow_webhook_endpoints_do_not_delay_others(tmp_path, astronaut, driver):
+    slow = [Endpoint("trickle") for _ in range(4)]
+    fast = Endpoint("fast")
+    try:
+        with live_service(tmp_path, workers=0, **WEBHOOKS) as svc, svc.client() as http:
+            files = _job_files(astronaut, driver)
+            for endpoint in slow:
+                _cancelled_with_webhook(http, files, endpoint.url)
+            time.sleep(0.5)  # the slow deliveries are under way
+            started = time.monotonic()
+            _cancelled_with_webhook(http, files, fast.url)
+            deadline = started + 30
+            while not fast.received and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert fast.received, "the other tenant's webhook never arrived"
+            assert fast.received[0] - started < 2.0, f"delayed {fast.received[0] - started:.1f}s by slow endpoints"
+    finally:
+        for endpoint in [*slow, fast]:
+            endpoint.close()
+
+
+def test_a_huge_webhook_response_is_not_read(tmp_path, astronaut, driver):
+    import psutil
+
+    huge = Endpoint("huge")
+    try:
+        with live_service(tmp_path, workers=0, **WEBHOOKS) as svc, svc.client() as http:
+            before = psutil.Process().memory_info().rss
+            job_id = _cancelled_with_webhook(http, _job_files(astronaut, driver), huge.url)
+            from swapface.service.webhooks import WebhookDeliveries
+
+            deliveries = WebhookDeliveries(svc.settings, svc.runtime.store.engine)
+            deadline = time.monotonic() + 30
+            while (row := deliveries.get(job_id, "cancelled")) is None or row["state"] == "pending":
+                assert time.monotonic() < deadline, row
+                time.sleep(0.1)
+            grown_mb = (psutil.Process().memory_info().rss - before) / (1 << 20)
+        assert row["state"] == "delivered", row
+        assert grown_mb < 100, f"a 300 MB webhook answer grew the service by {grown_mb:.0f} MB"
+    finally:
+        huge.close()

@@ -261,14 +261,16 @@ async def parse_request(request: Request, scratch: Path, limit_mb: float | None 
 def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idempotency_key: str | None,
                scratch: Path) -> tuple[JobRecord, bool, str | None]:
     """Check, store and queue a job (sync: runs in the thread pool). Returns (job, created, new webhook secret)."""
-    from swapface.service.webhooks import new_secret, validate_webhook_url
+    from swapface.service.webhooks import check_secret, new_secret, validate_webhook_url
 
     settings = rt.settings
     options = intake.validate_options(parsed.options)
     if parsed.webhook_url:
         validate_webhook_url(parsed.webhook_url, settings)
-    if parsed.webhook_secret and not parsed.webhook_secret.startswith("whsec_"):
-        raise InputError("webhook_secret must be a Standard Webhooks secret ('whsec_' + base64)", code="bad_webhook_secret")
+    if parsed.webhook_secret is not None:
+        check_secret(parsed.webhook_secret)
+        if not parsed.webhook_url:
+            raise InputError("webhook_secret is used only with a webhook_url", code="bad_webhook_secret")
 
     def owner_of(job_id: str) -> str | None:
         job = rt.store.get(job_id)

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from swapface.config import Settings, load_settings
 from swapface.jobs.store import JobRecord, JobStore, make_engine
 from swapface.jobs.worker import Worker, WorkerConfig
 from swapface.service.auth import ApiKeys
+
+if TYPE_CHECKING:
+    from swapface.service.webhook_dispatch import Delivery, WebhookDispatcher
+    from swapface.service.webhooks import WebhookDeliveries
 
 log = logging.getLogger("swapface.service")
 
@@ -32,7 +36,8 @@ class ServiceRuntime:
     _workers: list[Worker] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _webhooks: ThreadPoolExecutor | None = None
+    _webhooks: WebhookDispatcher | None = None
+    _deliveries: WebhookDeliveries | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, executor_name: str = "local") -> "ServiceRuntime":
@@ -62,9 +67,11 @@ class ServiceRuntime:
         if job.purged_at is not None:
             self.purge_media(job.id)
         if job.webhook_url:
+            from swapface.service.webhook_dispatch import Delivery, WebhookDispatcher
+
             if self._webhooks is None:
-                self._webhooks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
-            self._webhooks.submit(self._send_webhook, job)
+                self._webhooks = WebhookDispatcher(self._webhook_step)
+            self._webhooks.submit(Delivery(job.id, job.status, job.webhook_url, job.webhook_secret or ""))
 
     def purge_media(self, job_id: str, reason: str = "deleted") -> int:
         """Delete a job's media and data key now, recorded in the retention audit; returns the object count."""
@@ -100,14 +107,14 @@ class ServiceRuntime:
         failing = [w.failing for w in self._workers if w.failing]
         return failing[0] if failing else "ok"
 
-    def _send_webhook(self, job: JobRecord) -> None:
-        from swapface.service.webhooks import notify_job_finished
+    def _webhook_step(self, delivery: Delivery) -> float | None:
+        """One attempt of a job's webhook; the wait before the next one (None when done)."""
+        from swapface.service.webhooks import WebhookDeliveries
 
-        try:
-            notify_job_finished(job.id, job.status, job.webhook_url, job.webhook_secret, self.settings,
-                                engine=self.store.engine, sleep=lambda s: self._stop.wait(s))
-        except Exception as exc:
-            log.warning("webhook delivery failed", extra={"job_id": job.id, "error": type(exc).__name__})
+        if self._deliveries is None:
+            self._deliveries = WebhookDeliveries(self.settings, self.store.engine)
+        _, wait = self._deliveries.step(delivery.job_id, delivery.status, delivery.url, delivery.secret)
+        return wait
 
     def new_worker(self) -> Worker:
         """A worker bound to this runtime's store, executor kind and finished-job handling; :meth:`stop` ends it."""
@@ -163,4 +170,4 @@ class ServiceRuntime:
         for worker in self._workers:
             worker.executor.close()
         if self._webhooks is not None:
-            self._webhooks.shutdown(wait=False, cancel_futures=True)
+            self._webhooks.close()

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -171,6 +172,20 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+MIN_SECRET_BYTES, MAX_SECRET_BYTES = 16, 64
+MAX_RESPONSE_BYTES = 4096  # of a webhook response body: only its status matters
+
+
+def check_secret(secret: str) -> None:
+    """Refuse a caller's signing secret unless it is ``whsec_`` + base64 of 16–64 bytes (checked at submit)."""
+    if not isinstance(secret, str) or not secret.startswith("whsec_"):
+        raise InputError("webhook_secret must be a Standard Webhooks secret ('whsec_' + base64)", code="bad_webhook_secret")
+    key = _secret_bytes(secret)
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise InputError(f"webhook_secret must hold {MIN_SECRET_BYTES}-{MAX_SECRET_BYTES} bytes after 'whsec_' "
+                         "(base64)", code="bad_webhook_secret")
+
+
 def _secret_bytes(secret: str) -> bytes:
     raw = secret[len("whsec_"):] if secret.startswith("whsec_") else secret
     try:
@@ -225,6 +240,16 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _attempt(target: WebhookTarget, msg_id: str, body: str, secret: str, settings: Settings) -> httpx.Response:
+    """One POST, over within ``webhook_timeout_s`` in total (a peer trickling its answer byte by byte is cut off)."""
+    try:
+        return asyncio.run(asyncio.wait_for(_attempt_async(target, msg_id, body, secret, settings),
+                                            settings.webhook_timeout_s))
+    except TimeoutError:
+        raise httpx.TimeoutException("the webhook endpoint did not answer within the deadline") from None
+
+
+async def _attempt_async(target: WebhookTarget, msg_id: str, body: str, secret: str,
+                         settings: Settings) -> httpx.Response:
     timestamp = int(time.time())
     headers = {
         "host": target.host_header,
@@ -240,16 +265,26 @@ def _attempt(target: WebhookTarget, msg_id: str, body: str, secret: str, setting
 
         verify = ssl.create_default_context(cafile=str(settings.webhook_ca_file))
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    with httpx.Client(follow_redirects=False, trust_env=False, verify=verify,
-                      timeout=settings.webhook_timeout_s) as client:
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=verify,
+                                 timeout=settings.webhook_timeout_s) as client:
         for i, address in enumerate(target.addresses):  # only addresses that passed the policy
             request = client.build_request("POST", target.connect_url(address), content=body.encode(),
                                            headers=headers, extensions=extensions)
             try:
-                return client.send(request)
+                response = await client.send(request, stream=True)
             except httpx.ConnectError:
                 if i == len(target.addresses) - 1:
                     raise
+                continue
+            try:  # read a few KB at most: a huge or endless answer costs no memory
+                seen = 0
+                async for block in response.aiter_raw(1024):
+                    seen += len(block)
+                    if seen >= MAX_RESPONSE_BYTES:
+                        break
+            finally:
+                await response.aclose()
+            return response
         raise httpx.ConnectError("no address")
 
 
@@ -301,48 +336,62 @@ class WebhookDeliveries:
 
     def deliver(self, job_id: str, status: str, url: str, secret: str,
                 sleep: Callable[[float], object] = time.sleep) -> DeliveryResult:
-        """Deliver the job's event, retrying until delivered, disabled or out of attempts."""
+        """Deliver the job's event, retrying until delivered, disabled or out of attempts (blocking)."""
+        while True:
+            result, wait = self.step(job_id, status, url, secret)
+            if wait is None:
+                return result
+            sleep(wait)
+
+    def step(self, job_id: str, status: str, url: str, secret: str) -> tuple[DeliveryResult, float | None]:
+        """Make the next attempt of the job's event; returns the state and the wait before the next attempt
+        (None once delivered, disabled, refused or out of attempts). A scheduler calls it again after the wait,
+        so a failing endpoint holds no thread between its attempts."""
         body = event_body(job_id, status)
         row = self._start(job_id, EVENTS[status], url, body)
         msg_id, attempts, body = row["id"], row["attempts"], row["body"]
         if row["state"] != "pending":
-            return DeliveryResult(msg_id, row["state"], attempts, row["last_status"])
+            return DeliveryResult(msg_id, row["state"], attempts, row["last_status"]), None
         if self.is_disabled(url):
             self._update(msg_id, state="disabled", next_attempt_at=None)
-            return DeliveryResult(msg_id, "disabled", attempts, None)
+            return DeliveryResult(msg_id, "disabled", attempts, None), None
+        if attempts >= self.settings.webhook_max_attempts:
+            return self._give_up(job_id, msg_id, attempts, row["last_status"]), None
+        delay: float | None = None
+        try:
+            target = validate_webhook_url(url, self.settings)  # resolve now; connect to this address only
+        except InputError:
+            self._update(msg_id, state="refused", next_attempt_at=None)
+            log.warning("webhook refused by the URL policy", extra={"job_id": job_id, "webhook_id": msg_id})
+            return DeliveryResult(msg_id, "refused", attempts, None), None
+        attempts += 1
         last_status: int | None = None
-        while attempts < self.settings.webhook_max_attempts:
-            delay: float | None = None
-            try:
-                target = validate_webhook_url(url, self.settings)  # resolve now; connect to this address only
-            except InputError:
-                self._update(msg_id, state="refused", next_attempt_at=None)
-                log.warning("webhook refused by the URL policy", extra={"job_id": job_id, "webhook_id": msg_id})
-                return DeliveryResult(msg_id, "refused", attempts, None)
-            attempts += 1
-            try:
-                response = _attempt(target, msg_id, body, secret, self.settings)
-                last_status = response.status_code
-                delay = _retry_after(response)
-            except httpx.HTTPError as exc:
-                last_status = None
-                log.info("webhook attempt failed", extra={"job_id": job_id, "webhook_id": msg_id,
-                                                          "error": type(exc).__name__, "attempt": attempts})
-            if last_status is not None and 200 <= last_status < 300:
-                self._update(msg_id, state="delivered", attempts=attempts, last_status=last_status, next_attempt_at=None)
-                log.info("webhook delivered", extra={"job_id": job_id, "webhook_id": msg_id, "attempt": attempts})
-                return DeliveryResult(msg_id, "delivered", attempts, last_status)
-            if last_status == 410:
-                self._disable(url, "410 Gone")
-                self._update(msg_id, state="disabled", attempts=attempts, last_status=410, next_attempt_at=None)
-                log.warning("webhook endpoint disabled after 410", extra={"job_id": job_id, "webhook_id": msg_id})
-                return DeliveryResult(msg_id, "disabled", attempts, 410)
-            backoff = self.settings.webhook_backoff_s * 2 ** (attempts - 1)
-            wait = min(self.settings.webhook_max_delay_s, max(backoff, delay or 0.0))
-            self._update(msg_id, attempts=attempts, last_status=last_status,
-                         next_attempt_at=datetime.fromtimestamp(time.time() + wait, UTC))
-            if attempts < self.settings.webhook_max_attempts:
-                sleep(wait)
+        try:
+            response = _attempt(target, msg_id, body, secret, self.settings)
+            last_status = response.status_code
+            delay = _retry_after(response)
+        except httpx.HTTPError as exc:
+            log.info("webhook attempt failed", extra={"job_id": job_id, "webhook_id": msg_id,
+                                                      "error": type(exc).__name__, "attempt": attempts})
+        if last_status is not None and 200 <= last_status < 300:
+            self._update(msg_id, state="delivered", attempts=attempts, last_status=last_status, next_attempt_at=None)
+            log.info("webhook delivered", extra={"job_id": job_id, "webhook_id": msg_id, "attempt": attempts})
+            return DeliveryResult(msg_id, "delivered", attempts, last_status), None
+        if last_status == 410:
+            self._disable(url, "410 Gone")
+            self._update(msg_id, state="disabled", attempts=attempts, last_status=410, next_attempt_at=None)
+            log.warning("webhook endpoint disabled after 410", extra={"job_id": job_id, "webhook_id": msg_id})
+            return DeliveryResult(msg_id, "disabled", attempts, 410), None
+        if attempts >= self.settings.webhook_max_attempts:
+            self._update(msg_id, attempts=attempts, last_status=last_status)
+            return self._give_up(job_id, msg_id, attempts, last_status), None
+        backoff = self.settings.webhook_backoff_s * 2 ** (attempts - 1)
+        wait = min(self.settings.webhook_max_delay_s, max(backoff, delay or 0.0))
+        self._update(msg_id, attempts=attempts, last_status=last_status,
+                     next_attempt_at=datetime.fromtimestamp(time.time() + wait, UTC))
+        return DeliveryResult(msg_id, "pending", attempts, last_status), wait
+
+    def _give_up(self, job_id: str, msg_id: str, attempts: int, last_status: int | None) -> DeliveryResult:
         self._update(msg_id, state="failed", next_attempt_at=None)
         log.warning("webhook delivery failed", extra={"job_id": job_id, "webhook_id": msg_id, "attempt": attempts,
                                                       "status_code": last_status})

@@ -409,3 +409,69 @@ def test_a_huge_webhook_response_is_not_read(tmp_path, astronaut, driver):
         assert grown_mb < 100, f"a 300 MB webhook answer grew the service by {grown_mb:.0f} MB"
     finally:
         huge.close()
+
+
+# --- 10. event streams are capped and end when their key is revoked --------------------------------
+
+def test_event_streams_are_capped_and_stop_when_the_key_is_revoked(tmp_path, astronaut, driver):
+    import threading
+
+    with live_service(tmp_path, workers=0, max_event_streams_per_key=2, max_event_streams=3) as svc:
+        _, alice = svc.runtime.keys.create("alice")
+        _, bob = svc.runtime.keys.create("bob")
+        with svc.client(alice) as a, svc.client(bob) as b:
+            job_a = a.post("/v1/jobs", files=_job_files(astronaut, driver)).json()["id"]
+            job_b = b.post("/v1/jobs", files=_job_files(astronaut, driver)).json()["id"]
+            opened, texts = [], []
+
+            def follow(client, job_id):
+                with contextlib.suppress(httpx.HTTPError), client.stream("GET", f"/v1/jobs/{job_id}/events") as events:
+                    opened.append(events.status_code)
+                    texts.append("".join(events.iter_text()))  # until the server ends the stream
+
+            for client, job_id in ((a, job_a), (a, job_a), (b, job_b)):
+                threading.Thread(target=follow, args=(client, job_id), daemon=True).start()
+            deadline = time.monotonic() + 10
+            while len(opened) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert opened == [200, 200, 200]
+            third = a.get(f"/v1/jobs/{job_a}/events")  # alice holds her two
+            assert third.status_code == 429 and third.json()["code"] == "too_many_streams", third.text
+            with svc.client(bob) as b2:
+                over = b2.get(f"/v1/jobs/{job_b}/events")  # three open in all
+            assert over.status_code == 429 and over.json()["code"] == "too_many_streams", over.text
+
+            assert svc.runtime.keys.revoke("alice") == 1
+            deadline = time.monotonic() + 15
+            while len(texts) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(texts) == 2 and all("bad_api_key" in t for t in texts), texts
+            svc.runtime.keys.revoke("bob")
+
+
+# --- 11. keyless local mode refuses other sites and rebound names ------------------------------------
+
+def test_keyless_mode_refuses_cross_site_and_foreign_host(tmp_path, astronaut, driver):
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        evil = http.post("/v1/jobs", files=_job_files(astronaut, driver), headers={"Origin": "https://evil.example"})
+        assert evil.status_code == 403 and evil.json()["code"] == "cross_site", evil.text
+        fetch = http.get("/v1/jobs", headers={"Sec-Fetch-Site": "cross-site"})
+        assert fetch.status_code == 403 and fetch.json()["code"] == "cross_site"
+        port = svc.url.rsplit(":", 1)[1]
+        rebound = http.get("/v1/jobs", headers={"Host": f"rebind.evil.example:{port}"})
+        assert rebound.status_code == 403 and rebound.json()["code"] == "bad_host", rebound.text
+        same = http.post("/v1/jobs", files=_job_files(astronaut, driver), headers={"Origin": svc.url})
+        assert same.status_code == 201, same.text
+        assert http.get("/v1/jobs", headers={"Host": f"localhost:{port}"}).status_code == 200
+    assert job_count(svc.settings) == 1
+
+
+# --- 15. webhook secrets are checked at submit ---------------------------------------------------------
+
+def test_bad_webhook_secrets_are_refused_at_submit(tmp_path, astronaut, driver):
+    with live_service(tmp_path, workers=0, **WEBHOOKS) as svc, svc.client() as http:
+        for secret in ("whsec_!!!notbase64", "whsec_", "whsec_" + base64.b64encode(b"short").decode(), "plain"):
+            answer = http.post("/v1/jobs", files=_job_files(astronaut, driver),
+                               data={"webhook_url": "http://127.0.0.1:9/hook", "webhook_secret": secret})
+            assert answer.status_code == 422 and answer.json()["code"] == "bad_webhook_secret", (secret, answer.text)
+    assert job_count(svc.settings) == 0

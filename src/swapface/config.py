@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     lease_s: float = Field(30.0, gt=0, description="A worker's lease on a job; renewed every third of it")
     worker_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs")
     sweep_interval_s: float = Field(3600.0, gt=0, description="How often 'serve' runs the retention sweeper")
+    max_event_streams_per_key: int = Field(8, ge=1, description="Server-sent event streams one API key may hold open")
+    max_event_streams: int = Field(256, ge=1, description="Server-sent event streams the service holds open in total")
     min_free_disk_mb: float = Field(
         64.0, ge=0, description="Below this much free space in the data folder, submissions answer 507 and /readyz fails"
     )

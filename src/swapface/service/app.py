@@ -30,9 +30,10 @@ from swapface import storage
 from swapface.config import Settings
 from swapface.errors import InputError, JobError, SwapfaceError
 from swapface.jobs.store import STATES, JobRecord, LimitReached, NewJob, new_job_id
-from swapface.service import intake, limits
+from swapface.service import intake, limits, streams
 from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
 from swapface.service.faults import install_fault_handlers
+from swapface.service.local_guard import CrossSiteRefused, check_local_request
 from swapface.service.runtime import ServiceRuntime
 
 log = logging.getLogger("swapface.api")
@@ -115,10 +116,17 @@ def caller(request: Request, authorization: str | None = Header(None)) -> ApiKey
         return key
     if rt.settings.auth == "auto" and not rt.keys.any_created():  # revoking every key does not reopen it
         if is_loopback(request.client.host if request.client else None):
+            check_local_request(request)
             return LOCAL_CALLER
         raise Problem(401, "api_key_required", "create an API key ('swapface keys create') to call this service "
                       "from another machine", {"WWW-Authenticate": "Bearer"})
     raise Problem(401, "api_key_required", "send 'Authorization: Bearer <API key>'", {"WWW-Authenticate": "Bearer"})
+
+
+def _bearer(request: Request) -> str | None:
+    """The API key the request presented, if any."""
+    value = request.headers.get("authorization", "")
+    return value.split(" ", 1)[1].strip() if value.lower().startswith("bearer ") else None
 
 
 def own_job(job_id: str, rt: ServiceRuntime, key: ApiKey) -> JobRecord:
@@ -335,6 +343,32 @@ def _timestamp(value: str | None, default: float) -> float:
         raise Problem(400, "bad_time", "times must be ISO-8601, e.g. 2026-11-01T00:00:00Z") from None
 
 
+async def job_events(job_id: str, request: Request, rt: ServiceRuntime, key: ApiKey,
+                     token: str | None) -> AsyncIterator[str]:
+    """The events of one stream; it ends when the job does, the client leaves or the key is revoked."""
+    last, quiet_since, checked = None, time.monotonic(), time.monotonic()
+    while not await request.is_disconnected():
+        if token is not None and time.monotonic() - checked > streams.KEY_RECHECK_S:
+            checked = time.monotonic()
+            if await run_in_threadpool(rt.keys.authenticate, token) is None:
+                yield 'event: error\ndata: {"code": "bad_api_key"}\n\n'
+                return
+        job = await run_in_threadpool(rt.store.get, job_id, key.id)
+        if job is None:
+            return
+        body = job.public()
+        snapshot = json.dumps(body, sort_keys=True)
+        if snapshot != last:
+            last, quiet_since = snapshot, time.monotonic()
+            yield f"event: {'end' if job.terminal else 'progress'}\ndata: {snapshot}\n\n"
+            if job.terminal:
+                return
+        elif time.monotonic() - quiet_since > SSE_KEEPALIVE_S:
+            quiet_since = time.monotonic()
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(SSE_POLL_S)
+
+
 # --- the application ------------------------------------------------------------------------------
 
 def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | None = None, workers: int = 0,
@@ -354,6 +388,7 @@ def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | N
     app = FastAPI(title="swapface", version="1", lifespan=lifespan,
                   description="Face swapping as a service. Every output is marked as AI-generated.")
     app.state.runtime = rt
+    app.state.stream_slots = streams.StreamSlots(rt.settings.max_event_streams_per_key, rt.settings.max_event_streams)
     app.state.settings = rt.settings
     app.add_middleware(UploadLimit, limit_mb=rt.settings.max_upload_mb)
     _install_error_handlers(app)
@@ -370,6 +405,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def problem(_: Request, exc: Problem) -> JSONResponse:
         return JSONResponse({"detail": exc.detail, "code": exc.code}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(CrossSiteRefused)
+    async def cross_site(_: Request, exc: CrossSiteRefused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "code": exc.code}, 403)
 
     @app.exception_handler(InputError)
     async def bad_input(_: Request, exc: InputError) -> JSONResponse:
@@ -547,24 +586,19 @@ def _install_routes(app: FastAPI) -> None:
                      key: ApiKey = Depends(caller)) -> StreamingResponse:
         """Server-sent events: ``progress`` whenever the job changes, then ``end`` with its final state."""
         await run_in_threadpool(own_job, job_id, rt, key)
+        slots: streams.StreamSlots = request.app.state.stream_slots
+        try:
+            slots.acquire(key.id)
+        except streams.TooManyStreams as full:
+            what = "this API key" if full.scope == "key" else "the service"
+            raise Problem(429, "too_many_streams", f"{what} already holds {full.limit} open event streams",
+                          {"Retry-After": "5"}) from None
+        token = _bearer(request)
 
         async def stream() -> AsyncIterator[str]:
-            last, quiet_since = None, time.monotonic()
-            while not await request.is_disconnected():
-                job = await run_in_threadpool(rt.store.get, job_id, key.id)
-                if job is None:
-                    return
-                body = job.public()
-                snapshot = json.dumps(body, sort_keys=True)
-                if snapshot != last:
-                    last, quiet_since = snapshot, time.monotonic()
-                    yield f"event: {'end' if job.terminal else 'progress'}\ndata: {snapshot}\n\n"
-                    if job.terminal:
-                        return
-                elif time.monotonic() - quiet_since > SSE_KEEPALIVE_S:
-                    quiet_since = time.monotonic()
-                    yield ": keep-alive\n\n"
-                await asyncio.sleep(SSE_POLL_S)
+            with slots.held(key.id):
+                async for event in job_events(job_id, request, rt, key, token):
+                    yield event
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -475,3 +475,50 @@ def test_bad_webhook_secrets_are_refused_at_submit(tmp_path, astronaut, driver):
                                data={"webhook_url": "http://127.0.0.1:9/hook", "webhook_secret": secret})
             assert answer.status_code == 422 and answer.json()["code"] == "bad_webhook_secret", (secret, answer.text)
     assert job_count(svc.settings) == 0
+
+
+# --- 16–17. cancel and delete of running jobs -----------------------------------------------------------
+
+def _wait_running(http, job_id: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while http.get(f"/v1/jobs/{job_id}").json()["status"] == "queued":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.02)
+
+
+def _wait_frames(svc, job_id: str, timeout: float = 90) -> None:
+    """Until the job has committed a chunk: frames are flowing (progress reaches the database only per beat)."""
+    from swapface import storage
+
+    uri = storage.join(svc.settings.resolved_storage_url(), job_id, "work", "manifest.json")
+    deadline = time.monotonic() + timeout
+    while not ((storage.read_json(uri) if storage.exists(uri) else None) or {}).get("segments"):
+        assert time.monotonic() < deadline, "no chunk was committed"
+        time.sleep(0.05)
+
+
+def test_cancelled_or_deleted_running_jobs_end_cancelled_promptly(tmp_path, astronaut, driver):
+    from media_fixtures import moving_face_clip
+
+    clip = moving_face_clip(tmp_path / "clip.mp4", frames=120, tone_hz=330.0).read_bytes()
+    video = [("source", ("a.jpg", jpeg_bytes(driver), "image/jpeg")), ("target", ("c.mp4", clip, "video/mp4"))]
+    with live_service(tmp_path, workers=1, lease_s=27.0) as svc, svc.client() as http:  # heartbeat every 9 s
+        for _ in range(3):  # an image job cancelled while it runs never ends succeeded
+            job = http.post("/v1/jobs", files=_job_files(astronaut, driver)).json()["id"]
+            _wait_running(http, job)
+            if http.post(f"/v1/jobs/{job}/cancel").status_code == 202:
+                assert svc.wait(http, job)["status"] == "cancelled"
+
+        job = http.post("/v1/jobs", files=video, data={"chunk_seconds": "0.5"}).json()["id"]
+        _wait_frames(svc, job)
+        asked = time.monotonic()
+        assert http.post(f"/v1/jobs/{job}/cancel").status_code == 202
+        assert svc.wait(http, job)["status"] == "cancelled"
+        assert time.monotonic() - asked < 3.0, "cancel waited for the heartbeat"
+
+        job = http.post("/v1/jobs", files=video, data={"chunk_seconds": "0.5"}).json()["id"]
+        _wait_frames(svc, job)
+        assert http.delete(f"/v1/jobs/{job}").status_code == 204
+        done = svc.wait(http, job)
+        assert done["status"] == "cancelled", done
+        assert [f for f in svc.runtime.store.failure_rows(0) if f["job_id"] == job] == []

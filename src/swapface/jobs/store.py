@@ -362,15 +362,23 @@ class JobStore:
         return Lease(held=bool(changed), cancel_requested=bool(cancel))
 
     def finish(self, job_id: str, worker_id: str, status: str, *, error_code: str | None = None,
-               error_message: str | None = None, **values: Any) -> bool:
-        """End a running job held by ``worker_id`` (succeeded / failed / cancelled); False if it was not held."""
+               error_message: str | None = None, unless_cancelled: bool = False, **values: Any) -> bool:
+        """End a running job held by ``worker_id`` (succeeded / failed / cancelled); False if it was not held
+        (or, with ``unless_cancelled``, if a cancel was requested: a cancelled job never ends succeeded)."""
         if status not in TERMINAL:
             raise ValueError(f"not a final state: {status}")
         now = time.time()
+        held = (jobs.c.id == job_id) & (jobs.c.lease_owner == worker_id) & (jobs.c.status == "running")
+        if unless_cancelled:
+            held &= jobs.c.cancel_requested == sa.false()
         with self.engine.begin() as conn:
-            return bool(conn.execute(jobs.update().where(
-                (jobs.c.id == job_id) & (jobs.c.lease_owner == worker_id) & (jobs.c.status == "running")).values(
+            return bool(conn.execute(jobs.update().where(held).values(
                 **_ended(status, now, error_code, error_message), **values)).rowcount)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether a cancel (or delete) of the job was asked for."""
+        with read_only(self.engine) as conn:
+            return bool(conn.execute(sa.select(jobs.c.cancel_requested).where(jobs.c.id == job_id)).scalar())
 
     def add_usage(self, job_id: str, *, compute_seconds: float, gpu_seconds: float) -> None:
         """Add one attempt's compute to the job's metered usage (failed attempts cost too)."""

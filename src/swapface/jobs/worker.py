@@ -32,6 +32,7 @@ log = logging.getLogger("swapface.worker")
 
 FinishedCallback = Callable[[JobRecord], None]
 GPU_PROVIDERS = {"cuda", "tensorrt"}
+CANCEL_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,19 @@ class Worker:
         def on_progress(progress: Progress) -> None:
             heartbeat.progress = progress
 
+        last_look = [time.monotonic()]
+
         def should_stop() -> bool:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 timed_out.set()
+            if now - last_look[0] >= CANCEL_POLL_S:  # a cancel takes effect at the next frame, not the next beat
+                last_look[0] = now
+                try:
+                    if self.store.cancel_requested(job.id):
+                        heartbeat.cancelled.set()
+                except Exception as exc:  # the heartbeat looks again
+                    log.debug("cancel check failed", extra={"job_id": job.id, "error": type(exc).__name__})
             return heartbeat.lost.is_set() or heartbeat.cancelled.is_set() or timed_out.is_set() or self._stop.is_set()
 
         heartbeat.beat()
@@ -201,8 +212,12 @@ class Worker:
 
     def _settle(self, job: JobRecord, state: str, error: BaseException | None, values: dict) -> str:
         """Write the attempt's outcome; returns the job's state afterwards."""
+        if state == "failed" and self.store.cancel_requested(job.id):
+            state = "cancelled"  # a deleted job's inputs vanish under it: that is the cancel, not a failure
         if state == "succeeded":
-            return "succeeded" if self.store.finish(job.id, self.worker_id, "succeeded", **values) else "lost"
+            if self.store.finish(job.id, self.worker_id, "succeeded", unless_cancelled=True, **values):
+                return "succeeded"
+            state = "cancelled" if self.store.cancel_requested(job.id) else "lost"
         if state == "cancelled":
             return "cancelled" if self.store.finish(job.id, self.worker_id, "cancelled") else "lost"
         if state == "failed":

@@ -522,3 +522,31 @@ def test_cancelled_or_deleted_running_jobs_end_cancelled_promptly(tmp_path, astr
         done = svc.wait(http, job)
         assert done["status"] == "cancelled", done
         assert [f for f in svc.runtime.store.failure_rows(0) if f["job_id"] == job] == []
+
+
+# --- 12. video caps at intake, damaged videos fail --------------------------------------------------------
+
+def test_video_caps_at_submit_and_damaged_videos_fail(tmp_path, driver):
+    from media_fixtures import moving_face_clip, truncate
+
+    clip = moving_face_clip(tmp_path / "clip.mp4", frames=60, tone_hz=None)  # 640×360, 60 frames
+    damaged = truncate(clip, tmp_path / "damaged.mp4", 0.25)
+    limits = {"max_video_frames": 50, "max_video_pixels": 1_000_000,
+              "video_limits_by_key": {"tiny": {"max_video_pixels": 100_000}, "big": {"max_video_frames": 1000}}}
+
+    def files(path: Path) -> list:
+        return [("source", ("a.jpg", jpeg_bytes(driver), "image/jpeg")),
+                ("target", ("c.mp4", path.read_bytes(), "video/mp4"))]
+
+    with live_service(tmp_path, workers=1, **limits) as svc:
+        keys = {name: svc.runtime.keys.create(name)[1] for name in ("plain", "tiny", "big")}
+        with svc.client(keys["plain"]) as plain, svc.client(keys["tiny"]) as tiny, svc.client(keys["big"]) as big:
+            too_long = plain.post("/v1/jobs", files=files(clip))
+            assert too_long.status_code == 422 and too_long.json()["code"] == "video_too_long", too_long.text
+            too_large = tiny.post("/v1/jobs", files=files(clip))
+            assert too_large.status_code == 422 and too_large.json()["code"] == "video_too_large", too_large.text
+            broken = big.post("/v1/jobs", files=files(damaged), data={"chunk_seconds": "1"})
+            assert broken.status_code == 201, broken.text  # the override lets it in; its frames are mostly gone
+            done = svc.wait(big, broken.json()["id"], timeout=180)
+    assert done["status"] == "failed" and done["error"]["code"] == "damaged_video", done
+    assert done["attempts"] == 1

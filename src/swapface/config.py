@@ -18,6 +18,15 @@ class Settings(BaseSettings):
     # engine
     models_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("swapface")) / "models")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Images larger than this are refused (decompression bombs)")
+    max_video_pixels: int = Field(4096 * 4096, ge=1, description="Video frames larger than this are refused at submit")
+    max_video_frames: int = Field(108_000, ge=1, description="Videos with more frames than this are refused at submit")
+    max_video_seconds: float = Field(3600.0, gt=0, description="Videos longer than this are refused at submit")
+    video_limits_by_key: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Per API key (name) overrides of max_video_pixels/frames/seconds, JSON object"
+    )
+    max_lost_frames_fraction: float = Field(
+        0.05, ge=0, le=1, description="A video job whose undecodable frames exceed this share of the clip fails"
+    )
     # service (embedded defaults: SQLite + a local directory)
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("swapface")))
     database_url: str | None = None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from swapface import storage
 from swapface.errors import InputError, ModelError, SwapfaceError
 from swapface.executors.base import Executor
-from swapface.jobs.runner import Progress, run_job
+from swapface.jobs.runner import JobResult, Progress, run_job
 from swapface.jobs.spec import JobSpec
 from swapface.jobs.store import TERMINAL, JobRecord, JobStore
 from swapface.options import SwapOptions
@@ -44,6 +44,7 @@ class WorkerConfig:
     job_timeout_seconds: float = 6 * 3600.0
     max_running_jobs: int | None = None  # global cap across all workers (cost control)
     max_backoff_seconds: float = 30.0  # longest wait between tries while the database or storage fails
+    max_lost_frames_fraction: float = 0.05  # a video that lost more of its frames than this fails
 
 
 def job_spec(job: JobRecord) -> JobSpec:
@@ -174,7 +175,12 @@ class Worker:
             else:
                 result = run_job(job_spec(job), executor=self.executor, on_progress=on_progress, should_stop=should_stop)
                 heartbeat.beat()
-                if result.status == "done":
+                if result.status == "done" and self._too_damaged(result):
+                    state, error = "failed", InputError(
+                        f"{result.lost_frames} of {result.frames_total} frames of the target could not be decoded: "
+                        "the video is damaged", code="damaged_video")
+                    values = {"lost_frames": result.lost_frames}
+                elif result.status == "done":
                     state = "succeeded"
                     values = {"frames": result.frames, "frames_done": result.frames, "frames_total": result.frames,
                               "chunks_done": result.chunks, "chunks_total": result.chunks,
@@ -209,6 +215,11 @@ class Worker:
                 except Exception as exc:
                     log.warning("finished-job callback failed", extra={"job_id": job.id, "error": type(exc).__name__})
         log.info("job attempt ended", extra={"job_id": job.id, "state": final, "seconds": round(seconds, 2)})
+
+    def _too_damaged(self, result: JobResult) -> bool:
+        """Whether the target lost more frames to damage than the configured share."""
+        total = max(result.frames_total, result.frames + result.lost_frames, 1)
+        return result.lost_frames > self.config.max_lost_frames_fraction * total
 
     def _settle(self, job: JobRecord, state: str, error: BaseException | None, values: dict) -> str:
         """Write the attempt's outcome; returns the job's state afterwards."""

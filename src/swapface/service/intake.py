@@ -165,14 +165,52 @@ def _too_many_pixels(unusable: typing.Callable[[str], InputError], size: tuple[i
     raise unusable(f"{found}, over the limit of {max_pixels:,} (SWAPFACE_MAX_IMAGE_PIXELS)")
 
 
-def _video_ext(path: Path) -> str | None:
+@dataclass(frozen=True)
+class VideoLimits:
+    """How large a target video may be: pixels per frame, frames, seconds."""
+
+    pixels: int
+    frames: int
+    seconds: float
+
+    @classmethod
+    def for_key(cls, settings: Settings, key_name: str | None) -> "VideoLimits":
+        """The settings' limits, with the key's own overrides (``video_limits_by_key``)."""
+        own = settings.video_limits_by_key.get(key_name or "", {})
+        return cls(int(own.get("max_video_pixels", settings.max_video_pixels)),
+                   int(own.get("max_video_frames", settings.max_video_frames)),
+                   float(own.get("max_video_seconds", settings.max_video_seconds)))
+
+
+def check_video_size(info: Any, limits: VideoLimits) -> None:
+    """Refuse a video over the pixel, frame or duration limit (before any frame is decoded for the job)."""
+    pixels = info.width * info.height
+    if pixels > limits.pixels:
+        raise InputError(f"the target video's frames have {info.width}x{info.height} pixels, over the limit of "
+                         f"{limits.pixels:,} (SWAPFACE_MAX_VIDEO_PIXELS)", code="video_too_large")
+    frames = max(info.frames, getattr(info, "declared_frames", 0) or 0)
+    if frames > limits.frames:
+        raise InputError(f"the target video has {frames:,} frames, over the limit of {limits.frames:,} "
+                         "(SWAPFACE_MAX_VIDEO_FRAMES)", code="video_too_long")
+    seconds = frames / float(info.rate) if info.rate else 0.0
+    if seconds > limits.seconds:
+        raise InputError(f"the target video lasts {seconds:.0f} s, over the limit of {limits.seconds:g} s "
+                         "(SWAPFACE_MAX_VIDEO_SECONDS)", code="video_too_long")
+
+
+def _video_ext(path: Path, limits: VideoLimits | None = None) -> str | None:
     """The stored extension of a video file, None when it is not a usable video."""
     import av
 
     from swapface.media.video import probe
 
     try:
-        probe(path)
+        info = probe(path)
+    except (InputError, av.error.FFmpegError, UnicodeDecodeError, ValueError):
+        return None
+    if limits is not None:
+        check_video_size(info, limits)
+    try:
         with av.open(str(path), metadata_errors="ignore") as container:
             names = container.format.name.split(",")
     except (InputError, av.error.FFmpegError, UnicodeDecodeError, ValueError):
@@ -183,14 +221,14 @@ def _video_ext(path: Path) -> str | None:
     return "mp4"
 
 
-def check_media(role: str, path: Path, max_pixels: int) -> tuple[str, str]:
+def check_media(role: str, path: Path, max_pixels: int, video_limits: VideoLimits | None = None) -> tuple[str, str]:
     """(extension, kind) of an input; sources and reference faces must be images, the target either."""
     ext = _image_ext(path, max_pixels, role)
     if ext is not None:
         return ext, "image"
     if role != "target":
         raise InputError(f"the {role.replace('_', ' ')} is not a readable image (JPEG, PNG, WebP)", code="bad_media")
-    ext = _video_ext(path)
+    ext = _video_ext(path, video_limits)
     if ext is None:
         raise InputError("the target is neither a readable image nor a readable video", code="bad_media")
     return ext, "video"
@@ -236,12 +274,14 @@ def _check_counts(request: JobRequest) -> None:
 
 
 def checked_inputs(request: JobRequest, settings: Settings, owner: str,
-                   owner_of: typing.Callable[[str], str | None], scratch: Path) -> list[CheckedInput]:
+                   owner_of: typing.Callable[[str], str | None], scratch: Path,
+                   video_limits: VideoLimits | None = None) -> list[CheckedInput]:
     """Every input of the request, checked; InputError for the first problem."""
     _check_counts(request)  # before anything is copied or decoded
+    video_limits = video_limits or VideoLimits.for_key(settings, None)
     by_role: dict[str, list[CheckedInput]] = {"source": [], "target": [], "reference_face": []}
     for upload in request.uploads:
-        ext, kind = check_media(upload.field, upload.path, settings.max_image_pixels)
+        ext, kind = check_media(upload.field, upload.path, settings.max_image_pixels, video_limits)
         by_role[upload.field].append(CheckedInput(upload.field, upload.path, None, ext, kind, _digest(upload.path)))
     for field_name, uris in request.uris.items():
         role = field_name[: -len("_uri")]
@@ -250,7 +290,7 @@ def checked_inputs(request: JobRequest, settings: Settings, owner: str,
             with storage.fetch(canonical, settings=settings) as local:
                 copy = scratch / f"ref-{len(list(scratch.iterdir()))}"
                 shutil.copyfile(local, copy)
-            ext, kind = check_media(role, copy, settings.max_image_pixels)
+            ext, kind = check_media(role, copy, settings.max_image_pixels, video_limits)
             by_role[role].append(CheckedInput(role, copy, canonical, ext, kind, _digest(copy)))
     return by_role["source"] + by_role["target"] + by_role["reference_face"]
 

@@ -60,7 +60,7 @@ class ServiceRuntime:
     def worker_config(self) -> WorkerConfig:
         s = self.settings
         return WorkerConfig(lease_seconds=s.lease_s, poll_seconds=s.worker_poll_s, job_timeout_seconds=s.job_timeout_s,
-                            max_running_jobs=s.max_running_jobs)
+                            max_running_jobs=s.max_running_jobs, max_lost_frames_fraction=s.max_lost_frames_fraction)
 
     def on_finished(self, job: JobRecord) -> None:
         """A job ended: purge it if it was deleted meanwhile, and send its webhook in the background."""

@@ -154,6 +154,8 @@ def test_killed_worker_leaves_no_decrypted_copy(tmp_path, driver):
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
         assert not plaintext_copies(system_tmp, clip), "a decrypted copy of the upload is in the system temp folder"
+        killed = http.get(f"/v1/jobs/{job['id']}").json()["usage"]
+        assert killed["compute_seconds"] > 0, "the killed attempt's compute was not metered"  # (14)
 
         second = _worker(env, tmp_path / "worker2.log")  # start-up sweeps the killed worker's working copies
         try:
@@ -550,3 +552,18 @@ def test_video_caps_at_submit_and_damaged_videos_fail(tmp_path, driver):
             done = svc.wait(big, broken.json()["id"], timeout=180)
     assert done["status"] == "failed" and done["error"]["code"] == "damaged_video", done
     assert done["attempts"] == 1
+
+
+# --- 14. GPU seconds only for what ran on a GPU -------------------------------------------------------
+
+def test_gpu_seconds_are_billed_only_for_a_gpu_that_ran(tmp_path, astronaut, driver):
+    from swapface.models.session import available_providers
+
+    if "cuda" in available_providers():
+        pytest.skip("this host has CUDA: the job would run on it")
+    with live_service(tmp_path, workers=1) as svc, svc.client() as http:
+        job = http.post("/v1/jobs", files=_job_files(astronaut, driver), data={"execution_providers": "cuda"})
+        assert job.status_code == 201, job.text
+        done = svc.wait(http, job.json()["id"])
+    assert done["usage"]["compute_seconds"] > 0, done
+    assert done["usage"]["gpu_seconds"] == 0, done

@@ -57,8 +57,20 @@ def job_spec(job: JobRecord) -> JobSpec:
     )
 
 
+def gpu_ran(options: dict) -> bool:
+    """Whether the job's models run on a GPU here: a GPU provider was asked for *and* this worker's ONNX Runtime
+    offers it (a CPU-only worker that was asked for cuda computes on the CPU, and bills CPU seconds)."""
+    requested = GPU_PROVIDERS & set(options.get("execution_providers", ()))
+    if not requested:
+        return False
+    from swapface.models.session import available_providers
+
+    return bool(requested & set(available_providers()))
+
+
 class _Heartbeat(threading.Thread):
-    """Renews the lease and stores the latest progress every third of the lease."""
+    """Renews the lease, stores the latest progress and meters the compute used so far, every third of the
+    lease (a worker killed mid-job has billed its attempt up to its last beat)."""
 
     def __init__(self, store: JobStore, job: JobRecord, worker_id: str, config: WorkerConfig) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{job.id[:8]}")
@@ -67,6 +79,20 @@ class _Heartbeat(threading.Thread):
         self.lost = threading.Event()
         self.cancelled = threading.Event()
         self._stop_event = threading.Event()
+        self.on_gpu = gpu_ran(job.spec.get("options", {}))
+        self._metered = time.monotonic()
+        self._meter_lock = threading.Lock()
+
+    def meter(self) -> None:
+        """Add the compute time since the last call to the job's usage."""
+        with self._meter_lock:
+            now = time.monotonic()
+            seconds, self._metered = now - self._metered, now
+            try:
+                self.store.add_usage(self.job.id, compute_seconds=seconds, gpu_seconds=seconds if self.on_gpu else 0.0)
+            except Exception:
+                self._metered -= seconds  # not recorded: the next call adds it
+                raise
 
     def beat(self) -> None:
         values = {}
@@ -85,6 +111,7 @@ class _Heartbeat(threading.Thread):
         while not self._stop_event.wait(interval):
             try:
                 self.beat()
+                self.meter()
             except Exception as exc:  # a database hiccup: the lease has slack for the next beat
                 log.warning("heartbeat failed", extra={"job_id": self.job.id, "error": type(exc).__name__})
 
@@ -203,8 +230,7 @@ class Worker:
         finally:
             heartbeat.stop()
         seconds = time.monotonic() - started
-        gpu = seconds if GPU_PROVIDERS & set(job.spec.get("options", {}).get("execution_providers", ())) else 0.0
-        self.store.add_usage(job.id, compute_seconds=seconds, gpu_seconds=gpu)
+        heartbeat.meter()  # the rest of the attempt (the heartbeat metered up to its last beat)
         final = self._settle(job, state, error, values)
         if final in TERMINAL:
             self._cleanup(job)

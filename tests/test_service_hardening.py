@@ -567,3 +567,35 @@ def test_gpu_seconds_are_billed_only_for_a_gpu_that_ran(tmp_path, astronaut, dri
         done = svc.wait(http, job.json()["id"])
     assert done["usage"]["compute_seconds"] > 0, done
     assert done["usage"]["gpu_seconds"] == 0, done
+
+
+# --- 19. headers, metrics behind a key, webhook secrets encrypted at rest ----------------------------
+
+def test_security_headers_metrics_key_and_sealed_webhook_secrets(tmp_path, monkeypatch, astronaut, driver):
+    monkeypatch.setenv("SWAPFACE_KEK", KEK)
+    monkeypatch.setenv("SWAPFACE_DATA_DIR", str(tmp_path / "data"))
+    fast = Endpoint("fast")
+    try:
+        with live_service(tmp_path, workers=0, kek=KEK, metrics_require_key=True, **WEBHOOKS) as svc:
+            with svc.client() as anonymous:
+                page = anonymous.get("/")
+                assert page.headers["x-content-type-options"] == "nosniff"
+                assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+                assert anonymous.get("/metrics").status_code == 401
+            _, key = svc.runtime.keys.create("alice")
+            with svc.client(key) as http:
+                listed = http.get("/v1/jobs")
+                assert listed.headers["x-content-type-options"] == "nosniff"
+                assert "sandbox" in listed.headers["content-security-policy"]
+                assert http.get("/metrics").status_code == 200
+                job = http.post("/v1/jobs", files=_job_files(astronaut, driver), data={"webhook_url": fast.url}).json()
+                secret = job["webhook_secret"]
+                stored = svc.runtime.store.get(job["id"]).webhook_secret
+                assert stored and secret not in stored and secret[len("whsec_"):] not in stored
+                assert http.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
+                deadline = time.monotonic() + 20
+                while not fast.received and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert fast.received, "the webhook was not delivered with the sealed secret"
+    finally:
+        fast.close()

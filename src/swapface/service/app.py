@@ -33,6 +33,7 @@ from swapface.jobs.store import STATES, JobRecord, LimitReached, NewJob, new_job
 from swapface.service import intake, limits, streams
 from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
 from swapface.service.faults import install_fault_handlers
+from swapface.service.headers import SecurityHeaders
 from swapface.service.local_guard import CrossSiteRefused, check_local_request
 from swapface.service.runtime import ServiceRuntime
 
@@ -308,7 +309,9 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
     try:
         job, created = rt.store.create(NewJob(owner=key.id, kind=spec.pop("kind"), spec=spec,
                                               idempotency_key=idempotency_key, request_hash=digest,
-                                              webhook_url=parsed.webhook_url, webhook_secret=secret, job_id=job_id),
+                                              webhook_url=parsed.webhook_url, job_id=job_id,
+                                              webhook_secret=storage.seal_secret(secret, job_id, settings=settings)
+                                              if secret else None),
                                        max_active=key.max_concurrent_jobs, per_hour=key.jobs_per_hour)
     except LimitReached as reached:  # a concurrent request took the last slot since check_limits
         rt.discard_media(job_id)
@@ -392,6 +395,7 @@ def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | N
     app.state.stream_slots = streams.StreamSlots(rt.settings.max_event_streams_per_key, rt.settings.max_event_streams)
     app.state.settings = rt.settings
     app.add_middleware(UploadLimit, limit_mb=rt.settings.max_upload_mb)
+    app.add_middleware(SecurityHeaders)
     _install_error_handlers(app)
     install_fault_handlers(app)
     _install_pubsub(app, rt)

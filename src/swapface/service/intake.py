@@ -227,7 +227,7 @@ def check_media(role: str, path: Path, max_pixels: int, video_limits: VideoLimit
     if ext is not None:
         return ext, "image"
     if role != "target":
-        raise InputError(f"the {role.replace('_', ' ')} is not a readable image (JPEG, PNG, WebP)", code="bad_media")
+        raise InputError(f"the {role.replace('_', ' ')} is not a readable image (JPEG, PNG, WebP, BMP or TIFF)", code="bad_media")
     ext = _video_ext(path, video_limits)
     if ext is None:
         raise InputError("the target is neither a readable image nor a readable video", code="bad_media")

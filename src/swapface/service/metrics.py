@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -90,6 +91,12 @@ def install_metrics(app: FastAPI, runtime: Any) -> None:
     registry.register(StoreCollector(runtime.store))
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if runtime.settings.metrics_require_key:
+            value = request.headers.get("authorization", "")
+            token = value.split(" ", 1)[1].strip() if value.lower().startswith("bearer ") else ""
+            if not token or await run_in_threadpool(runtime.keys.authenticate, token) is None:
+                return JSONResponse({"detail": "send 'Authorization: Bearer <API key>' to read the metrics",
+                                     "code": "api_key_required"}, 401, headers={"WWW-Authenticate": "Bearer"})
         body = await run_in_threadpool(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

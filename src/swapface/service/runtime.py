@@ -109,11 +109,13 @@ class ServiceRuntime:
 
     def _webhook_step(self, delivery: Delivery) -> float | None:
         """One attempt of a job's webhook; the wait before the next one (None when done)."""
+        from swapface import storage
         from swapface.service.webhooks import WebhookDeliveries
 
         if self._deliveries is None:
             self._deliveries = WebhookDeliveries(self.settings, self.store.engine)
-        _, wait = self._deliveries.step(delivery.job_id, delivery.status, delivery.url, delivery.secret)
+        secret = storage.open_secret(delivery.secret, delivery.job_id, settings=self.settings)
+        _, wait = self._deliveries.step(delivery.job_id, delivery.status, delivery.url, secret)
         return wait
 
     def new_worker(self) -> Worker:

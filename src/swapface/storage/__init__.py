@@ -12,6 +12,7 @@ An object's job is ``job_id`` when given, else the first folder of its name unde
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -250,6 +251,47 @@ def check_encryption(*, settings: Settings | None = None) -> str:
     except JobError as exc:
         return exc.code
     return "ok"
+
+
+SEALED_SECRET = "e1."
+
+
+def _secret_aad(job_id: str) -> bytes:
+    return b"swapface-webhook-secret-v1\x00" + job_id.encode()
+
+
+def seal_secret(secret: str, job_id: str, *, settings: Settings | None = None) -> str:
+    """A job's webhook signing secret as stored: encrypted under the active KEK when one is configured.
+
+    The stored form stays within 128 characters: only the key bytes after ``whsec_`` are sealed."""
+    keyring = _keyring(_settings(settings))
+    if keyring is None:
+        return secret
+    from swapface.storage.crypto import wrap_key
+
+    raw = base64.b64decode(secret[len("whsec_"):])
+    sealed = wrap_key(keyring.get(keyring.active_id), raw, _secret_aad(job_id))
+    return SEALED_SECRET + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+
+def open_secret(stored: str, job_id: str, *, settings: Settings | None = None) -> str:
+    """The webhook signing secret from its stored form (any configured KEK may have sealed it)."""
+    if not stored.startswith(SEALED_SECRET):
+        return stored
+    keyring = _keyring(_settings(settings))
+    if keyring is None:
+        raise JobError("a webhook secret is encrypted but no key-encryption key is configured", code="kek_missing")
+    from swapface.storage.crypto import unwrap_key
+
+    body = stored[len(SEALED_SECRET):]
+    sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    for _, kek in keyring.keys:
+        try:
+            return "whsec_" + base64.b64encode(unwrap_key(kek, sealed, _secret_aad(job_id))).decode()
+        except DecryptError:
+            continue
+    raise DecryptError("a webhook secret did not decrypt with any configured key-encryption key",
+                       code="kek_mismatch")
 
 
 def rotate_kek(*, settings: Settings | None = None) -> int:

@@ -599,3 +599,23 @@ def test_security_headers_metrics_key_and_sealed_webhook_secrets(tmp_path, monke
                 assert fast.received, "the webhook was not delivered with the sealed secret"
     finally:
         fast.close()
+
+
+# --- 18. the OpenAPI document describes what the service does ----------------------------------------
+
+def test_openapi_describes_bodies_errors_and_allow(tmp_path):
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        doc = http.get("/openapi.json").json()
+        submit = doc["paths"]["/v1/jobs"]["post"]
+        assert set(submit["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+        assert {"400", "401", "413", "415", "422", "429", "507"} <= set(submit["responses"])
+        problem = doc["components"]["schemas"]["ProblemBody"]["properties"]
+        assert problem["detail"]["type"] == "string"  # what a 422 really carries, not FastAPI's array
+        assert submit["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ProblemBody")
+        assert "202" in doc["paths"]["/v1/jobs/{job_id}/cancel"]["post"]["responses"]
+        assert {"404", "409", "410"} <= set(doc["paths"]["/v1/jobs/{job_id}/result"]["get"]["responses"])
+        wrong = http.put("/v1/jobs/some-id")
+        assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+        assert set(wrong.headers["allow"].split(", ")) == {"GET", "DELETE"}
+        invalid = http.get("/v1/jobs", params={"limit": "lots"})
+        assert invalid.status_code == 422 and isinstance(invalid.json()["detail"], str)

@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, MutableMapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from swapface import storage
 from swapface.config import Settings
 from swapface.errors import InputError, JobError, SwapfaceError
 from swapface.jobs.store import STATES, JobRecord, LimitReached, NewJob, new_job_id
-from swapface.service import intake, limits, streams
+from swapface.service import intake, limits, openapi, streams
 from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
 from swapface.service.faults import install_fault_handlers
 from swapface.service.headers import SecurityHeaders
@@ -411,6 +412,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def problem(_: Request, exc: Problem) -> JSONResponse:
         return JSONResponse({"detail": exc.detail, "code": exc.code}, exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Routing errors (unknown path, wrong method) in the service's error shape; 405 lists every method."""
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"detail": str(exc.detail), "code": code}, exc.status_code, headers=headers)
+
     @app.exception_handler(CrossSiteRefused)
     async def cross_site(_: Request, exc: CrossSiteRefused) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "code": exc.code}, 403)
@@ -430,6 +440,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return JSONResponse({"detail": f"invalid request: {problems}", "code": "bad_request"}, 422)
+
+
+def allowed_methods(app: FastAPI, scope: MutableMapping[str, Any]) -> list[str]:
+    """Every method some route answers at the request's path (routes of one path are declared separately)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        for method in getattr(route, "methods", None) or ():
+            if route.matches({**scope, "method": method})[0] == Match.FULL:
+                methods.add(method)
+    return sorted(methods)
 
 
 def _install_pubsub(app: FastAPI, rt: ServiceRuntime) -> None:
@@ -502,7 +524,8 @@ def _install_routes(app: FastAPI) -> None:
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
 
-    @app.post("/v1/jobs", status_code=201, tags=["jobs"])
+    @app.post("/v1/jobs", status_code=201, tags=["jobs"], openapi_extra=openapi.SUBMIT_BODY,
+              responses=openapi.problems(400, *openapi.COMMON, 413, 415, 429, 507))
     async def submit(request: Request, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
                      idempotency_key: str | None = Header(None)) -> JSONResponse:
         """Create a job: multipart uploads (``source`` one or more, ``target``, optional ``reference_face``) and
@@ -520,7 +543,7 @@ def _install_routes(app: FastAPI) -> None:
             body["webhook_secret"] = secret  # shown once: the caller verifies signatures with it
         return JSONResponse(body, status_code=201 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
 
-    @app.get("/v1/jobs", tags=["jobs"])
+    @app.get("/v1/jobs", tags=["jobs"], responses=openapi.problems(400, *openapi.COMMON))
     def list_jobs(rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
                   status: str | None = Query(None, description="queued, running, succeeded, failed or cancelled"),
                   limit: int = Query(50, ge=1, le=500), cursor: str | None = None) -> dict[str, Any]:
@@ -533,12 +556,13 @@ def _install_routes(app: FastAPI) -> None:
         page = page[:limit]
         return {"jobs": [j.public() for j in page], "next_cursor": _cursor(page[-1]) if more and page else None}
 
-    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"], responses=openapi.problems(*openapi.COMMON, 404))
     def get_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> dict[str, Any]:
         """A job's state, progress, attempts, usage and (on failure) error code and message."""
         return own_job(job_id, rt, key).public()
 
-    @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
+    @app.post("/v1/jobs/{job_id}/cancel", status_code=202, tags=["jobs"],
+              responses=openapi.problems(*openapi.COMMON, 404, 409))
     def cancel_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> JSONResponse:
         """Cancel a queued job at once; a running job stops after the frame in hand."""
         job = own_job(job_id, rt, key)
@@ -549,7 +573,7 @@ def _install_routes(app: FastAPI) -> None:
             rt.on_finished(job)
         return JSONResponse(job.public(), status_code=202)
 
-    @app.delete("/v1/jobs/{job_id}", status_code=204, tags=["jobs"])
+    @app.delete("/v1/jobs/{job_id}", status_code=204, tags=["jobs"], responses=openapi.problems(*openapi.COMMON, 404))
     def delete_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> Response:
         """Delete the job's media (inputs, intermediates, result) and its data key now; the record stays."""
         job = own_job(job_id, rt, key)
@@ -561,7 +585,10 @@ def _install_routes(app: FastAPI) -> None:
         rt.purge_media(job_id)
         return Response(status_code=204)
 
-    @app.get("/v1/jobs/{job_id}/result", tags=["jobs"])
+    @app.get("/v1/jobs/{job_id}/result", tags=["jobs"], responses={
+        200: {"content": {t: {} for t in sorted(set(MEDIA_TYPES.values()))}, "description": "The output file"},
+        206: {"description": "Part of the output file (Range)"},
+        **openapi.problems(*openapi.COMMON, 404, 409, 410)})
     def result(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> Response:
         """The output file (Range requests supported)."""
         job = own_job(job_id, rt, key)
@@ -586,7 +613,9 @@ def _install_routes(app: FastAPI) -> None:
         return FileResponse(local, media_type=MEDIA_TYPES.get(ext, "application/octet-stream"),
                             filename=f"swapface-{job.id[:8]}.{ext}", background=BackgroundTask(stack.close))
 
-    @app.get("/v1/jobs/{job_id}/events", tags=["jobs"])
+    @app.get("/v1/jobs/{job_id}/events", tags=["jobs"], responses={
+        200: {"content": {"text/event-stream": {}}, "description": "progress events, then end"},
+        **openapi.problems(*openapi.COMMON, 404, 429)})
     async def events(job_id: str, request: Request, rt: ServiceRuntime = Depends(runtime),
                      key: ApiKey = Depends(caller)) -> StreamingResponse:
         """Server-sent events: ``progress`` whenever the job changes, then ``end`` with its final state."""
@@ -608,7 +637,7 @@ def _install_routes(app: FastAPI) -> None:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/v1/usage", tags=["usage"])
+    @app.get("/v1/usage", tags=["usage"], responses=openapi.problems(400, *openapi.COMMON))
     def usage(rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
               start: str | None = Query(None, description="ISO-8601; default 30 days ago"),
               end: str | None = Query(None, description="ISO-8601; default now")) -> dict[str, Any]:

@@ -619,3 +619,49 @@ def test_openapi_describes_bodies_errors_and_allow(tmp_path):
         assert set(wrong.headers["allow"].split(", ")) == {"GET", "DELETE"}
         invalid = http.get("/v1/jobs", params={"limit": "lots"})
         assert invalid.status_code == 422 and isinstance(invalid.json()["detail"], str)
+
+
+# --- the store's new verbs on SQLite and PostgreSQL ---------------------------------------------------
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    from swapface.jobs.store import JobStore, make_engine
+
+    url = f"sqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    yield JobStore(engine, max_attempts=3, retry_backoff_s=0.0)
+    engine.dispose()
+
+
+def test_cancelled_job_never_finishes_succeeded_and_hand_back_keeps_attempts(store):
+    from swapface.jobs.store import NewJob
+
+    spec = {"sources": [], "target": "t", "output": "o", "work_dir": "w"}
+    job, _ = store.create(NewJob(owner="alice", kind="image", spec=spec))
+    claimed = store.claim("w1", lease_seconds=30)
+    assert claimed.id == job.id and claimed.attempts == 1
+    assert store.release(job.id, "w1", delay_s=0.0)  # a full disk broke the attempt, not the job
+    again = store.claim("w1", lease_seconds=30)
+    assert again.id == job.id and again.attempts == 1, "the handed-back attempt was counted"
+    assert not store.cancel_requested(job.id)
+    store.request_cancel(job.id, "alice")
+    assert store.cancel_requested(job.id)
+    assert not store.finish(job.id, "w1", "succeeded", unless_cancelled=True)
+    assert store.get(job.id).status == "running"
+    assert store.finish(job.id, "w1", "cancelled")
+    assert store.get(job.id).status == "cancelled"
+
+
+def test_polyglot_uploads_are_not_stored(tmp_path, astronaut, driver):
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("index.html", "<script>alert(1)</script>")
+    polyglot = jpeg_bytes(driver) + archive.getvalue()
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        answer = http.post("/v1/jobs", files=[("source", ("a.jpg", jpeg_bytes(astronaut), "image/jpeg")),
+                                              ("target", ("b.jpg", polyglot, "image/jpeg"))])
+        assert answer.status_code == 422 and answer.json()["code"] == "bad_media", answer.text
+        assert http.post("/v1/jobs", files=_job_files(astronaut, driver)).status_code == 201  # plain images pass

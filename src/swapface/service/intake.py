@@ -156,7 +156,30 @@ def _image_ext(path: Path, max_pixels: int, role: str) -> str | None:
             return _too_many_pixels(unusable, img.size, max_pixels)
         except OSError as exc:
             raise unusable(exc.strerror or "damaged or truncated image") from None
+    if _trailing_data(path, fmt or ""):
+        raise unusable("it carries data after the end of the image (a polyglot file); save it again as a plain image")
     return IMAGE_FORMATS.get(fmt or "", "png")
+
+
+_IMAGE_ENDS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+
+
+def _trailing_data(path: Path, fmt: str) -> bool:
+    """Whether bytes follow the image's own end (a ZIP, HTML or script appended to make a polyglot).
+
+    JPEG must end with its EOI marker and PNG with its IEND chunk (a few padding bytes of zeros allowed);
+    WebP's RIFF header states its length."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if fmt == "WEBP":
+            header = f.read(8)
+            return len(header) == 8 and int.from_bytes(header[4:8], "little") + 8 + 1 < size
+        end = _IMAGE_ENDS.get(fmt)
+        if end is None:
+            return False
+        f.seek(max(0, size - 4096))
+        tail = f.read().rstrip(b"\x00")
+    return not tail.endswith(end)
 
 
 def _too_many_pixels(unusable: typing.Callable[[str], InputError], size: tuple[int, int] | None,

@@ -179,15 +179,15 @@ async def _limited(stream: AsyncIterator[bytes], limit_mb: float) -> AsyncGenera
 
 
 async def _save_upload(upload: UploadFile, local: Path) -> int:
-    """Copy an uploaded part to ``local`` without blocking the event loop; returns its size."""
+    """Copy an uploaded part to ``local``; returns its size.
+
+    The writes stay on the event loop: a 1 MB block to a local file takes about a millisecond, less than a
+    hop to the thread pool costs on a busy machine (measured: a lone POST's p50 doubled with the hops)."""
     size = 0
-    out = await run_in_threadpool(open, local, "wb")
-    try:
+    with open(local, "wb") as out:  # noqa: ASYNC230
         while block := await upload.read(1 << 20):
-            await run_in_threadpool(out.write, block)
+            out.write(block)
             size += len(block)
-    finally:
-        await run_in_threadpool(out.close)
     return size
 
 

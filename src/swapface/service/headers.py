@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-               "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+               "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' blob:; object-src 'none'; "
                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
 DOCS_PATHS = ("/docs", "/redoc")  # interactive API docs load their own assets: framing is still refused

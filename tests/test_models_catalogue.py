@@ -130,7 +130,7 @@ def test_import_recognises_files_by_signature(models_dir, built):
 
 
 def test_ambiguous_signature_asks_which_model(models_dir, built):
-    with pytest.raises(InputError, match="could be any of simswap_256, ghost_256, hififace_256; say which with --as"):
+    with pytest.raises(InputError, match="could be any of hyperswap_1a_256, .*simswap_256, ghost_256, .*hififace_256; say which with --as"):
         store.import_file(built / "my_swapper_256.onnx")
     assert store.import_file(built / "my_swapper_256.onnx", as_name="ghost_256").name == "ghost_256"
     with pytest.raises(ModelError):
@@ -151,28 +151,35 @@ def test_import_refuses_a_file_it_does_not_know(models_dir, tmp_path):
 
 
 # --- download ------------------------------------------------------------------------------------------
-class _RangeServer(http.server.BaseHTTPRequestHandler):
-    """Serves one payload with Range support; the first full request is cut off half way."""
+class _FileServer(http.server.BaseHTTPRequestHandler):
+    """Serves ``files`` (URL path → bytes) with Range support; 404 otherwise. Paths in ``cut`` are cut off half
+    way on their first full request (an interrupted download)."""
 
-    payload = b""
-    cut_first = True
-    requests: list[str] = []
+    files: dict[str, bytes] = {}
+    cut: set[str] = set()
+    requests: list[tuple[str, str]] = []
 
     def do_GET(self):  # noqa: N802
         cls = type(self)
-        cls.requests.append(self.headers.get("Range") or "full")
+        cls.requests.append((self.path, self.headers.get("Range") or "full"))
+        payload = cls.files.get(self.path)
+        if payload is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         start = 0
         if self.headers.get("Range"):
             start = int(self.headers["Range"].split("=")[1].split("-")[0])
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(cls.payload) - 1}/{len(cls.payload)}")
+            self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
         else:
             self.send_response(200)
-        body = cls.payload[start:]
+        body = payload[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if cls.cut_first and start == 0:
-            cls.cut_first = False
+        if self.path in cls.cut and start == 0:
+            cls.cut.discard(self.path)
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.connection.shutdown(2)
@@ -185,36 +192,49 @@ class _RangeServer(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    handler = type("Handler", (_RangeServer,), {"requests": [], "cut_first": True})
+    handler = type("Handler", (_FileServer,), {"requests": [], "files": {}, "cut": set()})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd, handler
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
     httpd.shutdown()
     httpd.server_close()
 
 
+def crc32_hex(data: bytes) -> str:
+    """FaceFusion's .hash content: zlib CRC32 as 8 hex digits."""
+    import zlib
+
+    return format(zlib.crc32(data) & 0xFFFFFFFF, "08x")
+
+
+def publish(handler, release: str, file: str, data: bytes, hash_of: bytes | None = None) -> None:
+    """Put a file and its .hash (of ``hash_of``, default the file itself) on the fake release server."""
+    handler.files[f"/{release}/{file}"] = data
+    handler.files[f"/{release}/{file.rsplit('.', 1)[0]}.hash"] = crc32_hex(hash_of if hash_of is not None else data).encode()
+
+
 def test_download_resumes_with_range_and_verifies(models_dir, built, server):
-    httpd, handler = server
-    handler.payload = (built / "w600k_r50.onnx").read_bytes()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/arcface_w600k_r50.onnx"
+    base, handler = server
+    data = (built / "w600k_r50.onnx").read_bytes()
+    publish(handler, "models-3.0.0", "arcface_w600k_r50.onnx", data)
+    handler.cut.add("/models-3.0.0/arcface_w600k_r50.onnx")
     with pytest.raises(ModelError, match="run the same command again to resume"):
-        store.download("arcface_w600k_r50", url=url)
+        store.download("arcface_w600k_r50", mirror=base)
     part = models_dir / "arcface_w600k_r50.onnx.part"
-    assert 0 < part.stat().st_size < len(handler.payload)
-    path = store.download("arcface_w600k_r50", url=url)
-    assert handler.requests == ["full", f"bytes={len(handler.payload) // 2}-"]
-    assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(handler.payload).digest()
+    assert 0 < part.stat().st_size < len(data)
+    path = store.download("arcface_w600k_r50", mirror=base)
+    gets = [r for p, r in handler.requests if p.endswith(".onnx")]
+    assert gets == ["full", f"bytes={len(data) // 2}-"]
+    assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest()
     assert not part.exists()
     store.locate("arcface_w600k_r50")
 
 
 def test_download_of_a_wrong_file_is_not_kept(models_dir, built, server):
-    httpd, handler = server
-    handler.cut_first = False
-    handler.payload = (built / "w600k_r50.onnx").read_bytes()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/x.onnx"
+    base, handler = server
+    publish(handler, "models-3.0.0", "inswapper_128.onnx", (built / "w600k_r50.onnx").read_bytes())
     with pytest.raises(ModelError, match="delete it"):
-        store.download("inswapper_128", url=url)
+        store.download("inswapper_128", mirror=base)
     assert not (models_dir / "inswapper_128.onnx").exists()
     assert not (models_dir / "inswapper_128.onnx.part").exists()
 

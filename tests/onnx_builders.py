@@ -305,3 +305,28 @@ def scrfd_faces(path: Path, faces: list[dict], size: int = 640) -> Path:
                     arr[idx] = {"score": [face["score"]], "bbox": face["distances"], "kps": face["kps"]}[kind]
             heads[f"{kind}_{stride}"] = arr
     return _save(_constant_heads("input", heads, size), path)
+
+
+def identity_swapper(path: Path, size: int = 128) -> Path:
+    """inswapper-shaped, output = target + 0·source: a swapper that keeps the target's identity."""
+    nodes = [helper.make_node("ReduceMean", ["source"], ["sm"], keepdims=0),
+             helper.make_node("Mul", ["sm", "zero"], ["z"]),
+             helper.make_node("Add", ["target", "z"], ["output"])]
+    g = helper.make_graph(nodes, "identity_swapper",
+                          [helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, size, size]),
+                           helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 512])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, size, size])],
+                          [_const("zero", np.float32(0.0)), _const("emap", emap_matrix())])
+    return _save(g, path)
+
+
+def constant_recognizer(path: Path) -> Path:
+    """ArcFace-shaped, the same embedding for every face (a broken export)."""
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0),
+             helper.make_node("Mul", ["m", "zero"], ["z"]),
+             helper.make_node("Add", ["e", "z"], ["embedding"])]
+    g = helper.make_graph(nodes, "constant_recognizer",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, 112, 112])],
+                          [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 512])],
+                          [_const("zero", np.float32(0.0)), _const("e", np.ones((1, 512), np.float32))])
+    return _save(g, path)

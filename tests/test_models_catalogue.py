@@ -297,3 +297,125 @@ def test_batching_helper_respects_a_fixed_batch_axis(built):
     s = np.zeros((3, 512), np.float32)
     (out,) = run_batched(fixed, {"target": t, "source": s}, 8)
     assert out.shape == (3, 3, 128, 128)
+
+
+# --- file identity: published CRC32, recorded SHA-256, companions, mirror -------------------------------
+def test_release_urls_are_facefusions():
+    want = {  # release each file is published under in FaceFusion's model sources
+        "hififace_256": "models-3.1.0", "arcface_converter_hififace": "models-3.1.0", "xseg_1": "models-3.1.0",
+        "xseg_2": "models-3.1.0", "xseg_3": "models-3.2.0", "bisenet_resnet_18": "models-3.1.0",
+        "bisenet_resnet_34": "models-3.0.0", "hyperswap_1a_256": "models-3.3.0", "crossface_simswap": "models-3.4.0",
+        "crossface_ghost": "models-3.4.0", "crossface_hififace": "models-3.4.0", "inswapper_128": "models-3.0.0",
+        "arcface_w600k_r50": "models-3.0.0", "gpen_bfr_2048": "models-3.0.0", "real_esrgan_x4_fp16": "models-3.0.0",
+    }
+    base = "https://github.com/facefusion/facefusion-assets/releases/download/"
+    for name, release in want.items():
+        entry = get_entry(name)
+        assert entry.url == f"{base}{release}/{entry.file}", name
+        assert entry.hash_url == f"{base}{release}/{entry.file[:-5]}.hash", name
+    assert get_entry("ghost_256").file == "ghost_1_256.onnx" and get_entry("hififace_256").file == "hififace_unofficial_256.onnx"
+
+
+def test_a_correct_file_with_its_hash_is_accepted_and_its_sha256_recorded(models_dir, built, server):
+    base, handler = server
+    data = (built / "w600k_r50.onnx").read_bytes()
+    publish(handler, "models-3.0.0", "arcface_w600k_r50.onnx", data)
+    path = store.download("arcface_w600k_r50", mirror=base)
+    record = store.read_digests(models_dir)["arcface_w600k_r50.onnx"]
+    assert record["sha256"] == hashlib.sha256(data).hexdigest() and record["crc32"] == crc32_hex(data)
+    assert "crc32" in record["verified"]
+    # the same name, later holding another file with the same signature: refused
+    other = bytearray(data)
+    other[-1] ^= 0xFF  # a weight changed: same graph, same signature
+    path.write_bytes(bytes(other))
+    with pytest.raises(ModelError, match="SHA-256 differs"):
+        store.locate("arcface_w600k_r50")
+
+
+def test_a_same_signature_file_with_another_hash_is_refused(models_dir, built, server):
+    base, handler = server
+    hyperswap = (built / "my_swapper_256.onnx").read_bytes()  # a 256-px swapper: the signature of ghost too
+    publish(handler, "models-3.0.0", "ghost_1_256.onnx", hyperswap, hash_of=b"the real ghost file")
+    with pytest.raises(ModelError, match="does not match its published CRC32"):
+        store.download("ghost_256", mirror=base)
+    assert not (models_dir / "ghost_1_256.onnx").exists() and not (models_dir / "ghost_1_256.onnx.part").exists()
+
+
+def test_a_missing_hash_file_stops_the_download(models_dir, built, server):
+    base, handler = server
+    handler.files["/models-3.0.0/inswapper_128.onnx"] = (built / "inswapper_128.onnx").read_bytes()
+    with pytest.raises(ModelError, match="cannot be verified"):
+        store.download("inswapper_128", mirror=base)
+    assert not (models_dir / "inswapper_128.onnx").exists()
+
+
+def test_import_checks_the_hash_file_beside_it(models_dir, built, tmp_path):
+    shutil.copy(built / "inswapper_128.onnx", tmp_path / "inswapper_128.onnx")
+    (tmp_path / "inswapper_128.hash").write_text("deadbeef")
+    with pytest.raises(ModelError, match="does not match the CRC32 in 'inswapper_128.hash'"):
+        store.import_file(tmp_path / "inswapper_128.onnx")
+    (tmp_path / "inswapper_128.hash").write_text(crc32_hex((tmp_path / "inswapper_128.onnx").read_bytes()))
+    assert store.import_file(tmp_path / "inswapper_128.onnx").name == "inswapper_128"
+    assert "crc32" in store.read_digests(models_dir)["inswapper_128.onnx"]["verified"]
+
+
+def test_cli_download_brings_the_companions_from_a_mirror(models_dir, built, server, capsys):
+    base, handler = server
+    swapper = bytearray((built / "my_swapper_256.onnx").read_bytes())
+    publish(handler, "models-3.0.0", "simswap_256.onnx", bytes(swapper))
+    publish(handler, "models-3.0.0", "arcface_w600k_r50.onnx", (built / "w600k_r50.onnx").read_bytes())
+    conv = ob.converter(models_dir.parent / "conv.onnx")
+    publish(handler, "models-3.4.0", "crossface_simswap.onnx", conv.read_bytes())
+    assert main(["models", "download", "simswap_256", "--mirror", base + "/"]) == 0
+    out = capsys.readouterr().out
+    for name in ("simswap_256", "arcface_w600k_r50", "crossface_simswap"):
+        assert f"{name}: verified and ready" in out
+        store.locate(name)
+    fetched = sorted(p for p, _ in handler.requests if p.endswith(".onnx"))
+    assert fetched == ["/models-3.0.0/arcface_w600k_r50.onnx", "/models-3.0.0/simswap_256.onnx",
+                       "/models-3.4.0/crossface_simswap.onnx"]
+
+
+def test_a_missing_model_is_reported_with_every_missing_file(models_dir, built, astronaut):
+    from swapface.faces.face import Face
+    from swapface.options import SwapOptions
+    from swapface.processors.base import SourceIdentity
+    from swapface.processors.onnx_swapper import OnnxSwapper
+
+    models_dir.mkdir(parents=True)
+    shutil.copy(built / "my_swapper_256.onnx", models_dir / "ghost_1_256.onnx")
+    swapper = OnnxSwapper(SwapOptions(face_swapper_model="ghost_256", face_mask_types=("box", "occlusion")))
+    face = Face(box=np.array([150, 60, 300, 250], np.float32), score=0.9,
+                keypoints=np.array([[190, 112], [246, 104], [229, 141], [199, 172], [241, 167]], np.float32))
+    with pytest.raises(ModelError) as err:
+        swapper.process(astronaut, [face], SourceIdentity((astronaut,), (face,), np.zeros(1, np.float32)))
+    message = str(err.value)
+    assert "3 model file(s) missing" in message
+    for file in ("arcface_w600k_r50.onnx", "crossface_ghost.onnx", "xseg_1.onnx"):
+        assert file in message
+    assert "swapface models download arcface_w600k_r50 crossface_ghost xseg_1" in message
+
+
+def test_cli_download_refuses_url_with_several_models(models_dir, capsys):
+    assert main(["models", "download", "inswapper_128", "ghost_256", "--url", "http://127.0.0.1:9/x.onnx"]) == 2
+    assert main(["models", "download"]) == 2
+    assert capsys.readouterr().err.count("error:") == 2
+
+
+# --- self-check ---------------------------------------------------------------------------------------
+def test_models_check_passes_plausible_models_and_flags_broken_ones(models_dir, capsys):
+    models_dir.mkdir(parents=True)
+    ob.recognizer(models_dir / "arcface_w600k_r50.onnx")
+    ob.identity_swapper(models_dir / "inswapper_128.onnx")
+    ob.enhancer(models_dir / "gfpgan_1.4.onnx")
+    ob.upscaler(models_dir / "real_esrgan_x2.onnx", 2)
+    assert main(["models", "check"]) == 0
+    out = capsys.readouterr().out
+    for name in ("arcface_w600k_r50", "inswapper_128", "gfpgan_1.4", "real_esrgan_x2"):
+        assert f"ok {name}:" in out
+    ob.swapper(models_dir / "inswapper_128.onnx", 128)  # shifts every colour: not an identity-keeping swap
+    assert main(["models", "check", "inswapper_128"]) == 1
+    assert "!! inswapper_128: self-swap keeps the identity at" in capsys.readouterr().err
+    ob.constant_recognizer(models_dir / "arcface_w600k_r50.onnx")  # everyone is the same person
+    assert main(["models", "check", "arcface_w600k_r50"]) == 1
+    assert "!! arcface_w600k_r50" in capsys.readouterr().err

@@ -38,7 +38,8 @@ class SwapOptions(BaseModel):
         ("face_swapper",), min_length=1, description="Frame processors run in order (face_swapper, face_debugger, ...)"
     )
     face_swapper_model: str = Field("mesh", description="Swapper model: mesh (built in) or an ONNX swapper")
-    face_swapper_pixel_boost: int = Field(128, description="ONNX swappers: crop resolution (128, 256, 512)")
+    face_swapper_pixel_boost: int = Field(
+        128, description="ONNX swappers: crop resolution, a multiple of the model's size up to 8× (inswapper: 128 … 1024)")
     face_swapper_weight: float = Field(1.0, ge=0.0, le=1.0, description="Strength of the swap, 0..1")
     face_enhancer_model: str = Field("gfpgan_1.4", description="Face enhancer model")
     face_enhancer_blend: int = Field(80, ge=0, le=100, description="Face enhancer blend with the frame, percent")
@@ -55,6 +56,8 @@ class SwapOptions(BaseModel):
         ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "nose", "mouth", "upper-lip", "lower-lip"),
         description="Face-parsing regions used by the region mask",
     )
+    face_occluder_model: str = Field("xseg_1", description="Occlusion mask model: xseg_1, xseg_2, xseg_3")
+    face_parser_model: str = Field("bisenet_resnet_34", description="Region mask model: bisenet_resnet_34, bisenet_resnet_18")
     face_mask_blur: float = Field(0.3, ge=0.0, le=1.0, description="Feathering of the face mask edge, 0..1")
     face_mask_padding: tuple[int, int, int, int] = Field(
         (0, 0, 0, 0), description="Mask padding in percent: top, right, bottom, left"

@@ -285,3 +285,19 @@ def test_detector_nms_keeps_faces_overlapping_up_to_iou_0_4(tmp_path):
     faces = OnnxDetector("scrfd", SwapOptions(face_detector_score=0.5), models_dir=tmp_path).detect(
         np.full((640, 640, 3), 90, np.uint8))
     assert [round(f.score, 2) for f in faces] == [0.9, 0.8]
+
+
+def test_video_output_has_the_enhanced_resolution(tmp_path, monkeypatch, astronaut):
+    from media_fixtures import carphone_path
+    from swapface.cli.main import main
+    from swapface.media import video
+    from swapface.media.image import write_image
+
+    write_image(astronaut, tmp_path / "a.png")
+    ob.upscaler(tmp_path / "real_esrgan_x2.onnx", 2)
+    monkeypatch.setenv("SWAPFACE_MODELS_DIR", str(tmp_path))
+    out = tmp_path / "big.mp4"
+    assert main(["run", "-s", str(tmp_path / "a.png"), "-t", str(carphone_path()), "-o", str(out), "--processors", "frame_enhancer",
+                 "--trim-frame-end", "12", "--no-mark", "--quiet"]) == 0
+    info = video.probe(out)
+    assert (info.width, info.height, info.frames) == (352, 288, 12)

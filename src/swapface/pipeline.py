@@ -145,6 +145,14 @@ class Pipeline:
         assert main.embedding is not None
         return main.embedding
 
+    @property
+    def output_scale(self) -> int:
+        """How many times larger output frames are than input frames (frame enhancers upscale)."""
+        scale = 1
+        for processor in self.processors:
+            scale *= int(getattr(processor, "scale", 1))
+        return scale
+
     # -- per frame ---------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget per-clip state (tracks, smoothing — the processors' too): call between unrelated clips.

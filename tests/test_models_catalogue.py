@@ -280,7 +280,7 @@ def test_unusable_provider_is_a_clear_input_error(tmp_path, built):
     with pytest.raises(InputError, match="swapface doctor"):
         create_session(built / "w600k_r50.onnx", SessionSpec(providers=("cuda",), cache_dir=tmp_path))
     with pytest.raises(InputError, match="unknown execution provider"):
-        create_session(built / "w600k_r50.onnx", SessionSpec(providers=("rocm",), cache_dir=tmp_path))
+        create_session(built / "w600k_r50.onnx", SessionSpec(providers=("nosuch",), cache_dir=tmp_path))
 
 
 def test_batching_helper_respects_a_fixed_batch_axis(built):
@@ -419,3 +419,72 @@ def test_models_check_passes_plausible_models_and_flags_broken_ones(models_dir, 
     ob.constant_recognizer(models_dir / "arcface_w600k_r50.onnx")  # everyone is the same person
     assert main(["models", "check", "arcface_w600k_r50"]) == 1
     assert "!! arcface_w600k_r50" in capsys.readouterr().err
+
+
+# --- execution providers, devices, fp16 ---------------------------------------------------------------
+def test_providers_by_onnx_runtime_names_with_their_device(tmp_path):
+    from swapface.models.session import provider_entries
+
+    names = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
+             "rocm": "ROCMExecutionProvider", "directml": "DmlExecutionProvider",
+             "openvino": "OpenVINOExecutionProvider", "coreml": "CoreMLExecutionProvider"}
+    for short, full in names.items():
+        entries = provider_entries((short,), 1, tmp_path)
+        first = entries[0] if isinstance(entries[0], str) else entries[0][0]
+        assert first == full and entries[-1] == "CPUExecutionProvider"
+    assert provider_entries(("cuda",), 3, tmp_path)[0][1]["device_id"] == 3
+    assert provider_entries(("rocm",), 2, tmp_path)[0][1]["device_id"] == 2
+    assert provider_entries(("directml",), 1, tmp_path)[0][1]["device_id"] == 1
+    assert provider_entries(("openvino",), 1, tmp_path)[0][1]["device_type"] == "GPU.1"
+
+
+def test_several_device_ids_spread_the_models_over_the_devices(tmp_path):
+    from swapface.models.session import SessionSpec
+    from swapface.options import SwapOptions
+
+    opts = SwapOptions(execution_device_ids=(0, 1))
+    names = ["inswapper_128", "arcface_w600k_r50", "gfpgan_1.4", "xseg_1", "real_esrgan_x2", "bisenet_resnet_34"]
+    devices = {n: SessionSpec.from_options(opts, tmp_path, n).device_id for n in names}
+    assert set(devices.values()) == {0, 1}
+    assert all(SessionSpec.from_options(opts, tmp_path, n).device_id == d for n, d in devices.items())  # stable
+    assert SessionSpec.from_options(SwapOptions(execution_device_ids=(3,)), tmp_path, "xseg_1").device_id == 3
+
+
+def test_an_fp16_conversion_is_used_only_when_it_matches_fp32(tmp_path, built):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from swapface.models.session import fp16_agrees, fp16_model
+
+    good = fp16_model(built / "w600k_r50.onnx", tmp_path)
+    assert good != built / "w600k_r50.onnx" and fp16_agrees(built / "w600k_r50.onnx", good, ["CPUExecutionProvider"], tmp_path)
+    # a graph whose weights do not fit fp16 (70000 > 65504): converted, it is 6 % off, so it is refused
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["x", "big"], ["y"]), helper.make_node("Div", ["y", "big2"], ["out"])], "overflow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8])],
+        [numpy_helper.from_array(np.full((1, 8), 70000.0, np.float32), "big"),
+         numpy_helper.from_array(np.full((1, 8), 1000.0, np.float32), "big2")],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "overflow.onnx"))
+    half = fp16_model(tmp_path / "overflow.onnx", tmp_path)
+    assert not fp16_agrees(tmp_path / "overflow.onnx", half, ["CPUExecutionProvider"], tmp_path)
+
+
+def test_no_install_puts_both_onnx_runtime_builds_side_by_side():
+    import re
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+
+    def names(reqs: list[str]) -> set[str]:
+        return {re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].lower() for r in reqs}
+
+    base, extras = names(project["dependencies"]), {k: names(v) for k, v in project["optional-dependencies"].items()}
+    builds = {"onnxruntime", "onnxruntime-gpu"}
+    assert not base & builds  # the base install pins neither: each extra brings one
+    assert extras["cpu"] & builds == {"onnxruntime"} and extras["gpu"] & builds == {"onnxruntime-gpu"}
+    assert all(len(deps & builds) <= 1 for deps in extras.values())
+    assert all(not deps & builds for name, deps in extras.items() if name not in ("cpu", "gpu"))

@@ -73,8 +73,9 @@ class SwapOptions(BaseModel):
     skip_audio: bool = Field(False, description="Drop the audio streams")
     chunk_seconds: float = Field(10.0, gt=0.0, le=3600.0, description="Length of a video chunk (unit of resume and scale-out)")
     # execution
-    execution_providers: tuple[str, ...] = Field(("cpu",), description="ONNX Runtime providers: cpu, cuda, tensorrt")
-    execution_device_ids: tuple[int, ...] = Field((0,), description="GPU device ids")
+    execution_providers: tuple[str, ...] = Field(("cpu",), description="ONNX Runtime providers: cpu, cuda, tensorrt, rocm, directml, openvino, coreml")
+    execution_device_ids: tuple[int, ...] = Field(
+        (0,), description="GPU device ids; with several, each model runs on one of them (chosen by its name)")
     execution_batch_size: int = Field(1, ge=1, le=256, description="Face crops per inference batch")
     execution_precision: Literal["auto", "fp32", "fp16"] = Field(
         "auto", description="ONNX model precision: auto (fp16 on cuda/tensorrt, fp32 on cpu), fp32 or fp16"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,7 @@ def _human(size: int) -> str:
 
 
 def list_models(
-    task: Optional[str] = typer.Option(None, "--task", help="Only models of one task (face_swapper, face_enhancer, ...)"),
+    task: str | None = typer.Option(None, "--task", help="Only models of one task (face_swapper, face_enhancer, ...)"),
 ) -> None:
     """Every model swapface knows: task, file, size, sha256, licence, and whether it is here."""
     from rich.console import Console
@@ -47,10 +46,10 @@ def list_models(
 
 
 def download(
-    names: Optional[list[str]] = typer.Argument(None, help="Model names (see `swapface models list`)"),
+    names: list[str] | None = typer.Argument(None, help="Model names (see `swapface models list`)"),
     all_: bool = typer.Option(False, "--all", help="Every downloadable model that is not here yet"),
-    url: Optional[str] = typer.Option(None, "--url", help="Download one model from this address instead of the published one"),
-    mirror: Optional[str] = typer.Option(
+    url: str | None = typer.Option(None, "--url", help="Download one model from this address instead of the published one"),
+    mirror: str | None = typer.Option(
         None, "--mirror", help="Base URL of a mirror of the published files: each model is fetched from BASE/{release}/{file}"),
 ) -> None:
     """Download published models with the models they need (resumable; checked against the publisher's CRC32
@@ -78,13 +77,13 @@ def download(
             typer.echo(f"{n}: already here")
             continue
         typer.echo(f"{n}: downloading ({entry.licence})")
-        fetch(n, url=url if n == (names or [None])[0] else None, mirror=mirror)
+        fetch(n, url=url, mirror=mirror)  # with --url the one named model is all there is to fetch
         typer.echo(f"{n}: verified and ready")
 
 
 def import_models(
     paths: list[Path] = typer.Argument(..., help="Model files you already have"),
-    as_name: Optional[str] = typer.Option(None, "--as", help="The catalogue name, when the file's signature is ambiguous"),
+    as_name: str | None = typer.Option(None, "--as", help="The catalogue name, when the file's signature is ambiguous"),
 ) -> None:
     """Add model files you have: each is recognised by its sha256 or its ONNX inputs/outputs and copied in."""
     from swapface.models.store import import_file
@@ -94,7 +93,7 @@ def import_models(
         typer.echo(f"{path.name}: imported as {entry.name} ({entry.task}; licence: {entry.licence})")
 
 
-def verify(name: Optional[str] = typer.Argument(None, help="One model; default: every model present")) -> None:
+def verify(name: str | None = typer.Argument(None, help="One model; default: every model present")) -> None:
     """Check the model files present: SHA-256 against the digest recorded when each was verified, then the signature."""
     from swapface.models.catalogue import CATALOGUE, get_entry
     from swapface.models.store import locate, model_path, verify_file
@@ -115,7 +114,7 @@ def verify(name: Optional[str] = typer.Argument(None, help="One model; default: 
         raise ModelError(f"{bad} model file(s) failed verification")
 
 
-def check(names: Optional[list[str]] = typer.Argument(None, help="Models to check; default: every model present")) -> None:
+def check(names: list[str] | None = typer.Argument(None, help="Models to check; default: every model present")) -> None:
     """Run installed models on built-in pictures and say whether each output is plausible (catches a wrong contract)."""
     from swapface.models.selfcheck import run_checks
 

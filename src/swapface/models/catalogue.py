@@ -108,21 +108,17 @@ HALF = (0.5, 0.5, 0.5)
 
 
 def _swapper(size: int, template: str, **kw: object) -> Contract:
-    base = dict(
-        size=size,
-        template=template,
-        inputs=(TensorSpec("target", (1, 3, size, size)), TensorSpec("source", (1, 512))),
-        outputs=(TensorSpec(None, (1, 3, size, size)),),
-    )
+    base: dict[str, object] = {
+        "size": size,
+        "template": template,
+        "inputs": (TensorSpec("target", (1, 3, size, size)), TensorSpec("source", (1, 512))),
+        "outputs": (TensorSpec(None, (1, 3, size, size)),),
+    }
     base.update(kw)
     return Contract(**base)  # type: ignore[arg-type]
 
 
-_DETECTOR_IO = dict(channels="bgr", scale=1.0, inputs=(TensorSpec(None, (1, 3, None, None)),))
-_FACE_RESTORER = dict(
-    size=512, template="ffhq_512", mean=HALF, std=HALF, out_mean=0.5, out_std=0.5,
-    outputs=(TensorSpec(None, (1, 3, 512, 512)),),
-)
+_DETECTOR_IO: dict[str, object] = {"channels": "bgr", "scale": 1.0, "inputs": (TensorSpec(None, (1, 3, None, None)),)}
 _CONVERTER = Contract(inputs=(TensorSpec(None, (1, 512)),), outputs=(TensorSpec(None, (1, 512)),))
 
 
@@ -133,7 +129,7 @@ def _ff(release: str, file: str) -> dict[str, str]:
 
 def _swapper_entry(name: str, file: str, licence: str, release: str, contract: Contract, note: str = "",
                    companions: tuple[str, ...] = ()) -> ModelEntry:
-    needs = ("arcface_w600k_r50",) if contract.embedding in ("normed", "emap", "converter") else ()
+    needs: tuple[str, ...] = ("arcface_w600k_r50",) if contract.embedding in ("normed", "emap", "converter") else ()
     if contract.converter:
         needs += (contract.converter,)
     return ModelEntry(name, "face_swapper", file, licence, contract=contract, note=note,
@@ -179,8 +175,9 @@ def _detector(name: str, file: str, outputs: int) -> ModelEntry:
     return ModelEntry(name, "face_detector", file, NON_COMMERCIAL, contract=contract, **_ff("models-3.0.0", file))  # type: ignore[arg-type]
 
 
-_GHOST = dict(mean=HALF, std=HALF, out_mean=0.5, out_std=0.5, embedding="converter", normalise_converted=False)
-_HYPERSWAP = dict(mean=HALF, std=HALF, out_mean=0.5, out_std=0.5, embedding="normed")
+_GHOST: dict[str, object] = {"mean": HALF, "std": HALF, "out_mean": 0.5, "out_std": 0.5, "embedding": "converter",
+                              "normalise_converted": False}
+_HYPERSWAP: dict[str, object] = {"mean": HALF, "std": HALF, "out_mean": 0.5, "out_std": 0.5, "embedding": "normed"}
 _HYPERSWAP_LICENCE = "ResearchRAIL (research only)"
 
 

@@ -84,6 +84,7 @@ def gpus() -> tuple[list[str], str]:
 def probe(provider: str) -> tuple[bool, str]:
     """Run a one-node model on a provider; ONNX Runtime silently falls back to CPU, so check who ran it."""
     import numpy as np
+
     from swapface.models.session import onnx_runtime
 
     ort = onnx_runtime()

@@ -37,5 +37,5 @@ class LazyModel:
         return self._session
 
     @property
-    def contract(self):  # noqa: ANN201 - Contract
+    def contract(self):
         return self.entry.contract

@@ -9,9 +9,9 @@ where the built-in detector does; an upscaler must look like its input when shru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np

@@ -7,9 +7,10 @@ import hashlib
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -178,7 +179,7 @@ class SessionSpec:
     threads: int = 0  # intra-op threads; 0: by the rule in :func:`session_options`
 
     @classmethod
-    def from_options(cls, options: Any, models_dir: Path, model: str = "") -> "SessionSpec":
+    def from_options(cls, options: Any, models_dir: Path, model: str = "") -> SessionSpec:
         """The session settings the swap options ask for; with several device ids each model is placed on one of
         them by its name (the same model always on the same device, a chain's models spread over the devices)."""
         ids = tuple(getattr(options, "execution_device_ids", (0,)) or (0,))

@@ -358,8 +358,7 @@ def download(
             else:
                 mode = "ab" if resp.status_code == 206 and have else "wb"
                 with open(part, mode) as fh:
-                    for block in resp.iter_bytes():  # as received, so an interruption keeps what arrived
-                        fh.write(block)
+                    fh.writelines(resp.iter_bytes())  # as received, so an interruption keeps what arrived
     except httpx.HTTPError as exc:
         raise ModelError(
             f"download of {name!r} was interrupted ({type(exc).__name__}); run the same command again to resume"

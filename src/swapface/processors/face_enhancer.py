@@ -7,8 +7,9 @@ types; the swapper's other masks (padding, regions) do not apply to the enhancer
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,8 +7,9 @@ face in the frame), the region mask on the swapped crop (the face that is pasted
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np

@@ -9,8 +9,9 @@ embedder's 128-d dlib vector is not what these models were trained on) and cache
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -330,3 +330,13 @@ def constant_recognizer(path: Path) -> Path:
                           [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 512])],
                           [_const("zero", np.float32(0.0)), _const("e", np.ones((1, 512), np.float32))])
     return _save(g, path)
+
+
+def yolo_face(path: Path, rows: list[list[float]], size: int = 640) -> Path:
+    """YOLOv8-face-shaped: one output 1×20×8400; ``rows`` (20 values each: cx, cy, w, h, score, 5 × (x, y, vis))
+    fill the first anchors, the rest score 0."""
+    anchors = sum((size // s) ** 2 for s in (8, 16, 32))
+    head = np.zeros((1, 20, anchors), np.float32)
+    for i, row in enumerate(rows):
+        head[0, :, i] = row
+    return _save(_constant_heads("input", {"output0": head}, size), path)

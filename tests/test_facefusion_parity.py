@@ -301,3 +301,53 @@ def test_video_output_has_the_enhanced_resolution(tmp_path, monkeypatch, astrona
                  "--trim-frame-end", "12", "--no-mark", "--quiet"]) == 0
     info = video.probe(out)
     assert (info.width, info.height, info.frames) == (352, 288, 12)
+
+
+@pytest.mark.parametrize("name,template,tanh,source_template,source_size", [
+    ("blendswap_256", "ffhq_512", False, "arcface_112_v2", 112), ("uniface_256", "ffhq_512", True, "ffhq_512", 256)])
+def test_image_conditioned_swappers_get_the_source_face_crop(tmp_path, astronaut, name, template, tanh,
+                                                             source_template, source_size):
+    from swapface.processors.onnx_swapper import OnnxSwapper
+
+    ob.pattern_swapper(tmp_path / f"{name}.onnx", 256, tanh_range=tanh, source_shape=(1, 3, source_size, source_size))
+    swapper = OnnxSwapper(SwapOptions(face_swapper_model=name), models_dir=tmp_path)
+    assert swapper.recogniser is None  # no ArcFace: the source is a picture
+    face = detector_face()
+    src = SourceIdentity((astronaut,), (face,), np.zeros(1, np.float32))
+    m = ff_affine(DETECTOR_POINTS, source_template, source_size)
+    crop = cv2.warpAffine(astronaut, m, (source_size, source_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    want = (crop / 255.0).transpose(2, 0, 1)[None]  # RGB / 255, NCHW
+    assert np.abs(swapper.source_latent(src) - want).max() < 2 / 255
+    out = swapper.process(astronaut, [face], src)
+    p, q = interior(ff_affine(DETECTOR_POINTS, template, 256), 256, astronaut.shape[:2])
+    assert np.abs(out[p[:, 1], p[:, 0], :2].astype(float) - pattern_at(q, 256)).max() <= 2.0
+
+
+def test_in_video_the_detectors_points_follow_a_tracked_face(astronaut):
+    from swapface.faces.analyser import FaceAnalyser
+
+    analyser = FaceAnalyser.from_options(SwapOptions(face_swapper_model="inswapper_128"), video=True)
+    first = analyser.analyse(astronaut)[0]
+    shift = np.float32([[1, 0, 12], [0, 1, 7]])
+    moved = cv2.warpAffine(astronaut, shift, (512, 512), borderMode=cv2.BORDER_REPLICATE)
+    second = analyser.analyse(moved)[0]  # frame 1: no detection, the track is re-fitted by the mesh
+    assert first.detector_keypoints is not None and second.detector_keypoints is not None
+    assert np.abs(second.detector_keypoints - (first.detector_keypoints + (12, 7))).max() < 2.5
+
+
+def test_yolo_face_decoding_through_the_letterbox(tmp_path):
+    from swapface.faces.onnx_detectors import OnnxDetector
+
+    kps = [300, 150, 1.0, 340, 150, 1.0, 320, 175, 1.0, 305, 195, 1.0, 335, 195, 1.0]
+    ob.yolo_face(tmp_path / "yolo_face_8n.onnx", [[320, 170, 64, 96, 0.9, *kps], [100, 100, 20, 20, 0.3, *kps]])
+    det = OnnxDetector("yolo_face", SwapOptions(face_detector_score=0.5), models_dir=tmp_path)
+    (face,) = det.detect(np.full((720, 1280, 3), 50, np.uint8))  # letterbox scale 0.5
+    assert face.score == pytest.approx(0.9)
+    assert np.allclose(face.box, np.array([288, 122, 352, 218]) * 2, atol=1e-3)
+    assert np.allclose(face.keypoints, np.array(kps).reshape(5, 3)[:, :2] * 2, atol=1e-3)
+    # FaceFusion's input: the frame in BGR / 255
+    from swapface.models.catalogue import CATALOGUE
+    from swapface.models.templates import to_tensor
+
+    x = to_tensor(np.array([[[255, 128, 0]]], np.uint8)[None], CATALOGUE["yolo_face"].contract)
+    assert np.allclose(x.ravel(), [0.0, 128 / 255, 1.0])

@@ -47,7 +47,7 @@ class SwapOptions(BaseModel):
     frame_enhancer_model: str = Field("real_esrgan_x2", description="Frame enhancer model")
     frame_enhancer_blend: int = Field(80, ge=0, le=100, description="Frame enhancer blend with the frame, percent")
     # analysis
-    face_detector_model: str = Field("mediapipe", description="Face detector: mediapipe (built in), scrfd, retinaface, yunet")
+    face_detector_model: str = Field("mediapipe", description="Face detector: mediapipe (built in), yolo_face, scrfd, retinaface, yunet")
     face_detector_score: float = Field(0.5, ge=0.0, le=1.0, description="Smallest detection score kept")
     face_recognizer_model: str = Field("dlib", description="Identity embedder: dlib (built in) or arcface_w600k_r50")
     # masks and blending

@@ -1,4 +1,4 @@
-"""SCRFD, RetinaFace (InsightFace layout) and YuNet face detectors through ONNX Runtime.
+"""SCRFD, RetinaFace (InsightFace layout), YOLOFace and YuNet face detectors through ONNX Runtime.
 
 Each frame is letterboxed into the model's square input (scaled to fit, padded bottom/right), decoded
 per stride from anchor centres, filtered by score, de-duplicated by NMS, and mapped back to frame
@@ -85,15 +85,30 @@ def decode_yunet(outputs: list[np.ndarray], size: int, threshold: float) -> tupl
     return np.concatenate(boxes), np.concatenate(scores), np.concatenate(kps)
 
 
+def decode_yolo_face(outputs: list[np.ndarray], size: int, threshold: float) -> tuple[np.ndarray, ...]:
+    """YOLOv8-face head (1×20×N: centre x, y, width, height, score, then x, y, visibility per keypoint) →
+    boxes, scores, keypoints (input pixels)."""
+    rows = np.asarray(outputs[0], np.float32).reshape(20, -1).T
+    keep = rows[:, 4] >= threshold
+    rows = rows[keep]
+    centre, half = rows[:, :2], rows[:, 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], 1)
+    kps = rows[:, 5:20].reshape(-1, 5, 3)[:, :, :2]
+    return boxes, rows[:, 4], kps
+
+
+_DECODERS = {"yunet": decode_yunet, "yolo_face": decode_yolo_face}
+
+
 class OnnxDetector:
-    """A face detector of the InsightFace (scrfd, retinaface) or YuNet family."""
+    """A face detector of the InsightFace (scrfd, retinaface), YOLOFace or YuNet family."""
 
     def __init__(self, name: str, options: Any = None, models_dir: Path | None = None, iou: float = 0.4) -> None:
         self.name = name
         self.model = LazyModel(name, options, models_dir, task="face_detector")
         self.score = float(getattr(options, "face_detector_score", 0.5))
         self.iou = iou
-        self._decode = decode_yunet if name == "yunet" else decode_insightface
+        self._decode = _DECODERS.get(name, decode_insightface)
 
     def _ordered_outputs(self, outputs: list[np.ndarray]) -> list[np.ndarray]:
         if self.name != "yunet":
@@ -120,5 +135,5 @@ class OnnxDetector:
 
 
 def build(name: str, options: Any) -> OnnxDetector:
-    """Factory for the detector registry: scrfd, retinaface or yunet."""
+    """Factory for the detector registry: scrfd, retinaface, yolo_face or yunet."""
     return OnnxDetector(name, options)

@@ -12,6 +12,7 @@ DETECTOR_FACTORIES: dict[str, str] = {
     "scrfd": "swapface.faces.onnx_detectors:build",
     "retinaface": "swapface.faces.onnx_detectors:build",
     "yunet": "swapface.faces.onnx_detectors:build",
+    "yolo_face": "swapface.faces.onnx_detectors:build",
 }
 
 EMBEDDER_FACTORIES: dict[str, str] = {

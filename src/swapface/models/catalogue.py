@@ -256,6 +256,10 @@ def _entries() -> list[ModelEntry]:
         # --- detectors -----------------------------------------------------------------------------------
         _detector("scrfd", "scrfd_2.5g.onnx", 9),
         _detector("retinaface", "retinaface_10g.onnx", 9),
+        ModelEntry("yolo_face", "face_detector", "yolo_face_8n.onnx", "GPL-3.0 (derived from Ultralytics YOLOv8)",
+                   contract=Contract(size=640, channels="bgr", scale=255.0, inputs=(TensorSpec(None, (1, 3, None, None)),),
+                                     outputs=(TensorSpec(None, (1, 20, None)),)),
+                   note="FaceFusion's default detector (YOLOv8n trained on faces)", **_ff("models-3.0.0", "yolo_face_8n.onnx")),  # type: ignore[arg-type]
         ModelEntry("yunet", "face_detector", "yunet_2023mar.onnx", "MIT",
                    url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
                    contract=Contract(size=640, outputs=tuple(TensorSpec(None) for _ in range(12)), **_DETECTOR_IO)),  # type: ignore[arg-type]

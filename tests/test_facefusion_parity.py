@@ -351,3 +351,27 @@ def test_yolo_face_decoding_through_the_letterbox(tmp_path):
 
     x = to_tensor(np.array([[[255, 128, 0]]], np.uint8)[None], CATALOGUE["yolo_face"].contract)
     assert np.allclose(x.ravel(), [0.0, 128 / 255, 1.0])
+
+
+def test_detector_angles_map_faces_back_from_the_turned_frame(tmp_path):
+    from swapface.errors import InputError
+    from swapface.faces.onnx_detectors import OnnxDetector
+    from swapface.faces.registry import build_detector
+
+    kps = [-1.0, -1.0, 1.0, -1.0, 0.0, 0.0, -0.8, 1.2, 0.8, 1.2]
+    ob.scrfd(tmp_path / "scrfd_2.5g.onnx", dict(stride=16, row=10, col=20, anchor=1, score=0.9, distances=[2, 3, 2, 3], kps=kps))
+    frame = np.full((720, 1280, 3), 60, np.uint8)
+    # turned by 90°, the 1280×720 frame is a 720×1280 canvas: T(x, y) = (y, 1280 − x), letterboxed at 0.5.
+    # The fake always reports a face centred at input (320, 160) = canvas (640, 320) = frame (1280 − 320, 640)
+    det = OnnxDetector("scrfd", SwapOptions(face_detector_angles=(90,)), models_dir=tmp_path)
+    (face,) = det.detect(frame)
+    assert np.allclose(face.center, (960, 640), atol=1e-2)
+    assert np.allclose([face.width, face.height], [192, 128], atol=1e-2)  # the 128×192 box, turned back
+    eye = (np.array(kps[:2]) * 16 + (320, 160)) * 2  # the first keypoint in canvas pixels
+    assert np.allclose(face.keypoints[0], (1280 - eye[1], eye[0]), atol=1e-2)
+    both = OnnxDetector("scrfd", SwapOptions(face_detector_angles=(0, 90)), models_dir=tmp_path)
+    assert both.iou == 0.3 and len(both.detect(frame)) == 2  # FaceFusion: NMS 0.3 with two angles
+    with pytest.raises(InputError, match="angles"):
+        OnnxDetector("scrfd", SwapOptions(face_detector_angles=(45,)), models_dir=tmp_path)
+    with pytest.raises(InputError, match="ONNX detector"):
+        build_detector("mediapipe", SwapOptions(face_detector_angles=(0, 90)))

@@ -31,6 +31,8 @@ def _load(table: dict[str, str], kind: str, name: str) -> Any:
 
 def build_detector(name: str, options: Any) -> Any:
     """A FaceDetector for the name (factories take (name, options))."""
+    if name == "mediapipe" and tuple(getattr(options, "face_detector_angles", (0,)) or (0,)) != (0,):
+        raise InputError("face detector angles need an ONNX detector (yolo_face, scrfd, retinaface, yunet)")
     return _load(DETECTOR_FACTORIES, "face detector", name)(name, options)
 
 

@@ -340,3 +340,19 @@ def yolo_face(path: Path, rows: list[list[float]], size: int = 640) -> Path:
     for i, row in enumerate(rows):
         head[0, :, i] = row
     return _save(_constant_heads("input", {"output0": head}, size), path)
+
+
+def two_output_restorer(path: Path) -> Path:
+    """CodeFormer-shaped with its inputs in the other order (``weight`` first) and a second output:
+    output 0 = weight · input, output 1 = a constant (what a wrapper reading the wrong output would show)."""
+    nodes = [helper.make_node("Cast", ["weight"], ["w32"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["input", "w32"], ["output"]),
+             helper.make_node("Mul", ["input", "zero"], ["z"]),
+             helper.make_node("Add", ["z", "one"], ["extra"])]
+    g = helper.make_graph(nodes, "two_outputs",
+                          [helper.make_tensor_value_info("weight", TensorProto.DOUBLE, [1]),
+                           helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 512, 512]),
+                           helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1, 3, 512, 512])],
+                          [_const("zero", np.float32(0.0)), _const("one", np.float32(1.0))])
+    return _save(g, path)

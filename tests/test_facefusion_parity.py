@@ -375,3 +375,17 @@ def test_detector_angles_map_faces_back_from_the_turned_frame(tmp_path):
         OnnxDetector("scrfd", SwapOptions(face_detector_angles=(45,)), models_dir=tmp_path)
     with pytest.raises(InputError, match="ONNX detector"):
         build_detector("mediapipe", SwapOptions(face_detector_angles=(0, 90)))
+
+
+def test_inputs_are_fed_by_name_and_output_0_is_read(tmp_path, astronaut):
+    from swapface.models import store
+    from swapface.processors.face_enhancer import FaceEnhancer
+
+    ob.two_output_restorer(tmp_path / "codeformer.onnx")
+    store.locate("codeformer", tmp_path)  # an export with an extra output is accepted
+    enh = FaceEnhancer(SwapOptions(face_enhancer_model="codeformer", face_enhancer_weight=1.0, face_enhancer_blend=100),
+                       models_dir=tmp_path)
+    out = enh.process(astronaut, [detector_face()], None)
+    p, _ = interior(ff_affine(DETECTOR_POINTS, "ffhq_512", 512), 512, astronaut.shape[:2])
+    # weight 1 · input: the face comes back as it was (output 1 would paint it white)
+    assert np.abs(out[p[:, 1], p[:, 0]].astype(int) - astronaut[p[:, 1], p[:, 0]]).mean() < 2.0

@@ -108,10 +108,10 @@ NMS_IOU_BY_ANGLES = {1: 0.4, 2: 0.3, 3: 0.2, 4: 0.1}
 
 def rotation(angle: int, width: int, height: int) -> tuple[np.ndarray, tuple[int, int]]:
     """The affine turning a frame by ``angle`` degrees about its centre into a canvas that holds all of it."""
-    m = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    m = np.asarray(cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0), np.float64)
     size = np.abs(m[:, :2]) @ np.array([width, height], np.float64)
-    m[:, 2] += (size - (width, height)) / 2
-    return m, (int(round(size[0])), int(round(size[1])))
+    m[:, 2] = m[:, 2] + (size - np.array([width, height], np.float64)) / 2
+    return m, (round(float(size[0])), round(float(size[1])))
 
 
 class OnnxDetector:

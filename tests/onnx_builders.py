@@ -356,3 +356,12 @@ def two_output_restorer(path: Path) -> Path:
                            helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1, 3, 512, 512])],
                           [_const("zero", np.float32(0.0)), _const("one", np.float32(1.0))])
     return _save(g, path)
+
+
+def fan68(path: Path, points: np.ndarray, peak: float) -> Path:
+    """2DFAN4-shaped: ``input`` N×3×256×256 → fixed 68 points (64-px heatmap coordinates, + a third column)
+    and heatmaps whose every peak is ``peak`` (+ 0·input)."""
+    pts = np.concatenate([np.asarray(points, np.float32).reshape(1, 68, 2), np.ones((1, 68, 1), np.float32)], 2)
+    heat = np.zeros((1, 68, 64, 64), np.float32)
+    heat[:, :, 10, 10] = peak
+    return _save(_constant_heads("input", {"landmarks": pts, "heatmaps": heat}, 256), path)

@@ -389,3 +389,26 @@ def test_inputs_are_fed_by_name_and_output_0_is_read(tmp_path, astronaut):
     p, _ = interior(ff_affine(DETECTOR_POINTS, "ffhq_512", 512), 512, astronaut.shape[:2])
     # weight 1 · input: the face comes back as it was (output 1 would paint it white)
     assert np.abs(out[p[:, 1], p[:, 0]].astype(int) - astronaut[p[:, 1], p[:, 0]]).mean() < 2.0
+
+
+def test_2dfan4_refines_the_points_neural_models_align_on(tmp_path, astronaut):
+    from swapface.processors.onnx_swapper import OnnxSwapper
+
+    d = swapper_models(tmp_path, "inswapper_128.onnx", 128, False, None)
+    face = detector_face()
+    rng = np.random.default_rng(3)
+    heat_pts = rng.uniform(20, 44, (68, 2))  # where the fake finds the 68 points, in 64-px heatmap coordinates
+    # FaceFusion: crop = box scaled to 195 px on its longer side, centred in 256; points = heatmap / 64 · 256
+    x1, y1, x2, y2 = face.box.astype(float)
+    s = 195 / max(x2 - x1, y2 - y1)
+    tx, ty = (256 - (x1 + x2) * s) / 2, (256 - (y1 + y2) * s) / 2
+    frame_pts = (heat_pts / 64 * 256 - (tx, ty)) / s
+    five = np.stack([frame_pts[36:42].mean(0), frame_pts[42:48].mean(0), frame_pts[30], frame_pts[48], frame_pts[54]])
+    src = SourceIdentity((astronaut,), (face,), np.zeros(1, np.float32))
+    for peak, want_points in ((0.9, five), (0.3, DETECTOR_POINTS)):  # score = peak / 0.9: used from 0.5 up
+        ob.fan68(d / "2dfan4.onnx", heat_pts, peak)
+        swapper = OnnxSwapper(SwapOptions(face_swapper_model="inswapper_128", face_landmarker_model="2dfan4"), models_dir=d)
+        out = swapper.process(astronaut, [face], src)
+        p, q = interior(ff_affine(want_points, "arcface_128", 128), 128, astronaut.shape[:2])
+        assert len(p) > 100
+        assert np.abs(out[p[:, 1], p[:, 0], :2].astype(float) - pattern_at(q, 128)).max() <= 2.0, peak

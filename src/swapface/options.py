@@ -50,6 +50,8 @@ class SwapOptions(BaseModel):
     face_detector_model: str = Field("mediapipe", description="Face detector: mediapipe (built in), yolo_face, scrfd, retinaface, yunet")
     face_detector_angles: tuple[int, ...] = Field(
         (0,), description="ONNX detectors: also search the frame turned by these angles (0, 90, 180, 270)")
+    face_landmarker_model: str = Field(
+        "none", description="Neural models: refine the detector's five points with 68 landmarks (none, 2dfan4)")
     face_detector_score: float = Field(0.5, ge=0.0, le=1.0, description="Smallest detection score kept")
     face_recognizer_model: str = Field("dlib", description="Identity embedder: dlib (built in) or arcface_w600k_r50")
     # masks and blending

@@ -263,6 +263,12 @@ def _entries() -> list[ModelEntry]:
         ModelEntry("yunet", "face_detector", "yunet_2023mar.onnx", "MIT",
                    url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
                    contract=Contract(size=640, outputs=tuple(TensorSpec(None) for _ in range(12)), **_DETECTOR_IO)),  # type: ignore[arg-type]
+        # --- landmarker ---------------------------------------------------------------------------------
+        ModelEntry("2dfan4", "face_landmarker", "2dfan4.onnx", "BSD-3-Clause (1adrianb/face-alignment)",
+                   contract=Contract(size=256, channels="bgr", inputs=(TensorSpec("input", (None, 3, 256, 256)),),
+                                     outputs=(TensorSpec(None, (None, 68, 3)), TensorSpec(None, (None, 68, 64, 64)))),
+                   note="68 landmarks that refine the detector's five points (FaceFusion's 5/68)",
+                   **_ff("models-3.0.0", "2dfan4.onnx")),  # type: ignore[arg-type]
         # --- enhancers -----------------------------------------------------------------------------------
         _restorer("gfpgan_1.2", "gfpgan_1.2.onnx", "Apache-2.0", 512),
         _restorer("gfpgan_1.3", "gfpgan_1.3.onnx", "Apache-2.0", 512),

@@ -20,7 +20,7 @@ from swapface.models.session import input_dtype, run_batched
 from swapface.models.templates import from_tensor, to_tensor, warp_face
 from swapface.processors.base import SourceIdentity
 from swapface.processors.masks import OcclusionMasker, box_mask, paste_back
-from swapface.processors.onnx_swapper import alignment_points
+from swapface.processors.onnx_swapper import NeuralAligner
 
 
 class FaceEnhancer:
@@ -35,6 +35,7 @@ class FaceEnhancer:
         self.blend = options.face_enhancer_blend / 100.0
         self.weight = float(options.face_enhancer_weight)
         self.batch_size = int(options.execution_batch_size)
+        self.aligner = NeuralAligner(options, models_dir)
         self.blur = float(getattr(options, "face_mask_blur", 0.3))
         types = tuple(getattr(options, "face_mask_types", ("box",)))
         self.occlusion = OcclusionMasker(options, models_dir) if "occlusion" in types else None
@@ -60,7 +61,7 @@ class FaceEnhancer:
     def process_batch(self, frames: Sequence[np.ndarray], faces: Sequence[list[Face]]) -> list[np.ndarray]:
         """Enhance the faces of several frames with batched inference."""
         c = self.model.contract
-        jobs = [(i, *warp_face(frame, alignment_points(f), c.template, c.size))
+        jobs = [(i, *warp_face(frame, self.aligner.points(frame, f), c.template, c.size))
                 for i, (frame, ff) in enumerate(zip(frames, faces)) for f in ff]
         outs = [f.copy() for f in frames]
         if not jobs:

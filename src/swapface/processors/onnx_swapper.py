@@ -35,6 +35,28 @@ def alignment_points(face: Face) -> np.ndarray:
     return face.detector_keypoints if face.detector_keypoints is not None else face.keypoints
 
 
+class NeuralAligner:
+    """The points a neural model aligns a face on: the detector's, refined by 68 landmarks when asked
+    (``face_landmarker_model=2dfan4``, FaceFusion's ``5/68`` points)."""
+
+    def __init__(self, options: Any, models_dir: Path | None = None) -> None:
+        name = str(getattr(options, "face_landmarker_model", "none") or "none")
+        if name not in ("none", "2dfan4"):
+            raise InputError(f"unknown face landmarker {name!r}; choose from none, 2dfan4")
+        from swapface.faces.landmark68 import Landmarker68
+
+        self.landmarker = Landmarker68(name, options, models_dir) if name != "none" else None
+
+    @property
+    def model_names(self) -> list[str]:
+        return [self.landmarker.model.entry.name] if self.landmarker is not None else []
+
+    def points(self, frame: np.ndarray, face: Face) -> np.ndarray:
+        """The five alignment points of ``face`` in ``frame``."""
+        detector = alignment_points(face)
+        return detector if self.landmarker is None else self.landmarker.refine(frame, face, detector)
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
@@ -92,6 +114,7 @@ class OnnxSwapper:
         self.recogniser = ArcFaceEmbedder(RECOGNISER, options, models_dir) if needs_arcface else None
         self.converter = LazyModel(c.converter, options, models_dir, "embedding_converter") if c.converter else None
         self.masker = FaceMasker(options, models_dir)
+        self.aligner = NeuralAligner(options, models_dir)
         self._emap: np.ndarray | None = None
         self._source: SourceIdentity | None = None
         self._latent: np.ndarray | None = None
@@ -100,7 +123,7 @@ class OnnxSwapper:
     def require_files(self) -> None:
         """Fail once, up front, naming every file this swap needs that is missing (model, companions, masks)."""
         if not self._files_checked:
-            require([self.model.entry.name, *self.masker.model_names], self.model.models_dir)
+            require([self.model.entry.name, *self.masker.model_names, *self.aligner.model_names], self.model.models_dir)
             self._files_checked = True
 
     # -- source ------------------------------------------------------------------------------------
@@ -129,7 +152,7 @@ class OnnxSwapper:
         """The source input of image-conditioned swappers (blendswap, uniface): the face's aligned crop, RGB / 255."""
         c = self.model.contract
         assert c.source_template is not None
-        crop, _ = warp_face(image, alignment_points(face), c.source_template, c.source_size)
+        crop, _ = warp_face(image, self.aligner.points(image, face), c.source_template, c.source_size)
         return (crop.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
 
     def source_latent(self, source: SourceIdentity) -> np.ndarray:
@@ -139,7 +162,7 @@ class OnnxSwapper:
                 self._latent = self.source_crop(source.images[0], source.faces[0])
             else:
                 assert self.recogniser is not None
-                raws = [self.recogniser.raw_embeddings(img, [alignment_points(face)])[0]
+                raws = [self.recogniser.raw_embeddings(img, [self.aligner.points(img, face)])[0]
                         for img, face in zip(source.images, source.faces)]
                 self._latent = self.latent(np.mean(raws, axis=0), np.mean([_unit(r) for r in raws], axis=0))
             self._source = source
@@ -170,7 +193,7 @@ class OnnxSwapper:
         jobs: list[tuple[int, np.ndarray, np.ndarray]] = []
         for i, (frame, frame_faces) in enumerate(zip(frames, faces)):
             for face in frame_faces:
-                crop, affine = warp_face(frame, alignment_points(face), c.template, size)
+                crop, affine = warp_face(frame, self.aligner.points(frame, face), c.template, size)
                 jobs.append((i, crop, affine))
         outs = [f.copy() for f in frames]
         if not jobs:

@@ -341,10 +341,13 @@ def test_yolo_face_decoding_through_the_letterbox(tmp_path):
     kps = [300, 150, 1.0, 340, 150, 1.0, 320, 175, 1.0, 305, 195, 1.0, 335, 195, 1.0]
     ob.yolo_face(tmp_path / "yolo_face_8n.onnx", [[320, 170, 64, 96, 0.9, *kps], [100, 100, 20, 20, 0.3, *kps]])
     det = OnnxDetector("yolo_face", SwapOptions(face_detector_score=0.5), models_dir=tmp_path)
-    (face,) = det.detect(np.full((720, 1280, 3), 50, np.uint8))  # letterbox scale 0.5
+    (face,) = det.detect(np.full((720, 1280, 3), 50, np.uint8))  # shrunk to 640×360: ratio 2
     assert face.score == pytest.approx(0.9)
     assert np.allclose(face.box, np.array([288, 122, 352, 218]) * 2, atol=1e-3)
     assert np.allclose(face.keypoints, np.array(kps).reshape(5, 3)[:, :2] * 2, atol=1e-3)
+    # a frame smaller than the input is padded, not enlarged (FaceFusion's restrict_frame)
+    (small,) = det.detect(np.full((400, 600, 3), 50, np.uint8))
+    assert np.allclose(small.box, [288, 122, 352, 218], atol=1e-3)
     # FaceFusion's input: the frame in BGR / 255
     from swapface.models.catalogue import CATALOGUE
     from swapface.models.templates import to_tensor

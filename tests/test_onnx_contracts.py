@@ -269,10 +269,10 @@ def test_yunet_golden_decoding(tmp_path):
     ob.yunet(tmp_path / "yunet_2023mar.onnx",
              dict(stride=32, row=5, col=7, cls=0.9, obj=0.8, bbox=[0.5, -0.25, math.log(2), math.log(3)], kps=kps))
     det = OnnxDetector("yunet", SwapOptions(face_detector_score=0.5), models_dir=tmp_path)
-    (face,) = det.detect(uniform((10, 20, 30), 320, 200))  # scale 640/320 = 2
+    (face,) = det.detect(uniform((10, 20, 30), 320, 200))  # smaller than 640: padded, never enlarged (FaceFusion)
     assert face.score == pytest.approx(0.72)
-    assert np.allclose(face.box, np.array([240 - 32, 152 - 48, 240 + 32, 152 + 48]) / 2, atol=1e-3)
-    assert np.allclose(face.keypoints, (np.array(kps).reshape(5, 2) * 32 + (224, 160)) / 2, atol=1e-3)
+    assert np.allclose(face.box, np.array([240 - 32, 152 - 48, 240 + 32, 152 + 48]), atol=1e-3)
+    assert np.allclose(face.keypoints, np.array(kps).reshape(5, 2) * 32 + (224, 160), atol=1e-3)
 
 
 # --- enhancers --------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """SCRFD, RetinaFace (InsightFace layout), YOLOFace and YuNet face detectors through ONNX Runtime.
 
-Each frame is letterboxed into the model's square input (scaled to fit, padded bottom/right), decoded
+Each frame is letterboxed into the model's square input (shrunk to fit, never enlarged, padded bottom/right), decoded
 per stride from anchor centres, filtered by score, de-duplicated by NMS, and mapped back to frame
 pixels. Keypoints come out in template order (image-left eye first), as ``Face`` requires.
 """
@@ -22,14 +22,18 @@ from swapface.models.templates import to_tensor
 STRIDES = (8, 16, 32)
 
 
-def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    """The frame scaled to fit a size×size canvas (top-left, zero padding) and the scale used."""
+def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The frame on a size×size canvas (top-left, zero padding), shrunk to fit if larger — never enlarged,
+    as FaceFusion's ``restrict_frame`` — and the (x, y) ratios that map canvas pixels back to frame pixels."""
     h, w = frame.shape[:2]
-    scale = size / max(h, w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = frame
+    if h > size or w > size:
+        scale = min(size / h, size / w)
+        small = cv2.resize(frame, (max(1, int(w * scale)), max(1, int(h * scale))))
+    nh, nw = small.shape[:2]
     canvas = np.zeros((size, size, 3), np.uint8)
-    canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    return canvas, scale
+    canvas[:nh, :nw] = small
+    return canvas, np.array([w / nw, h / nh], np.float32)
 
 
 def anchor_centres(size: int, stride: int, per_cell: int) -> np.ndarray:
@@ -140,11 +144,11 @@ class OnnxDetector:
     def _detect_upright(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         size = self.model.contract.size
         session = self.model.session
-        canvas, scale = letterbox(frame, size)
+        canvas, ratio = letterbox(frame, size)
         x = to_tensor(canvas[None], self.model.contract, input_dtype(session))
         outputs = self._ordered_outputs(session.run(None, {session.get_inputs()[0].name: x}))
         boxes, scores, kps = self._decode([np.asarray(o, np.float32) for o in outputs], size, self.score)
-        return boxes / scale, scores, kps / scale
+        return boxes * np.tile(ratio, 2), scores, kps * ratio
 
     def _detect_turned(self, frame: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Detection on the frame turned by ``angle``, mapped back (boxes: the hull of their turned corners)."""

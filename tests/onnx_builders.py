@@ -211,3 +211,157 @@ def parser(path: Path) -> Path:
         [_const("w", w), _const("b", b)],
     )
     return _save(g, path)
+
+
+def crop_pattern(size: int) -> np.ndarray:
+    """RGB over an aligned crop: R = 3u/S − 1, G = 3v/S − 1, B = 0.5 — linear (3 × 255 levels per crop width)
+    for u, v in [S/3, 2S/3], so a pasted pixel tells which crop coordinate landed on it."""
+    v, u = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    return np.stack([3 * u - 1, 3 * v - 1, np.full_like(u, 0.5)])  # 3×S×S
+
+
+def pattern_swapper(path: Path, size: int, *, tanh_range: bool = False, source_shape: tuple[int, ...] = (1, 512)) -> Path:
+    """Swapper-shaped, output = :func:`crop_pattern` (as 2p − 1 with ``tanh_range``) + 0·inputs: the pasted pixels
+    show exactly which crop coordinate landed where, so a wrong template or alignment moves them."""
+    p = crop_pattern(size)[None]
+    if tanh_range:
+        p = 2 * p - 1
+    nodes = [
+        helper.make_node("ReduceMean", ["target"], ["tm"], keepdims=0),
+        helper.make_node("ReduceMean", ["source"], ["sm"], keepdims=0),
+        helper.make_node("Add", ["tm", "sm"], ["both"]),
+        helper.make_node("Mul", ["both", "zero"], ["z"]),
+        helper.make_node("Add", ["pattern", "z"], ["output"]),
+    ]
+    g = helper.make_graph(
+        nodes, "pattern_swapper",
+        [helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, size, size]),
+         helper.make_tensor_value_info("source", TensorProto.FLOAT, list(source_shape))],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, size, size])],
+        [_const("pattern", p.astype(np.float32)), _const("zero", np.float32(0.0)), _const("emap", emap_matrix())],
+    )
+    return _save(g, path)
+
+
+def pattern_enhancer(path: Path, size: int = 512) -> Path:
+    """Face-restorer-shaped (input in [−1, 1]), output = 2·crop_pattern − 1 + 0·input."""
+    p = 2 * crop_pattern(size)[None] - 1
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0),
+             helper.make_node("Mul", ["m", "zero"], ["z"]),
+             helper.make_node("Add", ["pattern", "z"], ["output"])]
+    g = helper.make_graph(nodes, "pattern_enhancer",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, size, size])],
+                          [_const("pattern", p.astype(np.float32)), _const("zero", np.float32(0.0))])
+    return _save(g, path)
+
+
+UPSCALER_GAINS = (1.0, 0.6, 0.3)  # per input channel, in the model's channel order (R, G, B)
+
+
+def channel_upscaler(path: Path, scale: int) -> Path:
+    """Real-ESRGAN-shaped, channel c of the output = UPSCALER_GAINS[c] · channel c of the input, nearest-upscaled:
+    a swapped channel order or a wrong input scale gives other colours."""
+    w = np.zeros((3, 3, 1, 1), np.float32)
+    for c, g in enumerate(UPSCALER_GAINS):
+        w[c, c] = g
+    nodes = [helper.make_node("Conv", ["input", "w"], ["b"]),
+             helper.make_node("Resize", ["b", "", "scales"], ["output"], mode="nearest")]
+    g = helper.make_graph(
+        nodes, "channel_upscaler", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 3, "H", "W"])],
+        [_const("w", w), _const("scales", np.array([1, 1, scale, scale], np.float32))],
+    )
+    return _save(g, path)
+
+
+def red_parser(path: Path) -> Path:
+    """BiSeNet-shaped: class 1 (skin) logit = input channel 0 (R after ImageNet normalisation), every other class
+    0 except class 0 at 0 too (argmax ties go to class 0): skin exactly where (r / 255 − 0.485) / 0.229 > 0."""
+    w = np.zeros((19, 3, 1, 1), np.float32)
+    w[1, 0] = 1.0
+    b = np.full(19, -50.0, np.float32)
+    b[0] = 0.0
+    b[1] = 0.0
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["output"])], "red_parser",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, 512, 512])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 19, 512, 512])],
+        [_const("w", w), _const("b", b)],
+    )
+    return _save(g, path)
+
+
+def scrfd_faces(path: Path, faces: list[dict], size: int = 640) -> Path:
+    """Like :func:`scrfd` with several faces (each: stride, row, col, anchor, distances, kps, score)."""
+    heads: dict[str, np.ndarray] = {}
+    for kind, width in (("score", 1), ("bbox", 4), ("kps", 10)):
+        for stride in (8, 16, 32):
+            cells = size // stride
+            arr = np.zeros((cells * cells * 2, width), np.float32)
+            for face in faces:
+                if stride == face["stride"]:
+                    idx = (face["row"] * cells + face["col"]) * 2 + face["anchor"]
+                    arr[idx] = {"score": [face["score"]], "bbox": face["distances"], "kps": face["kps"]}[kind]
+            heads[f"{kind}_{stride}"] = arr
+    return _save(_constant_heads("input", heads, size), path)
+
+
+def identity_swapper(path: Path, size: int = 128) -> Path:
+    """inswapper-shaped, output = target + 0·source: a swapper that keeps the target's identity."""
+    nodes = [helper.make_node("ReduceMean", ["source"], ["sm"], keepdims=0),
+             helper.make_node("Mul", ["sm", "zero"], ["z"]),
+             helper.make_node("Add", ["target", "z"], ["output"])]
+    g = helper.make_graph(nodes, "identity_swapper",
+                          [helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, size, size]),
+                           helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 512])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, size, size])],
+                          [_const("zero", np.float32(0.0)), _const("emap", emap_matrix())])
+    return _save(g, path)
+
+
+def constant_recognizer(path: Path) -> Path:
+    """ArcFace-shaped, the same embedding for every face (a broken export)."""
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0),
+             helper.make_node("Mul", ["m", "zero"], ["z"]),
+             helper.make_node("Add", ["e", "z"], ["embedding"])]
+    g = helper.make_graph(nodes, "constant_recognizer",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, 112, 112])],
+                          [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 512])],
+                          [_const("zero", np.float32(0.0)), _const("e", np.ones((1, 512), np.float32))])
+    return _save(g, path)
+
+
+def yolo_face(path: Path, rows: list[list[float]], size: int = 640) -> Path:
+    """YOLOv8-face-shaped: one output 1×20×8400; ``rows`` (20 values each: cx, cy, w, h, score, 5 × (x, y, vis))
+    fill the first anchors, the rest score 0."""
+    anchors = sum((size // s) ** 2 for s in (8, 16, 32))
+    head = np.zeros((1, 20, anchors), np.float32)
+    for i, row in enumerate(rows):
+        head[0, :, i] = row
+    return _save(_constant_heads("input", {"output0": head}, size), path)
+
+
+def two_output_restorer(path: Path) -> Path:
+    """CodeFormer-shaped with its inputs in the other order (``weight`` first) and a second output:
+    output 0 = weight · input, output 1 = a constant (what a wrapper reading the wrong output would show)."""
+    nodes = [helper.make_node("Cast", ["weight"], ["w32"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["input", "w32"], ["output"]),
+             helper.make_node("Mul", ["input", "zero"], ["z"]),
+             helper.make_node("Add", ["z", "one"], ["extra"])]
+    g = helper.make_graph(nodes, "two_outputs",
+                          [helper.make_tensor_value_info("weight", TensorProto.DOUBLE, [1]),
+                           helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 512, 512]),
+                           helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1, 3, 512, 512])],
+                          [_const("zero", np.float32(0.0)), _const("one", np.float32(1.0))])
+    return _save(g, path)
+
+
+def fan68(path: Path, points: np.ndarray, peak: float) -> Path:
+    """2DFAN4-shaped: ``input`` N×3×256×256 → fixed 68 points (64-px heatmap coordinates, + a third column)
+    and heatmaps whose every peak is ``peak`` (+ 0·input)."""
+    pts = np.concatenate([np.asarray(points, np.float32).reshape(1, 68, 2), np.ones((1, 68, 1), np.float32)], 2)
+    heat = np.zeros((1, 68, 64, 64), np.float32)
+    heat[:, :, 10, 10] = peak
+    return _save(_constant_heads("input", {"landmarks": pts, "heatmaps": heat}, 256), path)

@@ -130,7 +130,7 @@ def test_import_recognises_files_by_signature(models_dir, built):
 
 
 def test_ambiguous_signature_asks_which_model(models_dir, built):
-    with pytest.raises(InputError, match="could be any of simswap_256, ghost_256, hififace_256; say which with --as"):
+    with pytest.raises(InputError, match="could be any of hyperswap_1a_256, .*simswap_256, ghost_256, .*hififace_256; say which with --as"):
         store.import_file(built / "my_swapper_256.onnx")
     assert store.import_file(built / "my_swapper_256.onnx", as_name="ghost_256").name == "ghost_256"
     with pytest.raises(ModelError):
@@ -151,28 +151,35 @@ def test_import_refuses_a_file_it_does_not_know(models_dir, tmp_path):
 
 
 # --- download ------------------------------------------------------------------------------------------
-class _RangeServer(http.server.BaseHTTPRequestHandler):
-    """Serves one payload with Range support; the first full request is cut off half way."""
+class _FileServer(http.server.BaseHTTPRequestHandler):
+    """Serves ``files`` (URL path → bytes) with Range support; 404 otherwise. Paths in ``cut`` are cut off half
+    way on their first full request (an interrupted download)."""
 
-    payload = b""
-    cut_first = True
-    requests: list[str] = []
+    files: dict[str, bytes] = {}
+    cut: set[str] = set()
+    requests: list[tuple[str, str]] = []
 
     def do_GET(self):  # noqa: N802
         cls = type(self)
-        cls.requests.append(self.headers.get("Range") or "full")
+        cls.requests.append((self.path, self.headers.get("Range") or "full"))
+        payload = cls.files.get(self.path)
+        if payload is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         start = 0
         if self.headers.get("Range"):
             start = int(self.headers["Range"].split("=")[1].split("-")[0])
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(cls.payload) - 1}/{len(cls.payload)}")
+            self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
         else:
             self.send_response(200)
-        body = cls.payload[start:]
+        body = payload[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if cls.cut_first and start == 0:
-            cls.cut_first = False
+        if self.path in cls.cut and start == 0:
+            cls.cut.discard(self.path)
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.connection.shutdown(2)
@@ -185,36 +192,49 @@ class _RangeServer(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    handler = type("Handler", (_RangeServer,), {"requests": [], "cut_first": True})
+    handler = type("Handler", (_FileServer,), {"requests": [], "files": {}, "cut": set()})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd, handler
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
     httpd.shutdown()
     httpd.server_close()
 
 
+def crc32_hex(data: bytes) -> str:
+    """FaceFusion's .hash content: zlib CRC32 as 8 hex digits."""
+    import zlib
+
+    return format(zlib.crc32(data) & 0xFFFFFFFF, "08x")
+
+
+def publish(handler, release: str, file: str, data: bytes, hash_of: bytes | None = None) -> None:
+    """Put a file and its .hash (of ``hash_of``, default the file itself) on the fake release server."""
+    handler.files[f"/{release}/{file}"] = data
+    handler.files[f"/{release}/{file.rsplit('.', 1)[0]}.hash"] = crc32_hex(hash_of if hash_of is not None else data).encode()
+
+
 def test_download_resumes_with_range_and_verifies(models_dir, built, server):
-    httpd, handler = server
-    handler.payload = (built / "w600k_r50.onnx").read_bytes()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/arcface_w600k_r50.onnx"
+    base, handler = server
+    data = (built / "w600k_r50.onnx").read_bytes()
+    publish(handler, "models-3.0.0", "arcface_w600k_r50.onnx", data)
+    handler.cut.add("/models-3.0.0/arcface_w600k_r50.onnx")
     with pytest.raises(ModelError, match="run the same command again to resume"):
-        store.download("arcface_w600k_r50", url=url)
+        store.download("arcface_w600k_r50", mirror=base)
     part = models_dir / "arcface_w600k_r50.onnx.part"
-    assert 0 < part.stat().st_size < len(handler.payload)
-    path = store.download("arcface_w600k_r50", url=url)
-    assert handler.requests == ["full", f"bytes={len(handler.payload) // 2}-"]
-    assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(handler.payload).digest()
+    assert 0 < part.stat().st_size < len(data)
+    path = store.download("arcface_w600k_r50", mirror=base)
+    gets = [r for p, r in handler.requests if p.endswith(".onnx")]
+    assert gets == ["full", f"bytes={len(data) // 2}-"]
+    assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest()
     assert not part.exists()
     store.locate("arcface_w600k_r50")
 
 
 def test_download_of_a_wrong_file_is_not_kept(models_dir, built, server):
-    httpd, handler = server
-    handler.cut_first = False
-    handler.payload = (built / "w600k_r50.onnx").read_bytes()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/x.onnx"
+    base, handler = server
+    publish(handler, "models-3.0.0", "inswapper_128.onnx", (built / "w600k_r50.onnx").read_bytes())
     with pytest.raises(ModelError, match="delete it"):
-        store.download("inswapper_128", url=url)
+        store.download("inswapper_128", mirror=base)
     assert not (models_dir / "inswapper_128.onnx").exists()
     assert not (models_dir / "inswapper_128.onnx.part").exists()
 
@@ -260,7 +280,7 @@ def test_unusable_provider_is_a_clear_input_error(tmp_path, built):
     with pytest.raises(InputError, match="swapface doctor"):
         create_session(built / "w600k_r50.onnx", SessionSpec(providers=("cuda",), cache_dir=tmp_path))
     with pytest.raises(InputError, match="unknown execution provider"):
-        create_session(built / "w600k_r50.onnx", SessionSpec(providers=("rocm",), cache_dir=tmp_path))
+        create_session(built / "w600k_r50.onnx", SessionSpec(providers=("nosuch",), cache_dir=tmp_path))
 
 
 def test_batching_helper_respects_a_fixed_batch_axis(built):
@@ -277,3 +297,194 @@ def test_batching_helper_respects_a_fixed_batch_axis(built):
     s = np.zeros((3, 512), np.float32)
     (out,) = run_batched(fixed, {"target": t, "source": s}, 8)
     assert out.shape == (3, 3, 128, 128)
+
+
+# --- file identity: published CRC32, recorded SHA-256, companions, mirror -------------------------------
+def test_release_urls_are_facefusions():
+    want = {  # release each file is published under in FaceFusion's model sources
+        "hififace_256": "models-3.1.0", "arcface_converter_hififace": "models-3.1.0", "xseg_1": "models-3.1.0",
+        "xseg_2": "models-3.1.0", "xseg_3": "models-3.2.0", "bisenet_resnet_18": "models-3.1.0",
+        "bisenet_resnet_34": "models-3.0.0", "hyperswap_1a_256": "models-3.3.0", "crossface_simswap": "models-3.4.0",
+        "crossface_ghost": "models-3.4.0", "crossface_hififace": "models-3.4.0", "inswapper_128": "models-3.0.0",
+        "arcface_w600k_r50": "models-3.0.0", "gpen_bfr_2048": "models-3.0.0", "real_esrgan_x4_fp16": "models-3.0.0",
+    }
+    base = "https://github.com/facefusion/facefusion-assets/releases/download/"
+    for name, release in want.items():
+        entry = get_entry(name)
+        assert entry.url == f"{base}{release}/{entry.file}", name
+        assert entry.hash_url == f"{base}{release}/{entry.file[:-5]}.hash", name
+    assert get_entry("ghost_256").file == "ghost_1_256.onnx" and get_entry("hififace_256").file == "hififace_unofficial_256.onnx"
+
+
+def test_a_correct_file_with_its_hash_is_accepted_and_its_sha256_recorded(models_dir, built, server):
+    base, handler = server
+    data = (built / "w600k_r50.onnx").read_bytes()
+    publish(handler, "models-3.0.0", "arcface_w600k_r50.onnx", data)
+    path = store.download("arcface_w600k_r50", mirror=base)
+    record = store.read_digests(models_dir)["arcface_w600k_r50.onnx"]
+    assert record["sha256"] == hashlib.sha256(data).hexdigest() and record["crc32"] == crc32_hex(data)
+    assert "crc32" in record["verified"]
+    # the same name, later holding another file with the same signature: refused
+    other = bytearray(data)
+    other[-1] ^= 0xFF  # a weight changed: same graph, same signature
+    path.write_bytes(bytes(other))
+    with pytest.raises(ModelError, match="SHA-256 differs"):
+        store.locate("arcface_w600k_r50")
+
+
+def test_a_same_signature_file_with_another_hash_is_refused(models_dir, built, server):
+    base, handler = server
+    hyperswap = (built / "my_swapper_256.onnx").read_bytes()  # a 256-px swapper: the signature of ghost too
+    publish(handler, "models-3.0.0", "ghost_1_256.onnx", hyperswap, hash_of=b"the real ghost file")
+    with pytest.raises(ModelError, match="does not match its published CRC32"):
+        store.download("ghost_256", mirror=base)
+    assert not (models_dir / "ghost_1_256.onnx").exists() and not (models_dir / "ghost_1_256.onnx.part").exists()
+
+
+def test_a_missing_hash_file_stops_the_download(models_dir, built, server):
+    base, handler = server
+    handler.files["/models-3.0.0/inswapper_128.onnx"] = (built / "inswapper_128.onnx").read_bytes()
+    with pytest.raises(ModelError, match="cannot be verified"):
+        store.download("inswapper_128", mirror=base)
+    assert not (models_dir / "inswapper_128.onnx").exists()
+
+
+def test_import_checks_the_hash_file_beside_it(models_dir, built, tmp_path):
+    shutil.copy(built / "inswapper_128.onnx", tmp_path / "inswapper_128.onnx")
+    (tmp_path / "inswapper_128.hash").write_text("deadbeef")
+    with pytest.raises(ModelError, match="does not match the CRC32 in 'inswapper_128.hash'"):
+        store.import_file(tmp_path / "inswapper_128.onnx")
+    (tmp_path / "inswapper_128.hash").write_text(crc32_hex((tmp_path / "inswapper_128.onnx").read_bytes()))
+    assert store.import_file(tmp_path / "inswapper_128.onnx").name == "inswapper_128"
+    assert "crc32" in store.read_digests(models_dir)["inswapper_128.onnx"]["verified"]
+
+
+def test_cli_download_brings_the_companions_from_a_mirror(models_dir, built, server, capsys):
+    base, handler = server
+    swapper = bytearray((built / "my_swapper_256.onnx").read_bytes())
+    publish(handler, "models-3.0.0", "simswap_256.onnx", bytes(swapper))
+    publish(handler, "models-3.0.0", "arcface_w600k_r50.onnx", (built / "w600k_r50.onnx").read_bytes())
+    conv = ob.converter(models_dir.parent / "conv.onnx")
+    publish(handler, "models-3.4.0", "crossface_simswap.onnx", conv.read_bytes())
+    assert main(["models", "download", "simswap_256", "--mirror", base + "/"]) == 0
+    out = capsys.readouterr().out
+    for name in ("simswap_256", "arcface_w600k_r50", "crossface_simswap"):
+        assert f"{name}: verified and ready" in out
+        store.locate(name)
+    fetched = sorted(p for p, _ in handler.requests if p.endswith(".onnx"))
+    assert fetched == ["/models-3.0.0/arcface_w600k_r50.onnx", "/models-3.0.0/simswap_256.onnx",
+                       "/models-3.4.0/crossface_simswap.onnx"]
+
+
+def test_a_missing_model_is_reported_with_every_missing_file(models_dir, built, astronaut):
+    from swapface.faces.face import Face
+    from swapface.options import SwapOptions
+    from swapface.processors.base import SourceIdentity
+    from swapface.processors.onnx_swapper import OnnxSwapper
+
+    models_dir.mkdir(parents=True)
+    shutil.copy(built / "my_swapper_256.onnx", models_dir / "ghost_1_256.onnx")
+    swapper = OnnxSwapper(SwapOptions(face_swapper_model="ghost_256", face_mask_types=("box", "occlusion")))
+    face = Face(box=np.array([150, 60, 300, 250], np.float32), score=0.9,
+                keypoints=np.array([[190, 112], [246, 104], [229, 141], [199, 172], [241, 167]], np.float32))
+    with pytest.raises(ModelError) as err:
+        swapper.process(astronaut, [face], SourceIdentity((astronaut,), (face,), np.zeros(1, np.float32)))
+    message = str(err.value)
+    assert "3 model file(s) missing" in message
+    for file in ("arcface_w600k_r50.onnx", "crossface_ghost.onnx", "xseg_1.onnx"):
+        assert file in message
+    assert "swapface models download arcface_w600k_r50 crossface_ghost xseg_1" in message
+
+
+def test_cli_download_refuses_url_with_several_models(models_dir, capsys):
+    assert main(["models", "download", "inswapper_128", "ghost_256", "--url", "http://127.0.0.1:9/x.onnx"]) == 2
+    assert main(["models", "download"]) == 2
+    assert capsys.readouterr().err.count("error:") == 2
+
+
+# --- self-check ---------------------------------------------------------------------------------------
+def test_models_check_passes_plausible_models_and_flags_broken_ones(models_dir, capsys):
+    models_dir.mkdir(parents=True)
+    ob.recognizer(models_dir / "arcface_w600k_r50.onnx")
+    ob.identity_swapper(models_dir / "inswapper_128.onnx")
+    ob.enhancer(models_dir / "gfpgan_1.4.onnx")
+    ob.upscaler(models_dir / "real_esrgan_x2.onnx", 2)
+    assert main(["models", "check"]) == 0
+    out = capsys.readouterr().out
+    for name in ("arcface_w600k_r50", "inswapper_128", "gfpgan_1.4", "real_esrgan_x2"):
+        assert f"ok {name}:" in out
+    ob.swapper(models_dir / "inswapper_128.onnx", 128)  # shifts every colour: not an identity-keeping swap
+    assert main(["models", "check", "inswapper_128"]) == 1
+    assert "!! inswapper_128: self-swap keeps the identity at" in capsys.readouterr().err
+    ob.constant_recognizer(models_dir / "arcface_w600k_r50.onnx")  # everyone is the same person
+    assert main(["models", "check", "arcface_w600k_r50"]) == 1
+    assert "!! arcface_w600k_r50" in capsys.readouterr().err
+
+
+# --- execution providers, devices, fp16 ---------------------------------------------------------------
+def test_providers_by_onnx_runtime_names_with_their_device(tmp_path):
+    from swapface.models.session import provider_entries
+
+    names = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
+             "rocm": "ROCMExecutionProvider", "directml": "DmlExecutionProvider",
+             "openvino": "OpenVINOExecutionProvider", "coreml": "CoreMLExecutionProvider"}
+    for short, full in names.items():
+        entries = provider_entries((short,), 1, tmp_path)
+        first = entries[0] if isinstance(entries[0], str) else entries[0][0]
+        assert first == full and entries[-1] == "CPUExecutionProvider"
+    assert provider_entries(("cuda",), 3, tmp_path)[0][1]["device_id"] == 3
+    assert provider_entries(("rocm",), 2, tmp_path)[0][1]["device_id"] == 2
+    assert provider_entries(("directml",), 1, tmp_path)[0][1]["device_id"] == 1
+    assert provider_entries(("openvino",), 1, tmp_path)[0][1]["device_type"] == "GPU.1"
+
+
+def test_several_device_ids_spread_the_models_over_the_devices(tmp_path):
+    from swapface.models.session import SessionSpec
+    from swapface.options import SwapOptions
+
+    opts = SwapOptions(execution_device_ids=(0, 1))
+    names = ["inswapper_128", "arcface_w600k_r50", "gfpgan_1.4", "xseg_1", "real_esrgan_x2", "bisenet_resnet_34"]
+    devices = {n: SessionSpec.from_options(opts, tmp_path, n).device_id for n in names}
+    assert set(devices.values()) == {0, 1}
+    assert all(SessionSpec.from_options(opts, tmp_path, n).device_id == d for n, d in devices.items())  # stable
+    assert SessionSpec.from_options(SwapOptions(execution_device_ids=(3,)), tmp_path, "xseg_1").device_id == 3
+
+
+def test_an_fp16_conversion_is_used_only_when_it_matches_fp32(tmp_path, built):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from swapface.models.session import fp16_agrees, fp16_model
+
+    good = fp16_model(built / "w600k_r50.onnx", tmp_path)
+    assert good != built / "w600k_r50.onnx" and fp16_agrees(built / "w600k_r50.onnx", good, ["CPUExecutionProvider"], tmp_path)
+    # a graph whose weights do not fit fp16 (70000 > 65504): converted, it is 6 % off, so it is refused
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["x", "big"], ["y"]), helper.make_node("Div", ["y", "big2"], ["out"])], "overflow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8])],
+        [numpy_helper.from_array(np.full((1, 8), 70000.0, np.float32), "big"),
+         numpy_helper.from_array(np.full((1, 8), 1000.0, np.float32), "big2")],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "overflow.onnx"))
+    half = fp16_model(tmp_path / "overflow.onnx", tmp_path)
+    assert not fp16_agrees(tmp_path / "overflow.onnx", half, ["CPUExecutionProvider"], tmp_path)
+
+
+def test_no_install_puts_both_onnx_runtime_builds_side_by_side():
+    import re
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+
+    def names(reqs: list[str]) -> set[str]:
+        return {re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].lower() for r in reqs}
+
+    base, extras = names(project["dependencies"]), {k: names(v) for k, v in project["optional-dependencies"].items()}
+    builds = {"onnxruntime", "onnxruntime-gpu"}
+    assert not base & builds  # the base install pins neither: each extra brings one
+    assert extras["cpu"] & builds == {"onnxruntime"} and extras["gpu"] & builds == {"onnxruntime-gpu"}
+    assert all(len(deps & builds) <= 1 for deps in extras.values())
+    assert all(not deps & builds for name, deps in extras.items() if name not in ("cpu", "gpu"))

@@ -25,8 +25,8 @@ def models(tmp_path_factory) -> Path:
     ob.swapper(d / "inswapper_128.onnx", 128, batch=None)
     ob.swapper(d / "simswap_256.onnx", 256, batch=1)
     ob.swapper(d / "ghost_1_256.onnx", 256, batch=1, tanh_range=True)
-    ob.converter(d / "arcface_converter_simswap.onnx")
-    ob.converter(d / "arcface_converter_ghost.onnx")
+    ob.converter(d / "crossface_simswap.onnx")
+    ob.converter(d / "crossface_ghost.onnx")
     ob.enhancer(d / "gfpgan_1.4.onnx")
     ob.enhancer(d / "codeformer.onnx", codeformer=True)
     ob.upscaler(d / "real_esrgan_x2.onnx", 2)
@@ -49,9 +49,8 @@ def uniform(value: tuple[int, int, int], h: int = 480, w: int = 640) -> np.ndarr
 
 
 def expected_latent_emap(raw: np.ndarray) -> np.ndarray:
-    e = raw / np.linalg.norm(raw)
-    lat = e @ ob.emap_matrix()
-    return lat / np.linalg.norm(lat)
+    """FaceFusion's inswapper latent: raw ArcFace · emap / ‖raw‖ — normalised once, not again after the emap."""
+    return (raw @ ob.emap_matrix()) / np.linalg.norm(raw)
 
 
 # --- alignment and normalisation -------------------------------------------------------------------------
@@ -206,7 +205,9 @@ def test_pixel_boost_that_does_not_suit_the_model_is_refused(models):
     from swapface.errors import InputError
 
     with pytest.raises(InputError, match="pixel boost"):
-        make_swapper(models, face_swapper_model="inswapper_128", face_swapper_pixel_boost=384)
+        make_swapper(models, face_swapper_model="inswapper_128", face_swapper_pixel_boost=200)
+    with pytest.raises(InputError, match="pixel boost"):
+        make_swapper(models, face_swapper_model="inswapper_128", face_swapper_pixel_boost=9 * 128)
 
 
 def test_batching_across_frames_equals_one_by_one(models, group):
@@ -268,10 +269,10 @@ def test_yunet_golden_decoding(tmp_path):
     ob.yunet(tmp_path / "yunet_2023mar.onnx",
              dict(stride=32, row=5, col=7, cls=0.9, obj=0.8, bbox=[0.5, -0.25, math.log(2), math.log(3)], kps=kps))
     det = OnnxDetector("yunet", SwapOptions(face_detector_score=0.5), models_dir=tmp_path)
-    (face,) = det.detect(uniform((10, 20, 30), 320, 200))  # scale 640/320 = 2
+    (face,) = det.detect(uniform((10, 20, 30), 320, 200))  # smaller than 640: padded, never enlarged (FaceFusion)
     assert face.score == pytest.approx(0.72)
-    assert np.allclose(face.box, np.array([240 - 32, 152 - 48, 240 + 32, 152 + 48]) / 2, atol=1e-3)
-    assert np.allclose(face.keypoints, (np.array(kps).reshape(5, 2) * 32 + (224, 160)) / 2, atol=1e-3)
+    assert np.allclose(face.box, np.array([240 - 32, 152 - 48, 240 + 32, 152 + 48]), atol=1e-3)
+    assert np.allclose(face.keypoints, np.array(kps).reshape(5, 2) * 32 + (224, 160), atol=1e-3)
 
 
 # --- enhancers --------------------------------------------------------------------------------------------
@@ -335,13 +336,13 @@ def test_occlusion_and_region_masks(models):
 
     crop = np.zeros((1, 256, 256, 3), np.uint8)
     crop[:, :, :128] = 255  # left half bright
-    occ = FaceMasker(SwapOptions(face_mask_types=("occlusion",)), models_dir=models).masks(crop)[0]
+    occ = FaceMasker(SwapOptions(face_mask_types=("occlusion",)), models_dir=models).target_masks(crop)[0]
     assert occ[128, 40] > 0.99 and occ[128, 215] < 0.01
-    skin = FaceMasker(SwapOptions(face_mask_types=("region",), face_mask_regions=("skin",)), models_dir=models).masks(crop)[0]
+    skin = FaceMasker(SwapOptions(face_mask_types=("region",), face_mask_regions=("skin",)), models_dir=models).swapped_masks(crop)[0]
     assert skin[128, 40] > 0.99 and skin[128, 215] < 0.01
-    nose = FaceMasker(SwapOptions(face_mask_types=("region",), face_mask_regions=("nose",)), models_dir=models).masks(crop)[0]
+    nose = FaceMasker(SwapOptions(face_mask_types=("region",), face_mask_regions=("nose",)), models_dir=models).swapped_masks(crop)[0]
     assert nose.max() < 0.01
-    both = FaceMasker(SwapOptions(face_mask_types=("box", "occlusion")), models_dir=models).masks(crop)[0]
+    both = FaceMasker(SwapOptions(face_mask_types=("box", "occlusion")), models_dir=models).target_masks(crop)[0]
     assert both[128, 40] > 0.9 and both[0, 40] < 0.1 and both[128, 215] < 0.01
 
 

@@ -38,7 +38,8 @@ class SwapOptions(BaseModel):
         ("face_swapper",), min_length=1, description="Frame processors run in order (face_swapper, face_debugger, ...)"
     )
     face_swapper_model: str = Field("mesh", description="Swapper model: mesh (built in) or an ONNX swapper")
-    face_swapper_pixel_boost: int = Field(128, description="ONNX swappers: crop resolution (128, 256, 512)")
+    face_swapper_pixel_boost: int = Field(
+        128, description="ONNX swappers: crop resolution, a multiple of the model's size up to 8× (inswapper: 128 … 1024)")
     face_swapper_weight: float = Field(1.0, ge=0.0, le=1.0, description="Strength of the swap, 0..1")
     face_enhancer_model: str = Field("gfpgan_1.4", description="Face enhancer model")
     face_enhancer_blend: int = Field(80, ge=0, le=100, description="Face enhancer blend with the frame, percent")
@@ -46,7 +47,11 @@ class SwapOptions(BaseModel):
     frame_enhancer_model: str = Field("real_esrgan_x2", description="Frame enhancer model")
     frame_enhancer_blend: int = Field(80, ge=0, le=100, description="Frame enhancer blend with the frame, percent")
     # analysis
-    face_detector_model: str = Field("mediapipe", description="Face detector: mediapipe (built in), scrfd, retinaface, yunet")
+    face_detector_model: str = Field("mediapipe", description="Face detector: mediapipe (built in), yolo_face, scrfd, retinaface, yunet")
+    face_detector_angles: tuple[int, ...] = Field(
+        (0,), description="ONNX detectors: also search the frame turned by these angles (0, 90, 180, 270)")
+    face_landmarker_model: str = Field(
+        "none", description="Neural models: refine the detector's five points with 68 landmarks (none, 2dfan4)")
     face_detector_score: float = Field(0.5, ge=0.0, le=1.0, description="Smallest detection score kept")
     face_recognizer_model: str = Field("dlib", description="Identity embedder: dlib (built in) or arcface_w600k_r50")
     # masks and blending
@@ -55,6 +60,8 @@ class SwapOptions(BaseModel):
         ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "nose", "mouth", "upper-lip", "lower-lip"),
         description="Face-parsing regions used by the region mask",
     )
+    face_occluder_model: str = Field("xseg_1", description="Occlusion mask model: xseg_1, xseg_2, xseg_3")
+    face_parser_model: str = Field("bisenet_resnet_34", description="Region mask model: bisenet_resnet_34, bisenet_resnet_18")
     face_mask_blur: float = Field(0.3, ge=0.0, le=1.0, description="Feathering of the face mask edge, 0..1")
     face_mask_padding: tuple[int, int, int, int] = Field(
         (0, 0, 0, 0), description="Mask padding in percent: top, right, bottom, left"
@@ -70,8 +77,9 @@ class SwapOptions(BaseModel):
     skip_audio: bool = Field(False, description="Drop the audio streams")
     chunk_seconds: float = Field(10.0, gt=0.0, le=3600.0, description="Length of a video chunk (unit of resume and scale-out)")
     # execution
-    execution_providers: tuple[str, ...] = Field(("cpu",), description="ONNX Runtime providers: cpu, cuda, tensorrt")
-    execution_device_ids: tuple[int, ...] = Field((0,), description="GPU device ids")
+    execution_providers: tuple[str, ...] = Field(("cpu",), description="ONNX Runtime providers: cpu, cuda, tensorrt, rocm, directml, openvino, coreml")
+    execution_device_ids: tuple[int, ...] = Field(
+        (0,), description="GPU device ids; with several, each model runs on one of them (chosen by its name)")
     execution_batch_size: int = Field(1, ge=1, le=256, description="Face crops per inference batch")
     execution_precision: Literal["auto", "fp32", "fp16"] = Field(
         "auto", description="ONNX model precision: auto (fp16 on cuda/tensorrt, fp32 on cpu), fp32 or fp16"

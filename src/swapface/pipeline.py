@@ -45,6 +45,29 @@ class PipelineStats:
     per_stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
+def scale_face(face: Face, sx: float, sy: float) -> Face:
+    """A face's geometry in a frame resized by (sx, sy) (after a frame enhancer, say)."""
+    k = np.array([sx, sy], np.float32)
+
+    def points(p: np.ndarray | None) -> np.ndarray | None:
+        return None if p is None else (p * k).astype(np.float32)
+
+    return face.with_(
+        box=(face.box * np.array([sx, sy, sx, sy], np.float32)).astype(np.float32),
+        keypoints=points(face.keypoints), landmarks=points(face.landmarks),
+        detector_keypoints=points(face.detector_keypoints),
+        depth=None if face.depth is None else (face.depth * (sx + sy) / 2).astype(np.float32),
+    )
+
+
+def faces_at_scale(faces: list[Face], analysed: np.ndarray, current: np.ndarray) -> list[Face]:
+    """Faces found on ``analysed`` placed on ``current``, which an earlier processor may have resized."""
+    (h0, w0), (h1, w1) = analysed.shape[:2], current.shape[:2]
+    if (h0, w0) == (h1, w1):
+        return faces
+    return [scale_face(f, w1 / w0, h1 / h0) for f in faces]
+
+
 class Pipeline:
     """Swap one identity into frames.
 
@@ -122,6 +145,14 @@ class Pipeline:
         assert main.embedding is not None
         return main.embedding
 
+    @property
+    def output_scale(self) -> int:
+        """How many times larger output frames are than input frames (frame enhancers upscale)."""
+        scale = 1
+        for processor in self.processors:
+            scale *= int(getattr(processor, "scale", 1))
+        return scale
+
     # -- per frame ---------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget per-clip state (tracks, smoothing — the processors' too): call between unrelated clips.
@@ -181,7 +212,7 @@ class Pipeline:
             self.stats.frames_with_faces += 1
             self.stats.faces_processed += len(targets)
             for processor in self.processors:
-                out = processor.process(out, targets, self.source)
+                out = processor.process(out, faces_at_scale(targets, frame, out), self.source)
         elif any(getattr(p, "whole_frame", False) for p in self.processors):
             for processor in self.processors:
                 if getattr(processor, "whole_frame", False):

@@ -1,9 +1,8 @@
-"""Commands ``models list|download|import|verify`` and ``doctor``: the model catalogue and the ONNX providers."""
+"""Commands ``models list|download|import|verify|check`` and ``doctor``: the model catalogue and the ONNX providers."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,7 @@ def _human(size: float) -> str:
 
 
 def list_models(
-    task: Optional[str] = typer.Option(None, "--task", help="Only models of one task (face_swapper, face_enhancer, ...)"),
+    task: str | None = typer.Option(None, "--task", help="Only models of one task (face_swapper, face_enhancer, ...)"),
 ) -> None:
     """Every model swapface knows: task, file, size, sha256, licence, and whether it is here."""
     from rich.console import Console
@@ -47,28 +46,44 @@ def list_models(
 
 
 def download(
-    name: Optional[str] = typer.Argument(None, help="Model name (see `swapface models list`)"),
+    names: list[str] | None = typer.Argument(None, help="Model names (see `swapface models list`)"),
     all_: bool = typer.Option(False, "--all", help="Every downloadable model that is not here yet"),
-    url: Optional[str] = typer.Option(None, "--url", help="Download from this address instead of the published one"),
+    url: str | None = typer.Option(None, "--url", help="Download one model from this address instead of the published one"),
+    mirror: str | None = typer.Option(
+        None, "--mirror", help="Base URL of a mirror of the published files: each model is fetched from BASE/{release}/{file}"),
 ) -> None:
-    """Download published models (resumable; verified before use). Check each model's licence first."""
+    """Download published models with the models they need (resumable; checked against the publisher's CRC32
+    .hash and the ONNX signature before use). Check each model's licence first."""
     from swapface.models.catalogue import CATALOGUE, get_entry
     from swapface.models.store import download as fetch
-    from swapface.models.store import model_path
+    from swapface.models.store import model_path, with_companions
 
-    if all_ == (name is not None):
-        raise InputError("name one model or pass --all")
-    names = [e.name for e in CATALOGUE.values() if e.downloadable and not model_path(e.name).is_file()] if all_ else [str(name)]
-    for n in names:
+    if all_ == bool(names):
+        raise InputError("name the models to download or pass --all")
+    if url and (all_ or len(names or []) != 1):
+        raise InputError("--url fetches one file: name exactly one model (use --mirror for several)")
+    if url and mirror:
+        raise InputError("give --url or --mirror, not both")
+    if all_:
+        wanted = [e.name for e in CATALOGUE.values() if e.downloadable]
+    else:
+        for n in names or []:
+            get_entry(n)
+        wanted = [n for name in names or [] for n in ([name] if url else with_companions(name))]
+    todo = list(dict.fromkeys(n for n in wanted if not get_entry(n).builtin))
+    for n in todo:
         entry = get_entry(n)
+        if model_path(n).is_file() and not (url or (names and n in names)):
+            typer.echo(f"{n}: already here")
+            continue
         typer.echo(f"{n}: downloading ({entry.licence})")
-        fetch(n, url=url)
+        fetch(n, url=url, mirror=mirror)  # with --url the one named model is all there is to fetch
         typer.echo(f"{n}: verified and ready")
 
 
 def import_models(
     paths: list[Path] = typer.Argument(..., help="Model files you already have"),
-    as_name: Optional[str] = typer.Option(None, "--as", help="The catalogue name, when the file's signature is ambiguous"),
+    as_name: str | None = typer.Option(None, "--as", help="The catalogue name, when the file's signature is ambiguous"),
 ) -> None:
     """Add model files you have: each is recognised by its sha256 or its ONNX inputs/outputs and copied in."""
     from swapface.models.store import import_file
@@ -78,16 +93,17 @@ def import_models(
         typer.echo(f"{path.name}: imported as {entry.name} ({entry.task}; licence: {entry.licence})")
 
 
-def verify(name: Optional[str] = typer.Argument(None, help="One model; default: every model present")) -> None:
-    """Check the model files present (sha256 where published, else the ONNX signature)."""
-    from swapface.models.catalogue import CATALOGUE
-    from swapface.models.store import locate, model_path
+def verify(name: str | None = typer.Argument(None, help="One model; default: every model present")) -> None:
+    """Check the model files present: SHA-256 against the digest recorded when each was verified, then the signature."""
+    from swapface.models.catalogue import CATALOGUE, get_entry
+    from swapface.models.store import locate, model_path, verify_file
 
     names = [name] if name else [e.name for e in CATALOGUE.values() if not e.builtin and model_path(e.name).is_file()]
     bad = 0
     for n in names:
         try:
-            locate(n)
+            _, path = locate(n, verify=False)
+            verify_file(get_entry(n), path, full=True)
             typer.echo(f"{n}: ok")
         except ModelError as exc:
             bad += 1
@@ -96,6 +112,23 @@ def verify(name: Optional[str] = typer.Argument(None, help="One model; default: 
         typer.echo("no downloaded or imported models yet (built-in models need no verification)")
     if bad:
         raise ModelError(f"{bad} model file(s) failed verification")
+
+
+def check(names: list[str] | None = typer.Argument(None, help="Models to check; default: every model present")) -> None:
+    """Run installed models on built-in pictures and say whether each output is plausible (catches a wrong contract)."""
+    from swapface.models.selfcheck import run_checks
+
+    results = run_checks(list(names or []))
+    if not results:
+        typer.echo("no checkable model present; download one with `swapface models download NAME`")
+        return
+    failed = 0
+    for r in results:
+        mark = "ok " if r.ok else "!! "
+        typer.secho(f"{mark}{r.name}: {r.detail}", fg=None if r.ok else "red", err=not r.ok)
+        failed += not r.ok
+    if failed:
+        raise ModelError(f"{failed} model(s) gave implausible output; their files or contracts are wrong")
 
 
 def doctor() -> None:
@@ -114,10 +147,11 @@ def doctor() -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``models`` and ``doctor`` to the CLI."""
-    models_app = typer.Typer(help="The model catalogue: list, download, import, verify.", no_args_is_help=True)
+    models_app = typer.Typer(help="The model catalogue: list, download, import, verify, check.", no_args_is_help=True)
     models_app.command("list")(list_models)
     models_app.command("download")(download)
     models_app.command("import")(import_models)
     models_app.command("verify")(verify)
+    models_app.command("check")(check)
     app.add_typer(models_app, name="models")
     app.command()(doctor)

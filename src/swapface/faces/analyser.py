@@ -56,8 +56,11 @@ class FaceAnalyser:
         embedder = build_embedder(options.face_recognizer_model, options)
         need = options.face_selector_mode == "reference"
         largest_only = options.face_selector_mode == "one"
+        # neural swappers keep every face the detector scored high enough (as FaceFusion); the mesh's own
+        # face-presence score gates only the mesh swapper, which needs a good mesh
+        presence = 0.5 if getattr(options, "face_swapper_model", "mesh") == "mesh" else 0.0
         return cls(
-            detector, MeshLandmarker(), embedder, video=video, need_embeddings=need, largest_only=largest_only, **kwargs
+            detector, MeshLandmarker(presence=presence), embedder, video=video, need_embeddings=need, largest_only=largest_only, **kwargs
         )
 
     def reset(self) -> None:

@@ -233,6 +233,9 @@ class MeshLandmarker:
             keypoints = keypoints_from_mesh(mesh)
             lo, hi = mesh.min(0), mesh.max(0)
             detector_points = face.detector_keypoints if face.detector_keypoints is not None else face.keypoints
+            if face.detector_keypoints is not None and face.landmarks is not None:  # a tracked face re-fitted:
+                motion = fit_similarity(face.keypoints, keypoints)  # move the detector's points with the face
+                detector_points = apply_affine(motion, face.detector_keypoints)
             out.append(face.with_(landmarks=mesh, keypoints=keypoints, box=np.concatenate([lo, hi]).astype(np.float32),
                                   depth=depth, detector_keypoints=detector_points))
         return out

@@ -12,6 +12,7 @@ DETECTOR_FACTORIES: dict[str, str] = {
     "scrfd": "swapface.faces.onnx_detectors:build",
     "retinaface": "swapface.faces.onnx_detectors:build",
     "yunet": "swapface.faces.onnx_detectors:build",
+    "yolo_face": "swapface.faces.onnx_detectors:build",
 }
 
 EMBEDDER_FACTORIES: dict[str, str] = {
@@ -30,6 +31,8 @@ def _load(table: dict[str, str], kind: str, name: str) -> Any:
 
 def build_detector(name: str, options: Any) -> Any:
     """A FaceDetector for the name (factories take (name, options))."""
+    if name == "mediapipe" and tuple(getattr(options, "face_detector_angles", (0,)) or (0,)) != (0,):
+        raise InputError("face detector angles need an ONNX detector (yolo_face, scrfd, retinaface, yunet)")
     return _load(DETECTOR_FACTORIES, "face detector", name)(name, options)
 
 

@@ -7,28 +7,24 @@ import numpy as np
 
 
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The 2×3 similarity (rotation, uniform scale, translation) mapping ``src`` points onto ``dst`` (least squares)."""
-    m, _ = cv2.estimateAffinePartial2D(
-        np.asarray(src, np.float32), np.asarray(dst, np.float32), method=cv2.LMEDS
-    )
-    if m is None:  # degenerate points: fall back to the closed form
-        m = _umeyama(np.asarray(src, np.float64), np.asarray(dst, np.float64))
-    return m.astype(np.float32)
+    """The 2×3 similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst``, least squares on all points.
 
-
-def _umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    Every point counts (as in InsightFace's alignment): a robust estimator that may drop a landmark
+    makes the crop jump from frame to frame when which point it drops changes.
+    """
+    src = np.asarray(src, np.float64).reshape(-1, 2)
+    dst = np.asarray(dst, np.float64).reshape(-1, 2)
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[-1] = -1
-    r = u @ np.diag(sign) @ vt
-    var = (s**2).sum() / len(src)
-    scale = (sig * sign).sum() / var if var > 0 else 1.0
-    t = mu_d - scale * r @ mu_s
-    return np.hstack([scale * r, t[:, None]])
+    var = float((s**2).sum())
+    if var <= 1e-12:
+        return np.hstack([np.eye(2), (mu_d - mu_s)[:, None]]).astype(np.float32)
+    # closed form of min Σ |[a −b; b a]·s + t − d|²: a = Σ s·d / Σ|s|², b = Σ s×d / Σ|s|²
+    a = float((s * d).sum()) / var
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / var
+    rot = np.array([[a, -b], [b, a]])
+    t = mu_d - rot @ mu_s
+    return np.hstack([rot, t[:, None]]).astype(np.float32)
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:

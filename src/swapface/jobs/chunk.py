@@ -16,6 +16,7 @@ import functools
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,9 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
     def encode() -> None:
         nonlocal written
         opts = spec.options
-        with SegmentWriter(local, info, encoder=encoder, quality=opts.output_video_quality,
+        scale = pipe.output_scale  # a frame enhancer's output keeps its resolution
+        size = replace(info, width=info.width * scale, height=info.height * scale) if scale != 1 else info
+        with SegmentWriter(local, size, encoder=encoder, quality=opts.output_video_quality,
                            preset=opts.output_video_preset) as writer:
             for pts, rgb in _drain(processed, stop):
                 writer.write(rgb, pts)

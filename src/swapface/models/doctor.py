@@ -84,7 +84,10 @@ def gpus() -> tuple[list[str], str]:
 def probe(provider: str) -> tuple[bool, str]:
     """Run a one-node model on a provider; ONNX Runtime silently falls back to CPU, so check who ran it."""
     import numpy as np
-    import onnxruntime as ort
+
+    from swapface.models.session import onnx_runtime
+
+    ort = onnx_runtime()
     from onnx import TensorProto, helper
 
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
@@ -105,7 +108,9 @@ def probe(provider: str) -> tuple[bool, str]:
 
 def diagnose() -> list[Check]:
     """Every check, in the order a user should fix them."""
-    import onnxruntime as ort
+    from swapface.models.session import onnx_runtime
+
+    ort = onnx_runtime()
 
     checks: list[Check] = []
     cpu_pkg, gpu_pkg = _version("onnxruntime"), _version("onnxruntime-gpu")

@@ -16,7 +16,7 @@ class LazyModel:
     def __init__(self, name: str, options: Any = None, models_dir: Path | None = None, task: str | None = None) -> None:
         self.entry: ModelEntry = get_entry(name, task)
         self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
-        self.spec = SessionSpec.from_options(options, self.models_dir) if options is not None else SessionSpec(
+        self.spec = SessionSpec.from_options(options, self.models_dir, name) if options is not None else SessionSpec(
             cache_dir=self.models_dir / ".cache"
         )
         self._session: Any = None

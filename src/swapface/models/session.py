@@ -1,4 +1,5 @@
-"""ONNX Runtime sessions: provider choice (cpu, cuda, tensorrt), device ids, TensorRT caches on disk, fp16, batching."""
+"""ONNX Runtime sessions: provider choice (ONNX Runtime's providers by short name), device ids, TensorRT caches on
+disk, fp16 (dedicated files, or a conversion checked against fp32 before it is used), batching."""
 
 from __future__ import annotations
 
@@ -21,12 +22,35 @@ PROVIDER_NAMES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
 }
+
+#: Where an automatic fp32 → fp16 conversion is used at all (NVIDIA GPUs run fp16 fast and correctly);
+#: elsewhere fp16 needs a dedicated fp16 file or an explicit ``execution_precision=fp16``.
+FP16_PROVIDERS = ("cuda", "tensorrt")
+
+#: An automatic fp16 conversion is used only if, on a probe input, every output stays within this
+#: fraction of the fp32 output's largest magnitude.
+FP16_TOLERANCE = 0.02
+
+
+def onnx_runtime() -> Any:
+    """The ``onnxruntime`` module, or an InputError saying which build to install."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise InputError(
+            "ONNX Runtime is not installed: run `pip install 'swapface[cpu]'` (or `pip install 'swapface[gpu]'` for CUDA)"
+        ) from None
+    return onnxruntime
 
 
 def available_providers() -> list[str]:
-    """Short names (cpu, cuda, tensorrt) of the providers this ONNX Runtime build offers."""
-    import onnxruntime as ort
+    """Short names (cpu, cuda, tensorrt, rocm, directml, openvino, coreml) of the providers this build offers."""
+    ort = onnx_runtime()
 
     offered = set(ort.get_available_providers())
     return [short for short, full in PROVIDER_NAMES.items() if full in offered]
@@ -38,7 +62,7 @@ def use_fp16(providers: Sequence[str], precision: str = "auto") -> bool:
         return True
     if precision == "fp32":
         return False
-    return any(p in ("cuda", "tensorrt") for p in providers)
+    return any(p in FP16_PROVIDERS for p in providers)
 
 
 def provider_config(
@@ -47,13 +71,18 @@ def provider_config(
     """The providers list for ``InferenceSession``, CPU always last as the fallback."""
     unknown = [p for p in providers if p not in PROVIDER_NAMES]
     if unknown:
-        raise InputError(f"unknown execution provider(s) {', '.join(unknown)}; choose from cpu, cuda, tensorrt")
+        raise InputError(f"unknown execution provider(s) {', '.join(unknown)}; choose from {', '.join(PROVIDER_NAMES)}")
     offered = available_providers()
     missing = [p for p in providers if p not in offered]
     if missing:
         raise InputError(
             f"execution provider(s) {', '.join(missing)} are not usable in this installation; run `swapface doctor`"
         )
+    return provider_entries(providers, device_id, cache_dir, fp16)
+
+
+def provider_entries(providers: Sequence[str], device_id: int, cache_dir: Path, fp16: bool = False) -> list[Any]:
+    """ONNX Runtime's provider names with their options (device id, caches), CPU last; no availability check."""
     out: list[Any] = []
     for p in providers:
         if p == "tensorrt":
@@ -71,6 +100,12 @@ def provider_config(
             }))
         elif p == "cuda":
             out.append((PROVIDER_NAMES[p], {"device_id": device_id, "cudnn_conv_algo_search": "DEFAULT"}))
+        elif p in ("rocm", "directml"):
+            out.append((PROVIDER_NAMES[p], {"device_id": device_id}))
+        elif p == "openvino":
+            out.append((PROVIDER_NAMES[p], {"device_type": "GPU" if device_id == 0 else f"GPU.{device_id}"}))
+        elif p == "coreml":
+            out.append(PROVIDER_NAMES[p])
     out.append("CPUExecutionProvider")
     return out
 
@@ -101,6 +136,38 @@ def fp16_model(path: Path, cache_dir: Path) -> Path:
     return out
 
 
+def probe_inputs(session: Any, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs in [−1, 1] of a session's declared shapes (free axes: 1 for the first, 64 for the others)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in session.get_inputs():
+        dims = [d if isinstance(d, int) and d > 0 else (1 if n == 0 else 64) for n, d in enumerate(i.shape or [1])]
+        dtype = {"tensor(float16)": np.float16, "tensor(double)": np.float64}.get(i.type, np.float32)
+        out[i.name] = rng.uniform(-1, 1, dims).astype(dtype) if dims else np.asarray(0.5, dtype)
+    return out
+
+
+def fp16_agrees(fp32_path: Path, fp16_path: Path, providers: list[Any], cache_dir: Path) -> bool:
+    """Whether a converted fp16 model gives the fp32 model's outputs within FP16_TOLERANCE on a probe input
+    (the verdict is cached beside the converted file)."""
+    verdict = fp16_path.with_suffix(".agrees")
+    if verdict.exists():
+        return verdict.read_text().strip() == "yes"
+    ort = onnx_runtime()
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    full = ort.InferenceSession(str(fp32_path), sess_options=opts, providers=providers)
+    half = ort.InferenceSession(str(fp16_path), sess_options=opts, providers=providers)
+    feed = probe_inputs(full)
+    ok = True
+    for a, b in zip(full.run(None, feed), half.run(None, feed)):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        scale = max(float(np.abs(a).max()), 1e-6)
+        ok = ok and bool(np.isfinite(b).all()) and float(np.abs(a - b).max()) <= FP16_TOLERANCE * scale
+    verdict.write_text("yes" if ok else "no")
+    return ok
+
+
 @dataclass
 class SessionSpec:
     """How to run models: providers by short name, the device, precision and the cache folder."""
@@ -112,15 +179,23 @@ class SessionSpec:
     threads: int = 0  # intra-op threads; 0: by the rule in :func:`session_options`
 
     @classmethod
-    def from_options(cls, options: Any, models_dir: Path) -> "SessionSpec":
-        """The session settings the swap options ask for."""
+    def from_options(cls, options: Any, models_dir: Path, model: str = "") -> SessionSpec:
+        """The session settings the swap options ask for; with several device ids each model is placed on one of
+        them by its name (the same model always on the same device, a chain's models spread over the devices)."""
         ids = tuple(getattr(options, "execution_device_ids", (0,)) or (0,))
         return cls(
             providers=tuple(getattr(options, "execution_providers", ("cpu",))),
-            device_id=int(ids[0]),
+            device_id=int(device_for(model, ids)),
             precision=str(getattr(options, "execution_precision", "auto")),
             cache_dir=models_dir / ".cache",
         )
+
+
+def device_for(model: str, device_ids: Sequence[int]) -> int:
+    """The device a model's session runs on, out of ``device_ids`` (stable per model name)."""
+    import zlib
+
+    return int(device_ids[zlib.crc32(model.encode()) % len(device_ids)]) if device_ids else 0
 
 
 SMALL_MODEL_BYTES = 32 * 2**20  # below this a model's ops are too short to gain from a thread pool
@@ -145,7 +220,7 @@ def session_options(model_bytes: int, spec: SessionSpec) -> Any:
       2 cores with this alone). Waking a sleeping pool thread costs microseconds per op, far less.
     * One model at a time: sequential execution, inter-op threads 1.
     """
-    import onnxruntime as ort
+    ort = onnx_runtime()
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -162,7 +237,7 @@ def session_options(model_bytes: int, spec: SessionSpec) -> Any:
 
 def create_session(path: Path, spec: SessionSpec | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` for a verified model file under the spec's providers."""
-    import onnxruntime as ort
+    ort = onnx_runtime()
 
     spec = spec or SessionSpec()
     cache = spec.cache_dir or path.parent / ".cache"
@@ -172,8 +247,13 @@ def create_session(path: Path, spec: SessionSpec | None = None) -> Any:
     if fp16 and "tensorrt" not in spec.providers:  # TensorRT builds fp16 engines from the fp32 graph itself
         try:
             model = fp16_model(path, cache)
-        except Exception as exc:
+            if model != path and not fp16_agrees(path, model, providers, cache):
+                log.warning("fp16 conversion differs from fp32 beyond tolerance; running in fp32",
+                            extra={"model": path.stem, "tolerance": FP16_TOLERANCE})
+                model = path
+        except Exception as exc:  # noqa: BLE001 - an unconvertible graph runs in fp32 rather than not at all
             log.warning("fp16 conversion failed; running in fp32", extra={"model": path.stem, "error": type(exc).__name__})
+            model = path
     opts = session_options(path.stat().st_size, spec)
     engines = cache / "tensorrt" / "engines"
     before = set(engines.iterdir()) if "tensorrt" in spec.providers and engines.exists() else set()

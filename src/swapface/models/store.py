@@ -1,15 +1,20 @@
 """Model files on disk: locate them in the models folder, verify them, import users' files, download published ones.
 
 A file that fails verification is never loaded: the error names the model and the file and says what
-to do. Verification is the sha256 where the catalogue knows it, else the ONNX input/output signature.
+to do. A download is checked against the CRC32 ``.hash`` its publisher puts beside it (FaceFusion's
+releases) and its ONNX signature; the SHA-256 of a file so verified is recorded in the models folder
+(``digests.json``), and from then on a file under that name whose digest differs is refused.
+Imported files are checked by signature, and by the ``.hash`` file beside them when there is one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +42,54 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def crc32_file(path: Path, chunk: int = 1 << 20) -> str:
+    """CRC32 of a file as 8 lower-case hex digits (the format of FaceFusion's ``.hash`` files)."""
+    crc = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            crc = zlib.crc32(block, crc)
+    return format(crc & 0xFFFFFFFF, "08x")
+
+
+DIGESTS_FILE = "digests.json"
+
+
+def read_digests(folder: Path) -> dict[str, dict]:
+    """The digests recorded for verified files of a models folder: file name → sha256, crc32, size, mtime, how."""
+    try:
+        return json.loads((folder / DIGESTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record_digest(folder: Path, path: Path, how: str, crc32: str | None = None) -> dict:
+    """Record the SHA-256 (and CRC32) of a verified file so later loads can tell it was not swapped or damaged."""
+    stat = path.stat()
+    record = {"sha256": sha256_file(path), "crc32": crc32 or crc32_file(path), "size": stat.st_size,
+              "mtime_ns": stat.st_mtime_ns, "verified": how}
+    digests = read_digests(folder)
+    digests[path.name] = record
+    tmp = folder / (DIGESTS_FILE + ".tmp")
+    tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
+    os.replace(tmp, folder / DIGESTS_FILE)
+    return record
+
+
+def _check_recorded(entry: ModelEntry, path: Path, *, full: bool = False) -> None:
+    """Refuse a file whose content differs from the one recorded when it was verified (cheap unless it changed)."""
+    record = read_digests(path.parent).get(path.name)
+    if record is None:
+        return
+    stat = path.stat()
+    if not full and stat.st_size == record.get("size") and stat.st_mtime_ns == record.get("mtime_ns"):
+        return
+    if sha256_file(path) != record.get("sha256"):
+        raise ModelError(
+            f"model {entry.name!r}: file {path.name!r} is not the file verified when it was downloaded or imported "
+            f"(its SHA-256 differs); delete it, then {_FIX.format(name=entry.name)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -93,7 +146,7 @@ def signature_matches(entry: ModelEntry, sig: Signature) -> bool:
     c = entry.contract
     if not c.inputs and not c.outputs:
         return False
-    if len(sig.inputs) != len(c.inputs) or len(sig.outputs) != len(c.outputs):
+    if len(sig.inputs) != len(c.inputs) or len(sig.outputs) < len(c.outputs):  # extra outputs: output 0 is read
         return False
     if [s.name for s in c.inputs if s.name] and all(s.name for s in c.inputs):
         by_name = {a[0]: a for a in sig.inputs}
@@ -111,8 +164,10 @@ def _describe(sig: Signature) -> str:
     return "inputs " + ", ".join(map(one, sig.inputs)) + "; outputs " + ", ".join(map(one, sig.outputs))
 
 
-def verify_file(entry: ModelEntry, path: Path) -> None:
-    """Check a file is the entry's model: its sha256 when known, else its ONNX signature. ModelError if not."""
+def verify_file(entry: ModelEntry, path: Path, *, full: bool = False) -> None:
+    """Check a file is the entry's model: its sha256 when known; the digest recorded when it was verified
+    (re-hashed only if size or mtime changed, or with ``full``); its ONNX signature. ModelError if not."""
+    _check_recorded(entry, path, full=full)
     if entry.sha256:
         if sha256_file(path) != entry.sha256:
             raise ModelError(
@@ -143,6 +198,37 @@ def model_path(name: str, models_dir: Path | None = None) -> Path:
     return (models_dir or default_models_dir()) / entry.file
 
 
+def with_companions(name: str) -> list[str]:
+    """A model and every model it cannot run without (ArcFace for the swappers, their converters), in order."""
+    out: list[str] = []
+    todo = [name]
+    while todo:
+        current = todo.pop(0)
+        if current not in out:
+            out.append(current)
+            todo.extend(get_entry(current).companions)
+    return out
+
+
+def missing_files(names: list[str], models_dir: Path | None = None) -> list[str]:
+    """The catalogue names among ``names`` and their companions whose files are not in the models folder."""
+    wanted: list[str] = []
+    for name in names:
+        wanted += [n for n in with_companions(name) if n not in wanted]
+    return [n for n in wanted if not get_entry(n).builtin and not model_path(n, models_dir).is_file()]
+
+
+def require(names: list[str], models_dir: Path | None = None) -> None:
+    """A ModelError naming every missing file at once (models and their companions), with the one command to fix it."""
+    missing = missing_files(names, models_dir)
+    if missing:
+        files = ", ".join(f"{get_entry(n).file} ({n})" for n in missing)
+        raise ModelError(
+            f"{len(missing)} model file(s) missing from the models folder: {files}; "
+            f"run `swapface models download {' '.join(missing)}` or `swapface models import PATH`"
+        )
+
+
 def locate(name: str, models_dir: Path | None = None, *, verify: bool = True) -> tuple[ModelEntry, Path]:
     """The entry and the verified file of a model, or a ModelError saying how to get it."""
     entry = get_entry(name)
@@ -150,7 +236,9 @@ def locate(name: str, models_dir: Path | None = None, *, verify: bool = True) ->
     if entry.builtin:
         return entry, path
     if not path.is_file():
-        raise ModelError(f"model {name!r} (file {entry.file!r}) is not in the models folder; {_FIX.format(name=name)}")
+        missing = [n for n in missing_files([name], models_dir) if n != name]
+        also = f" (it also needs {', '.join(missing)}, missing too)" if missing else ""
+        raise ModelError(f"model {name!r} (file {entry.file!r}) is not in the models folder{also}; {_FIX.format(name=name)}")
     if verify:
         verify_file(entry, path)
     return entry, path
@@ -187,14 +275,48 @@ def import_file(path: Path, models_dir: Path | None = None, *, as_name: str | No
     if not path.is_file():
         raise InputError(f"cannot read {path.name!r}: no such file")
     entry = recognise(path, as_name=as_name)
+    how = "signature"
+    beside = path.with_suffix(".hash")
+    if beside.is_file() and path.stem == Path(entry.file).stem:  # FaceFusion's own layout: x.onnx + x.hash
+        published = beside.read_text().strip().lower()
+        actual = crc32_file(path)
+        if actual != published:
+            raise ModelError(
+                f"{path.name!r} does not match the CRC32 in {beside.name!r} ({actual} ≠ {published}): a damaged or "
+                f"different file; refused. Download it again with `swapface models download {entry.name}`"
+            )
+        how = f"crc32 {published} ({beside.name})"
     folder = models_dir or default_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     dest = folder / entry.file
     part = dest.with_name(dest.name + ".importing")
     shutil.copyfile(path, part)
     os.replace(part, dest)
+    record_digest(folder, dest, f"imported, {how}")
     log.info("model imported", extra={"model": entry.name})
     return entry
+
+
+def _fetch_text(url: str, timeout: float) -> tuple[int, str]:
+    import httpx
+
+    try:
+        resp = httpx.get(url, follow_redirects=True, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise ModelError(f"could not fetch {url} ({type(exc).__name__}); check the address and try again") from None
+    return resp.status_code, resp.text
+
+
+def download_sources(entry: ModelEntry, *, url: str | None = None, mirror: str | None = None) -> tuple[str, str | None]:
+    """Where to fetch a model and its CRC32 ``.hash``: its own URL, ``url``, or its path under ``mirror``."""
+    if url:
+        return url, url.rsplit(".", 1)[0] + ".hash"
+    if mirror:
+        source = mirror.rstrip("/") + "/" + entry.mirror_path
+        return source, (source.rsplit(".", 1)[0] + ".hash") if entry.release else None
+    if not entry.url:
+        raise InputError(f"model {entry.name!r} has no published download; import your own file with `swapface models import`")
+    return entry.url, entry.hash_url
 
 
 def download(
@@ -202,17 +324,25 @@ def download(
     models_dir: Path | None = None,
     *,
     url: str | None = None,
+    mirror: str | None = None,
     timeout: float = 60.0,
 ) -> Path:
-    """Fetch a published model (resuming a partial download with HTTP Range), verify it, then move it in place."""
+    """Fetch a model (resuming a partial download with HTTP Range), check it against its publisher's CRC32
+    ``.hash`` and its signature, record its SHA-256, then move it in place. A mismatch is refused and deleted."""
     import httpx
 
     entry = get_entry(name)
     if entry.builtin:
         return builtin_path(entry)
-    source = url or entry.url
-    if not source:
-        raise InputError(f"model {name!r} has no published download; import your own file with `swapface models import`")
+    source, hash_source = download_sources(entry, url=url, mirror=mirror)
+    published: str | None = None
+    if hash_source:
+        status, text = _fetch_text(hash_source, timeout)
+        if status == 200 and len(text.strip()) == 8:
+            published = text.strip().lower()
+        elif entry.release and not url:  # the publisher always puts one beside the file
+            raise ModelError(f"the CRC32 file of {name!r} ({hash_source}) could not be fetched: HTTP {status}; "
+                             "the download cannot be verified, so it was not started")
     folder = models_dir or default_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     dest = folder / entry.file
@@ -224,21 +354,27 @@ def download(
             if resp.status_code == 416:  # already complete
                 pass
             elif resp.status_code not in (200, 206):
-                raise ModelError(f"download of {name!r} failed: HTTP {resp.status_code}; try again later")
+                raise ModelError(f"download of {name!r} failed: HTTP {resp.status_code} from {source}; try again later")
             else:
                 mode = "ab" if resp.status_code == 206 and have else "wb"
                 with open(part, mode) as fh:
-                    for block in resp.iter_bytes():  # as received, so an interruption keeps what arrived
-                        fh.write(block)
+                    fh.writelines(resp.iter_bytes())  # as received, so an interruption keeps what arrived
     except httpx.HTTPError as exc:
         raise ModelError(
             f"download of {name!r} was interrupted ({type(exc).__name__}); run the same command again to resume"
         ) from None
+    crc = crc32_file(part)
     try:
+        if published is not None and crc != published:
+            raise ModelError(
+                f"download of {name!r} does not match its published CRC32 ({crc} ≠ {published}): a damaged or different "
+                "file; it was deleted. Run the same command again, or check the mirror"
+            )
         verify_file(entry, part)
     except ModelError:
         part.unlink(missing_ok=True)
         raise
     os.replace(part, dest)
+    record_digest(folder, dest, f"downloaded, crc32 {published}" if published else "downloaded, signature", crc)
     log.info("model downloaded", extra={"model": entry.name})
     return dest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from swapface.geometry.transform import fit_similarity
 from swapface.models.catalogue import Contract
 
 #: Normalised (x, y) of left eye, right eye, nose tip, left and right mouth corner (image left first).
@@ -26,12 +27,8 @@ TEMPLATES: dict[str, np.ndarray] = {
 
 
 def alignment_affine(keypoints: np.ndarray, template: str, size: int) -> np.ndarray:
-    """The 2×3 similarity (4-DoF) taking a face's five keypoints onto ``template × size``."""
-    dst = TEMPLATES[template] * size
-    m, _ = cv2.estimateAffinePartial2D(np.asarray(keypoints, np.float32), dst, method=cv2.LMEDS)
-    if m is None:
-        raise ValueError("degenerate keypoints")
-    return m.astype(np.float32)
+    """The 2×3 similarity (4-DoF) taking a face's five keypoints onto ``template × size`` (least squares on all five)."""
+    return fit_similarity(np.asarray(keypoints, np.float32), TEMPLATES[template] * size)
 
 
 def warp_face(frame: np.ndarray, keypoints: np.ndarray, template: str, size: int) -> tuple[np.ndarray, np.ndarray]:

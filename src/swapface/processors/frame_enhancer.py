@@ -50,6 +50,7 @@ class FrameEnhancer:
         self.model = LazyModel(options.frame_enhancer_model, options, models_dir, task="frame_enhancer")
         self.blend = options.frame_enhancer_blend / 100.0
         self.batch_size = int(options.execution_batch_size)
+        self.scale = self.model.contract.upscale  # output frames are this many times larger
 
     def upscale(self, frame: np.ndarray) -> np.ndarray:
         """The model's upscaled frame, computed tile by tile."""

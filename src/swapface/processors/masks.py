@@ -1,6 +1,8 @@
 """Face masks for pasting aligned crops back: a soft box, XSeg occlusion and BiSeNet regions, combined by minimum.
 
 Masks are float32 in [0, 1] on the aligned crop; ``paste_back`` warps crop and mask back into the frame.
+As in FaceFusion, the box and the occlusion mask are computed on the target's crop (what covers the
+face in the frame), the region mask on the swapped crop (the face that is pasted).
 """
 
 from __future__ import annotations
@@ -46,14 +48,15 @@ class OcclusionMasker:
     """XSeg: where the face is visible (hands, hair, glasses in front of it are masked out)."""
 
     def __init__(self, options: Any = None, models_dir: Path | None = None) -> None:
-        self.model = LazyModel(OCCLUDER_MODEL, options, models_dir, task="face_occluder")
+        name = getattr(options, "face_occluder_model", None) or OCCLUDER_MODEL
+        self.model = LazyModel(name, options, models_dir, task="face_occluder")
         self.batch_size = int(getattr(options, "execution_batch_size", 1) or 1)
 
     def masks(self, crops: np.ndarray) -> np.ndarray:
         """N×S×S masks for N×S×S×3 RGB crops."""
         c = self.model.contract
         n, s = crops.shape[0], crops.shape[1]
-        small = np.stack([cv2.resize(x, (c.size, c.size), interpolation=cv2.INTER_AREA) for x in crops])
+        small = np.stack([cv2.resize(x, (c.size, c.size)) for x in crops])
         session = self.model.session
         (out,) = run_batched(session, {session.get_inputs()[0].name: to_tensor(small, c, input_dtype(session))},
                              self.batch_size)[:1]
@@ -69,7 +72,8 @@ class RegionMasker:
         if unknown:
             raise InputError(f"unknown face mask region(s) {', '.join(unknown)}; choose from {', '.join(FACE_REGIONS)}")
         self.classes = np.array([FACE_REGIONS[r] for r in regions])
-        self.model = LazyModel(PARSER_MODEL, options, models_dir, task="face_parser")
+        name = getattr(options, "face_parser_model", None) or PARSER_MODEL
+        self.model = LazyModel(name, options, models_dir, task="face_parser")
         self.batch_size = int(getattr(options, "execution_batch_size", 1) or 1)
 
     def masks(self, crops: np.ndarray) -> np.ndarray:
@@ -102,17 +106,27 @@ class FaceMasker:
             if "region" in self.types else None
         )
 
-    def masks(self, crops: np.ndarray) -> np.ndarray:
-        """N×S×S float32 masks in [0, 1] for N aligned S×S crops (the targets, before swapping)."""
+    @property
+    def model_names(self) -> list[str]:
+        """The catalogue models these masks need."""
+        return [m.model.entry.name for m in (self.occlusion, self.region) if m is not None]
+
+    def target_masks(self, crops: np.ndarray) -> np.ndarray:
+        """N×S×S float32 masks in [0, 1] from the targets' aligned S×S crops: the box and the occlusion mask."""
         n, s = crops.shape[:2]
         out = np.ones((n, s, s), np.float32)
         if "box" in self.types:
             out = np.minimum(out, box_mask(s, self.blur, self.padding)[None])
         if self.occlusion is not None:
             out = np.minimum(out, self.occlusion.masks(crops))
-        if self.region is not None:
-            out = np.minimum(out, self.region.masks(crops))
         return out
+
+    def swapped_masks(self, swapped: np.ndarray) -> np.ndarray:
+        """N×S×S float32 masks in [0, 1] from the swapped crops: the region mask (all ones without it)."""
+        n, s = swapped.shape[:2]
+        if self.region is None:
+            return np.ones((n, s, s), np.float32)
+        return self.region.masks(swapped)
 
 
 def paste_back(frame: np.ndarray, crop: np.ndarray, affine: np.ndarray, mask: np.ndarray) -> np.ndarray:

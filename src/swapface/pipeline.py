@@ -45,6 +45,19 @@ class PipelineStats:
     per_stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
+FACE_ORDERS = {
+    "large-small": lambda f: -f.area, "small-large": lambda f: f.area,
+    "left-right": lambda f: f.center[0], "right-left": lambda f: -f.center[0],
+    "top-bottom": lambda f: f.center[1], "bottom-top": lambda f: -f.center[1],
+    "best-worst": lambda f: -f.score, "worst-best": lambda f: f.score,
+}
+
+
+def order_faces(faces: Sequence[Face], order: str = "large-small") -> list[Face]:
+    """Faces sorted by a selector order (FaceFusion's names): mode 'one' takes the first, positions count in it."""
+    return sorted(faces, key=FACE_ORDERS[order])
+
+
 class Pipeline:
     """Swap one identity into frames.
 
@@ -140,10 +153,11 @@ class Pipeline:
         if not faces:
             return []
         mode = self.options.face_selector_mode
+        faces = order_faces(faces, self.options.face_selector_order)
         if mode == "one":
-            return [max(faces, key=lambda f: f.area)]
+            return faces[:1]
         if mode == "many":
-            return list(faces)
+            return faces
         assert self.reference_embedding is not None
         limit = self.options.reference_face_distance
         if limit is None:

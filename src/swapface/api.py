@@ -18,8 +18,8 @@ import numpy as np
 from swapface.errors import InputError
 from swapface.faces.analyser import FaceAnalyser
 from swapface.faces.face import Face, identity_distance
-from swapface.options import SwapOptions, parse_options
-from swapface.pipeline import Hook, Pipeline, order_faces
+from swapface.options import parse_options
+from swapface.pipeline import Hook, Pipeline
 
 if TYPE_CHECKING:
     from swapface.jobs.runner import JobResult, ProgressCallback
@@ -53,14 +53,22 @@ def swap_image(
     """
     opts = parse_options(options)
     sources = [source] if isinstance(source, (str, Path, np.ndarray)) else list(source)
+    frame = _load(target)
+    reference = _load(reference_face) if reference_face is not None else None
+    if reference is None and opts.reference_frame_number is not None:
+        from swapface.reference import reference_from_frame
+
+        if opts.reference_frame_number != 0:
+            raise InputError("an image has only frame 0 to take the reference face from")
+        reference = reference_from_frame(frame, opts)
     pipe = Pipeline(
         [_load(s) for s in sources],
         opts,
-        reference=_load(reference_face) if reference_face is not None else None,
+        reference=reference,
         pre_frame=pre_frame,
         post_frame=post_frame,
     )
-    return pipe.process_frame(_load(target))
+    return pipe.process_frame(frame)
 
 
 def swap_video(
@@ -90,24 +98,6 @@ def swap_video(
     if not output.resolve().parent.is_dir():
         raise InputError(f"cannot write '{output}': its folder does not exist")
     return run_job(build_spec(sources, target, output, opts, reference), on_progress=on_progress)
-
-
-def reference_face_from(image: ImageLike, position: int = 0, order: str = "large-small", **options: Any) -> np.ndarray:
-    """A crop of one face of ``image`` (the ``position``-th in selector ``order``), to use as a reference face photo.
-
-    The crop holds the face with a wide margin, so that face is the largest one found in it again."""
-    opts = parse_options(options)
-    frame = _load(image)
-    faces = order_faces(FaceAnalyser.from_options(opts).analyse_still(frame), order)
-    if position >= len(faces):
-        raise InputError(f"reference face position {position} is out of range: the frame has {len(faces)} face(s)",
-                         code="bad_reference_position")
-    face = faces[position]
-    h, w = frame.shape[:2]
-    margin = 0.6 * max(face.width, face.height)
-    x0, y0 = int(max(face.box[0] - margin, 0)), int(max(face.box[1] - margin, 0))
-    x1, y1 = int(min(face.box[2] + margin, w)), int(min(face.box[3] + margin, h))
-    return np.ascontiguousarray(frame[y0:y1, x0:x1])
 
 
 def detect_faces(image: ImageLike, **options: Any) -> list[Face]:

@@ -18,6 +18,7 @@ from swapface.faces.face import Face, identity_distance
 from swapface.options import SwapOptions
 from swapface.processors.base import FrameProcessor, SourceIdentity
 from swapface.processors.registry import build_chain
+from swapface.reference import order_faces
 
 
 @dataclass
@@ -43,19 +44,6 @@ class PipelineStats:
     frames_with_faces: int = 0
     faces_processed: int = 0
     per_stage_seconds: dict[str, float] = field(default_factory=dict)
-
-
-FACE_ORDERS = {
-    "large-small": lambda f: -f.area, "small-large": lambda f: f.area,
-    "left-right": lambda f: f.center[0], "right-left": lambda f: -f.center[0],
-    "top-bottom": lambda f: f.center[1], "bottom-top": lambda f: -f.center[1],
-    "best-worst": lambda f: -f.score, "worst-best": lambda f: f.score,
-}
-
-
-def order_faces(faces: Sequence[Face], order: str = "large-small") -> list[Face]:
-    """Faces sorted by a selector order (FaceFusion's names): mode 'one' takes the first, positions count in it."""
-    return sorted(faces, key=FACE_ORDERS[order])
 
 
 class Pipeline:

@@ -134,75 +134,37 @@ def usable_providers(opts: SwapOptions) -> SwapOptions:
 def run_one(sources: list[Path], task: Task, kind: str, opts: SwapOptions, given: dict[str, Any],
             reference: Path | None, executor: str, mode: str, keep_temp: bool) -> None:
     """One target: an image in this process, a video (or frames folder) as a resumable chunked job."""
-    reference_image = None
-    if opts.reference_frame_number is not None:
-        reference_image = reference_from_target(task.target, kind, opts)
     if kind == "image":
+        reference_image = None
+        if opts.reference_frame_number is not None:
+            from swapface.reference import reference_from_target
+
+            reference_image = reference_from_target(task.target, opts)
         swap_image_file(sources, task.target, task.output, opts, reference, mode == "quiet",
                         reference_image=reference_image)
         return
     from swapface.jobs.local_run import build_spec
+    from swapface.media.video import probe
 
+    info = probe(task.target)
+    if opts.reference_frame_number is not None and opts.reference_frame_number >= info.frames:
+        raise InputError(f"--reference-frame-number {opts.reference_frame_number}: the target '{task.target}' "
+                         f"has {info.frames} frame(s)")
     if "chunk_seconds" not in given and executor == "local":
-        opts = opts.model_copy(update={"chunk_seconds": short_clip_chunk_seconds(task.target, opts.chunk_seconds)})
-    reference_file = None
-    if reference_image is not None:
-        reference_file = write_reference(reference_image, task.output, opts)
-    spec = build_spec(sources, task.target, task.output, opts, reference or reference_file)
+        opts = opts.model_copy(update={"chunk_seconds": short_clip_chunk_seconds(info.frames, info.fps,
+                                                                                  opts.chunk_seconds)})
+    spec = build_spec(sources, task.target, task.output, opts, reference)
     run_job_cli(spec, executor, mode, shown_output=str(task.output), keep_temp=keep_temp)
-    if reference_file is not None and not keep_temp:
-        reference_file.unlink(missing_ok=True)
 
 
 MIN_CHUNK_SECONDS = 2.0
 CHUNKS_OF_A_SHORT_CLIP = 4
 
 
-def short_clip_chunk_seconds(target: Path, default: float) -> float:
+def short_clip_chunk_seconds(frames: int, fps: float, default: float) -> float:
     """Chunks for a short clip: about a quarter of it (at least 2 s), so an interrupt keeps finished work."""
-    from swapface.media.video import probe
-
-    info = probe(target)
-    seconds = info.frames / max(info.fps, 1e-3)
+    seconds = frames / max(fps, 1e-3)
     return round(min(default, max(MIN_CHUNK_SECONDS, seconds / CHUNKS_OF_A_SHORT_CLIP)), 3)
-
-
-def reference_from_target(target: Path, kind: str, opts: SwapOptions) -> np.ndarray:
-    """The reference face cut from frame ``--reference-frame-number`` of the target."""
-    from swapface.api import reference_face_from
-
-    number = opts.reference_frame_number or 0
-    if kind == "image":
-        if number != 0:
-            raise InputError(f"--reference-frame-number {number}: the target '{target}' is an image (frame 0 only)")
-        from swapface.media.image import read_image
-
-        frame = read_image(target)
-    else:
-        from swapface.media.video import decode_frames, probe
-
-        info = probe(target)
-        if number >= info.frames:
-            raise InputError(f"--reference-frame-number {number}: the target '{target}' has {info.frames} frame(s)")
-        frame = next((rgb for _, _, rgb in decode_frames(target, info, number, number + 1)), None)
-        if frame is None:
-            raise InputError(f"frame {number} of '{target}' could not be decoded")
-    analysis = opts.model_dump(include={"face_detector_model", "face_detector_score", "face_recognizer_model",
-                                        "execution_providers"})
-    return reference_face_from(frame, opts.reference_face_position, opts.face_selector_order, **analysis)
-
-
-def write_reference(image: np.ndarray, output: Path, opts: SwapOptions) -> Path:
-    """The reference crop as a file beside the output, rewritten only when it changed (so a re-run resumes)."""
-    import cv2
-
-    path = output.resolve().parent / f".{output.name}.reference-{opts.reference_frame_number}-{opts.reference_face_position}.png"
-    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise InputError("the reference face could not be encoded")
-    if not path.is_file() or path.read_bytes() != data.tobytes():
-        path.write_bytes(data.tobytes())
-    return path
 
 
 def run_job_cli(spec: Any, executor_name: str, mode: str, *, shown_output: str, keep_temp: bool = False) -> None:

@@ -233,18 +233,28 @@ def demo(
     sheet_path = folder / "side-by-side.png"
     write_image(sheet, sheet_path)
     finalize_output(sheet_path, options)
-    typer.echo(f"{sheet_path}  (source | target | result)")
+    typer.echo(f"{sheet_path}  (columns: {' | '.join(DEMO_COLUMNS)})")
     typer.echo(f"demo results are in {folder.resolve()}")
 
 
-def _side_by_side(*images: np.ndarray, height: int = 360) -> np.ndarray:
+DEMO_COLUMNS = ("source (face put in)", "target", "result (marked AI-generated)")
+
+
+def _side_by_side(*images: np.ndarray, height: int = 360, labels: tuple[str, ...] = DEMO_COLUMNS) -> np.ndarray:
+    """The images scaled to one height in a row, each with its label in a white band above it."""
     import cv2
 
-    scaled = [cv2.resize(i, (round(i.shape[1] * height / i.shape[0]), height), interpolation=cv2.INTER_AREA) for i in images]
-    gap = np.full((height, 8, 3), 255, np.uint8)
+    band = 34
     parts: list[np.ndarray] = []
-    for s in scaled:
-        parts += [s, gap]
+    for image, label in zip(images, labels):
+        scaled = cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height), interpolation=cv2.INTER_AREA)
+        column = np.full((height + band, scaled.shape[1], 3), 255, np.uint8)
+        column[band:] = scaled
+        font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.6
+        while scale > 0.3 and cv2.getTextSize(label, font, scale, 1)[0][0] > scaled.shape[1] - 8:
+            scale -= 0.05
+        cv2.putText(column, label, (4, band - 11), font, scale, (30, 34, 48), 1, cv2.LINE_AA)
+        parts += [column, np.full((height + band, 8, 3), 255, np.uint8)]
     return np.hstack(parts[:-1])
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 import typer
 
 from swapface.cli.arguments import regroup_list_values
@@ -72,13 +73,36 @@ def _interruptible() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+BARE_TYPES = {"int": "INT", "float": "NUMBER", "str": "TEXT", "path": "PATH", "bool": "BOOL"}
+
+
+def plain_metavars(command: Any) -> Any:
+    """Value placeholders a user reads (INT, NUMBER, PATH, TEXT) instead of ``<list[str]>``-style type names."""
+    for param in command.params:
+        desc = getattr(param, "type_descriptor", None)
+        if getattr(param, "param_type_name", "") != "option" or getattr(param, "is_flag", False) or desc is None:
+            continue
+        if param.metavar is None:
+            if desc.is_choice:
+                name = "[" + "|".join(map(str, desc.choices or ())) + "]"
+            elif desc.is_path:
+                name = "PATH"
+            else:
+                name = BARE_TYPES.get(param.bare_type(), "TEXT")
+            param.metavar = name + ("..." if desc.is_list else "")
+    for sub in getattr(command, "commands", {}).values():
+        plain_metavars(sub)
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; swapface errors print one line on stderr and exit 2 (bad input) or 1 (other); Ctrl-C exits 130."""
     _interruptible()
     app = build_app()
     args = regroup_list_values(sys.argv[1:] if argv is None else list(argv))
     try:
-        code = app(args=args, prog_name="swapface", standalone_mode=False)
+        command = plain_metavars(typer.main.get_command(app))
+        code = command.main(args=args, prog_name="swapface", standalone_mode=False)
     except SwapfaceError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         return 2 if isinstance(exc, InputError) else 1

@@ -37,7 +37,6 @@ from swapface.service.runtime import ServiceRuntime
 
 log = logging.getLogger("swapface.api")
 
-STATIC = Path(__file__).parent / "static"
 SSE_POLL_S = 0.5
 SSE_KEEPALIVE_S = 15.0
 MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "mp4": "video/mp4"}
@@ -286,6 +285,41 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
     return job, created, generated
 
 
+def job_urls(job_id: str) -> dict[str, str]:
+    """Where to follow a job (as Replicate's ``urls``): itself, its result, its event stream, its cancel action."""
+    base = f"/v1/jobs/{job_id}"
+    return {"get": base, "result": f"{base}/result", "events": f"{base}/events", "cancel": f"{base}/cancel"}
+
+
+def public(job: JobRecord) -> dict[str, Any]:
+    """The job as the API shows it, with its ``urls``."""
+    return {**job.public(), "urls": job_urls(job.id)}
+
+
+PREFER_WAIT_MAX_S = 60.0
+
+
+def prefer_wait(header: str | None) -> float:
+    """Seconds asked for by ``Prefer: wait=N`` (RFC 7240), capped at 60; 0 when absent."""
+    for part in (header or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                return min(max(float(value.strip()), 0.0), PREFER_WAIT_MAX_S)
+            except ValueError:
+                raise Problem(400, "bad_prefer", "Prefer: wait=N needs a number of seconds") from None
+    return 0.0
+
+
+async def wait_for_end(rt: ServiceRuntime, job: JobRecord, seconds: float) -> JobRecord:
+    """The job once it has ended, or as it is after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not job.terminal and time.monotonic() < deadline:
+        await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
+        job = await run_in_threadpool(rt.store.get, job.id) or job
+    return job
+
+
 def _cursor(job: JobRecord) -> str:
     return base64.urlsafe_b64encode(f"{job.created_at!r}|{job.id}".encode()).decode()
 
@@ -323,14 +357,18 @@ def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | N
         yield
         await run_in_threadpool(rt.stop)
 
-    app = FastAPI(title="swapface", version="1", lifespan=lifespan,
+    app = FastAPI(title="swapface", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Face swapping as a service. Every output is marked as AI-generated.")
     app.state.runtime = rt
+    app.state.workers = workers
     app.state.settings = rt.settings
     app.add_middleware(UploadLimit, limit_mb=rt.settings.max_upload_mb)
     _install_error_handlers(app)
     _install_pubsub(app, rt)
     _install_routes(app)
+    from swapface.service.pages import install_pages
+
+    install_pages(app)
     from swapface.service.metrics import install_metrics
 
     install_metrics(app, rt)
@@ -389,13 +427,6 @@ def _install_pubsub(app: FastAPI, rt: ServiceRuntime) -> None:
 
 
 def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every route
-    @app.get("/", include_in_schema=False)
-    def page() -> Response:
-        index = STATIC / "index.html"
-        if not index.is_file():
-            return JSONResponse({"detail": "the web page is not installed"}, 404)
-        return FileResponse(index, media_type="text/html")
-
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         """The process is up."""
@@ -420,21 +451,28 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
 
     @app.post("/v1/jobs", status_code=201, tags=["jobs"])
     async def submit(request: Request, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
-                     idempotency_key: str | None = Header(None)) -> JSONResponse:
+                     idempotency_key: str | None = Header(None), prefer: str | None = Header(None)) -> JSONResponse:
         """Create a job: multipart uploads (``source`` one or more, ``target``, optional ``reference_face``) and
         options as form fields named like the CLI's (``face_selector_mode=many``) or an ``options`` JSON field;
         or a JSON body ``{"sources": [...], "target": ..., "options": {...}}`` referencing stored objects.
-        The same ``Idempotency-Key`` with the same request returns the same job."""
+        The same ``Idempotency-Key`` with the same request returns the same job. ``Prefer: wait=N`` (up to 60)
+        answers once the job has ended or after N seconds, whichever comes first (small images finish in time)."""
+        wait_s = prefer_wait(prefer)
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
             raise Problem(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 characters")
         await run_in_threadpool(check_limits, rt, key, request.headers.get("content-length"), idempotency_key)
         with tempfile.TemporaryDirectory(prefix="swapface-upload-") as tmp:
             parsed = await parse_request(request, Path(tmp), key.max_upload_mb)
             job, created, secret = await run_in_threadpool(create_job, rt, key, parsed, idempotency_key, Path(tmp))
-        body = job.public()
+        if wait_s:
+            job = await wait_for_end(rt, job, wait_s)
+        body = public(job)
         if secret:
             body["webhook_secret"] = secret  # shown once: the caller verifies signatures with it
-        return JSONResponse(body, status_code=201 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
+        headers = {"Location": f"/v1/jobs/{job.id}"}
+        if wait_s:
+            headers["Preference-Applied"] = f"wait={wait_s:g}"
+        return JSONResponse(body, status_code=201 if created else 200, headers=headers)
 
     @app.get("/v1/jobs", tags=["jobs"])
     def list_jobs(rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
@@ -447,12 +485,12 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
                              before=_parse_cursor(cursor) if cursor else None)
         more = len(page) > limit
         page = page[:limit]
-        return {"jobs": [j.public() for j in page], "next_cursor": _cursor(page[-1]) if more and page else None}
+        return {"jobs": [public(j) for j in page], "next_cursor": _cursor(page[-1]) if more and page else None}
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"])
     def get_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> dict[str, Any]:
         """A job's state, progress, attempts, usage and (on failure) error code and message."""
-        return own_job(job_id, rt, key).public()
+        return public(own_job(job_id, rt, key))
 
     @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
     def cancel_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> JSONResponse:
@@ -463,7 +501,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
         job = rt.store.request_cancel(job_id, key.id) or job
         if job.status == "cancelled":
             rt.on_finished(job)
-        return JSONResponse(job.public(), status_code=202)
+        return JSONResponse(public(job), status_code=202)
 
     @app.delete("/v1/jobs/{job_id}", status_code=204, tags=["jobs"])
     def delete_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> Response:
@@ -508,7 +546,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
                 job = await run_in_threadpool(rt.store.get, job_id, key.id)
                 if job is None:
                     return
-                body = job.public()
+                body = public(job)
                 snapshot = json.dumps(body, sort_keys=True)
                 if snapshot != last:
                     last, quiet_since = snapshot, time.monotonic()

@@ -179,8 +179,11 @@ def test_the_api_key_is_kept_and_sent(tmp_path, browser, files):
         page.wait_for_function(FINISHED)
         assert "Authorization: Bearer" in page.locator("#error").inner_text()
         assert "api_key_required" in page.locator("#error").inner_text()
+        assert "needs an API key" in page.locator("#error").inner_text()  # a sentence, then the API's detail
+        assert page.locator("#key-details").evaluate("d => d.open")  # the key field opened by itself
+        assert page.evaluate("document.activeElement.id") == "api_key"
+        assert page.locator("#api_key").get_attribute("placeholder").startswith("swf_")
 
-        page.click("#key-details summary")
         page.fill("#api_key", key)
         page.click("#submit")  # with the key the request reaches the media checks
         page.wait_for_function(FINISHED)

@@ -40,7 +40,15 @@ def installed_models() -> dict[str, list[str]]:
     from swapface.models.catalogue import CATALOGUE
     from swapface.models.store import model_path
 
-    out: dict[str, list[str]] = {"face_swapper_model": ["mesh"], "face_enhancer_model": []}
+    from swapface.models.catalogue import OCCLUDER_MODEL, PARSER_MODEL
+
+    out: dict[str, list[str]] = {"face_swapper_model": ["mesh"], "face_enhancer_model": [], "face_mask_types": ["box"]}
+    for mask, name in (("occlusion", OCCLUDER_MODEL), ("region", PARSER_MODEL)):
+        try:
+            if model_path(name).is_file():
+                out["face_mask_types"].append(mask)
+        except Exception:  # noqa: BLE001 - a models folder that cannot be read offers nothing
+            continue
     for option, task in PAGE_MODELS.items():
         for entry in CATALOGUE.values():
             if entry.task == task and not entry.builtin:

@@ -329,9 +329,15 @@ def test_demo_sheet_has_labelled_columns(tmp_path):
 
 
 def test_package_metadata_builds_without_licence_warnings(tmp_path):
+    import shutil
+
     root = Path(__file__).resolve().parents[1]
+    tree = tmp_path / "tree"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(root / "src", tree / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, tree / name)
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
-                           str(tmp_path), str(root)], capture_output=True, text=True, timeout=300)
+                           str(tmp_path / "dist"), str(tree)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "License" not in proc.stderr and "deprecated" not in proc.stderr.lower(), proc.stderr
 

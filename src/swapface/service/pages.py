@@ -1,7 +1,7 @@
 """What the web page needs besides the job API: the page, offline API docs, the service's facts, face boxes.
 
-Swagger UI's files come from the ``swagger-ui-bundle`` package, so ``/docs`` works without the internet and
-no page of the service asks another host for anything.
+Swagger UI's files come from the ``fastapi-offline`` package (Swagger UI 5, which reads FastAPI's OpenAPI 3.1),
+so ``/docs`` works without the internet and no page of the service asks another host for anything.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ PAGE_MODELS = {"face_swapper_model": "face_swapper", "face_enhancer_model": "fac
 
 
 def swagger_assets() -> Path | None:
-    """Swagger UI's files as the ``swagger-ui-bundle`` package ships them (None when it is not installed)."""
+    """Swagger UI's files as the ``fastapi-offline`` package ships them (None when it is not installed)."""
     try:
-        import swagger_ui_bundle
+        import fastapi_offline
     except ModuleNotFoundError:
         return None
-    return Path(swagger_ui_bundle.swagger_ui_path)
+    folder = Path(fastapi_offline.__file__).parent / "static"
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
 
 
 def installed_models() -> dict[str, list[str]]:
@@ -79,12 +80,12 @@ def install_pages(app: FastAPI) -> None:
     def docs() -> HTMLResponse:
         if assets is None:
             return HTMLResponse("<!doctype html><title>swapface API</title><p>The interactive docs need the "
-                                "<code>swagger-ui-bundle</code> package; the API description is at "
+                                "<code>fastapi-offline</code> package; the API description is at "
                                 "<a href='/openapi.json'>/openapi.json</a>.</p>")
         return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="swapface API",
                                    swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
 
     @app.get("/v1/info", tags=["health"])
     def info(request: Request) -> dict[str, Any]:

@@ -203,6 +203,29 @@ def test_space_separated_lists_read_like_commas(media, tmp_path):
     assert not np.array_equal(read_image(spaced), read_image(plain))  # the debugger drew on it
 
 
+def test_a_missing_model_is_refused_before_any_work(media, tmp_path):
+    common = ["run", "-s", str(media / "astronaut.png"), "-t", str(media / "clip.mp4"), "-o", str(tmp_path / "o.mp4")]
+    run_env = env(SWAPFACE_MODELS_DIR=str(tmp_path / "models"))
+    message = one_error_line(swapface(*common, "--face-swapper-model", "inswapper_128", env=run_env))
+    assert "inswapper_128" in message and "swapface models download inswapper_128" in message
+    assert "xseg_1" in one_error_line(swapface(*common, "--face-mask-types", "box", "occlusion", env=run_env))
+    assert not list(tmp_path.glob(".o.mp4.swapface-work-*"))
+
+
+def test_progress_names_the_stage_and_counts_the_rate_after_warm_up(media, tmp_path):
+    import json
+
+    proc = swapface("run", "-s", str(media / "astronaut.png"), "-t", str(media / "clip.mp4"), "-o",
+                    str(tmp_path / "o.mp4"), "--progress", "json")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress[0]["stage_label"] == "loading models, analysing the source" and progress[0]["fps"] == 0
+    labels = [e["stage_label"] for e in progress]
+    assert labels.index("merging") > 0 and labels[-1] == "done"
+    assert events[-1]["event"] == "result" and events[-1]["frames"] == 24
+
+
 # --- paths checked before any work -----------------------------------------------------------------------
 
 def test_paths_are_checked_before_any_work_with_whole_paths(media, tmp_path):

@@ -71,6 +71,8 @@ def run(
     if not opts.mark_output and not quiet:
         typer.secho("note: --no-mark leaves the output unmarked; for local, non-distributed use only", err=True)
     opts = usable_providers(opts)
+    if executor == "local":  # Ray workers hold their own models folders
+        check_models(opts)
     from swapface.storage import is_local
 
     mode = "quiet" if quiet else progress
@@ -112,6 +114,39 @@ def _selector_mode(given: dict[str, Any], reference_face: str | None) -> dict[st
     if "reference_face_position" in given and given.get("reference_frame_number") is None:
         raise InputError("--reference-face-position counts faces in --reference-frame-number's frame; give that too")
     return given
+
+
+def models_needed(opts: SwapOptions) -> list[tuple[str, str]]:
+    """(option, model name) of every catalogue model these options will load (built-in ones excluded)."""
+    from swapface.models.catalogue import OCCLUDER_MODEL, PARSER_MODEL
+
+    needed = []
+    if "face_swapper" in opts.processors and opts.face_swapper_model != "mesh":
+        needed.append(("--face-swapper-model", opts.face_swapper_model))
+    if "face_enhancer" in opts.processors:
+        needed.append(("--face-enhancer-model", opts.face_enhancer_model))
+    if "frame_enhancer" in opts.processors:
+        needed.append(("--frame-enhancer-model", opts.frame_enhancer_model))
+    if opts.face_detector_model != "mediapipe":
+        needed.append(("--face-detector-model", opts.face_detector_model))
+    if opts.face_recognizer_model != "dlib":
+        needed.append(("--face-recognizer-model", opts.face_recognizer_model))
+    if "occlusion" in opts.face_mask_types:
+        needed.append(("--face-mask-types occlusion", OCCLUDER_MODEL))
+    if "region" in opts.face_mask_types:
+        needed.append(("--face-mask-types region", PARSER_MODEL))
+    return needed
+
+
+def check_models(opts: SwapOptions) -> None:
+    """Every model the run needs is here, checked before any work (a missing one is not worth a retry)."""
+    from swapface.models.store import model_path
+
+    for flag, name in models_needed(opts):
+        if not model_path(name).is_file():  # an unknown name raises its own InputError listing the choices
+            raise InputError(f"{flag} needs the model {name!r}, which is not installed: "
+                             f"'swapface models download {name}' (or 'swapface models import FILE')",
+                             code="model_missing")
 
 
 def usable_providers(opts: SwapOptions) -> SwapOptions:

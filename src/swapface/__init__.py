@@ -18,11 +18,11 @@ __all__ = [
     "ModelError",
     "Pipeline",
     "SwapfaceError",
+    "__version__",
     "compare_faces",
     "detect_faces",
     "swap_image",
     "swap_video",
-    "__version__",
 ]
 
 _API = {"swap_image", "swap_video", "detect_faces", "compare_faces"}

@@ -129,4 +129,7 @@ def compare_faces(a: ImageLike, b: ImageLike, **options: Any) -> Comparison:
             raise InputError(f"no face found in image #{number}")
         faces.append(found[0])
     threshold = float(getattr(analyser.embedder, "match_distance", 0.6))
-    return Comparison(identity_distance(faces[0].embedding, faces[1].embedding), threshold)
+    first, second = faces[0].embedding, faces[1].embedding
+    if first is None or second is None:
+        raise InputError("the face recogniser produced no identity embedding")
+    return Comparison(identity_distance(first, second), threshold)

@@ -58,7 +58,7 @@ def face_crop(frame: np.ndarray, face: Face) -> np.ndarray:
     return np.ascontiguousarray(frame[y0:y1, x0:x1])
 
 
-def reference_from_frame(frame: np.ndarray, options: SwapOptions, analyser=None) -> np.ndarray:  # noqa: ANN001
+def reference_from_frame(frame: np.ndarray, options: SwapOptions, analyser=None) -> np.ndarray:
     """The crop of face ``options.reference_face_position`` (in ``options.face_selector_order``) of ``frame``."""
     from swapface.faces.analyser import FaceAnalyser
 
@@ -71,6 +71,6 @@ def reference_from_frame(frame: np.ndarray, options: SwapOptions, analyser=None)
     return face_crop(frame, faces[position])
 
 
-def reference_from_target(target: Path, options: SwapOptions, analyser=None) -> np.ndarray:  # noqa: ANN001
+def reference_from_target(target: Path, options: SwapOptions, analyser=None) -> np.ndarray:
     """The reference face photo that ``--reference-frame-number`` and ``--reference-face-position`` point at."""
     return reference_from_frame(target_frame(target, options.reference_frame_number or 0), options, analyser)

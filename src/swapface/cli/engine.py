@@ -70,22 +70,20 @@ def run(
     opts = parse_options(given)
     if not opts.mark_output and not quiet:
         typer.secho("note: --no-mark leaves the output unmarked; for local, non-distributed use only", err=True)
-    opts = usable_providers(opts)
-    if executor == "local":  # Ray workers hold their own models folders
+    if executor not in ("local", "ray"):
+        raise InputError(f"--executor must be local or ray, not {executor!r}")
+    if executor == "local":  # Ray workers have their own providers and models folders
+        opts = usable_providers(opts)
         check_models(opts)
     from swapface.storage import is_local
 
     mode = "quiet" if quiet else progress
     if mode not in ("bar", "json", "quiet"):
         raise InputError(f"--progress must be bar or json, not {progress!r}")
-    if executor not in ("local", "ray"):
-        raise InputError(f"--executor must be local or ray, not {executor!r}")
     locations = [*source, target, output] + ([reference_face] if reference_face else [])
     if not all(is_local(loc) for loc in locations):  # object storage: the whole job runs on URIs
         from swapface.jobs.local_run import build_uri_spec
 
-        if opts.reference_frame_number is not None:
-            raise InputError("--reference-frame-number works on local files; give --reference-face for URIs")
         spec = build_uri_spec(source, target, output, opts, reference_face)
         run_job_cli(spec, executor, mode, shown_output=output, keep_temp=keep_temp)
         return

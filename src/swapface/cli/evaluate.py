@@ -55,7 +55,7 @@ def frame_count(path: Path) -> int:
     return probe(path).frames
 
 
-def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,  # noqa: ANN001
+def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
                    every: int = 1, on_frame: Callable[[int], None] | None = None
                    ) -> tuple[EvalSummary, list[FrameMetrics]]:
     """Compare an output with its input and the source photo, frame by frame (faces analysed every ``every`` frames).

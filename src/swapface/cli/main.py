@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 from typing import Any
+
 import typer
 
 from swapface.cli.arguments import regroup_list_values

@@ -10,7 +10,7 @@ import typer
 from swapface.errors import InputError, ModelError
 
 
-def _human(size: int) -> str:
+def _human(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -71,7 +71,7 @@ def download(
 
     if all_ == (name is not None):
         raise InputError("name one model or pass --all")
-    names = [e.name for e in CATALOGUE.values() if e.downloadable and not model_path(e.name).is_file()] if all_ else [name]
+    names = [e.name for e in CATALOGUE.values() if e.downloadable and not model_path(e.name).is_file()] if all_ else [str(name)]
     for n in names:
         entry = get_entry(n)
         typer.echo(f"{n}: downloading ({entry.licence})")

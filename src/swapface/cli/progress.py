@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 from swapface.errors import InputError
 from swapface.jobs.runner import Progress
@@ -64,8 +64,8 @@ class ProgressReporter:
         self.every_s = every_s
         self._last = 0.0
         self._stage = ""
-        self._bar = None
-        self._task = None
+        self._bar: Any = None  # a rich Progress, created when the run starts
+        self._task: Any = None
         self._rate = Rate()
         self._reused: int | None = None
 
@@ -77,7 +77,8 @@ class ProgressReporter:
     def _start_bar(self) -> None:
         if self._bar is None:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+            from rich.progress import Progress as Bar
 
             self._bar = Bar(
                 TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),

@@ -13,7 +13,7 @@ import typer
 from swapface.errors import InputError
 
 
-def _runtime(executor: str = "local"):  # noqa: ANN202
+def _runtime(executor: str = "local"):
     from swapface.service.runtime import ServiceRuntime
 
     return ServiceRuntime.from_settings(executor_name=executor)
@@ -21,9 +21,9 @@ def _runtime(executor: str = "local"):  # noqa: ANN202
 
 def settings_help() -> str:
     """Every SWAPFACE_* setting with its meaning, for ``serve --help`` (click keeps this block's lines)."""
-    from swapface.config import Settings
-
     import textwrap
+
+    from swapface.config import Settings
 
     lines = ["Settings (environment variables or a .env file):", "", "\b"]
     for name, field in Settings.model_fields.items():

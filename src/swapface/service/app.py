@@ -316,7 +316,8 @@ async def wait_for_end(rt: ServiceRuntime, job: JobRecord, seconds: float) -> Jo
     deadline = time.monotonic() + seconds
     while not job.terminal and time.monotonic() < deadline:
         await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
-        job = await run_in_threadpool(rt.store.get, job.id) or job
+        fresh: JobRecord | None = await run_in_threadpool(rt.store.get, job.id)
+        job = fresh or job
     return job
 
 

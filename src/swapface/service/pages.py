@@ -38,17 +38,15 @@ def swagger_assets() -> Path | None:
 
 def installed_models() -> dict[str, list[str]]:
     """Per model option, the choices usable here: built-in ones and the model files present."""
-    from swapface.models.catalogue import CATALOGUE
+    from swapface.models.catalogue import CATALOGUE, OCCLUDER_MODEL, PARSER_MODEL
     from swapface.models.store import model_path
-
-    from swapface.models.catalogue import OCCLUDER_MODEL, PARSER_MODEL
 
     out: dict[str, list[str]] = {"face_swapper_model": ["mesh"], "face_enhancer_model": [], "face_mask_types": ["box"]}
     for mask, name in (("occlusion", OCCLUDER_MODEL), ("region", PARSER_MODEL)):
         try:
             if model_path(name).is_file():
                 out["face_mask_types"].append(mask)
-        except Exception:  # noqa: BLE001 - a models folder that cannot be read offers nothing
+        except Exception:
             continue
     for option, task in PAGE_MODELS.items():
         for entry in CATALOGUE.values():
@@ -56,7 +54,7 @@ def installed_models() -> dict[str, list[str]]:
                 try:
                     if model_path(entry.name).is_file():
                         out[option].append(entry.name)
-                except Exception:  # noqa: BLE001 - a models folder that cannot be read offers nothing
+                except Exception:
                     continue
     return out
 

@@ -71,7 +71,7 @@ def test_ctrl_c_exits_130_and_a_rerun_resumes_a_short_clip(tmp_path, media):
         raise AssertionError(f"the run ended before a chunk was done: {proc.communicate()}")
     assert event["chunks_total"] >= 4 and event["frames_done"] < event["frames_total"]
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, (proc.returncode, stderr)
     assert "interrupted" in stderr and "resumes" in stderr and "Traceback" not in stderr, stderr
     assert not out.exists()

@@ -64,14 +64,14 @@ def test_eval_of_a_swapped_image(tmp_path, astronaut, driver, capsys) -> None:
     out = tmp_path / "out.png"
     assert main(["run", "-s", str(tmp_path / "src.png"), "-t", str(tmp_path / "target.png"), "-o", str(out), "--no-mark", "-q"]) == 0
     capsys.readouterr()
-    assert main(["eval", "-s", str(tmp_path / "src.png"), "-i", str(tmp_path / "target.png"), "-o", str(out), "--json"]) == 0
+    assert main(["eval", "-s", str(tmp_path / "src.png"), "-t", str(tmp_path / "target.png"), "-o", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["frames"] == 1 and doc["frames_with_face"] == 1
     assert doc["identity_to_source"] < doc["identity_to_original"]  # the source went in, the driver went out
     assert doc["landmark_error_pct"] < 15  # pose and expression kept
     assert doc["temporal_change_ratio"] is None
     # an unchanged image is the original person, with zero landmark error
-    assert main(["eval", "-s", str(tmp_path / "src.png"), "-i", str(tmp_path / "target.png"), "-o", str(tmp_path / "target.png"), "--json"]) == 0
+    assert main(["eval", "-s", str(tmp_path / "src.png"), "-t", str(tmp_path / "target.png"), "-o", str(tmp_path / "target.png"), "--json"]) == 0
     same = json.loads(capsys.readouterr().out)
     assert same["identity_to_original"] == pytest.approx(0.0, abs=1e-5) and same["landmark_error_pct"] == pytest.approx(0.0)
 
@@ -82,11 +82,11 @@ def test_eval_of_a_clip_with_plot(tmp_path, driver, capsys) -> None:
     out = tmp_path / "swapped.mp4"
     assert main(["run", "-s", str(tmp_path / "driver.png"), "-t", str(clip), "-o", str(out), "--no-mark", "-q"]) == 0
     plot = tmp_path / "metrics.png"
-    assert main(["eval", "-s", str(tmp_path / "driver.png"), "-i", str(clip), "-o", str(out), "--plot", str(plot)]) == 0
+    assert main(["eval", "-s", str(tmp_path / "driver.png"), "-t", str(clip), "-o", str(out), "--plot", str(plot)]) == 0
     text = capsys.readouterr().out
     assert "temporal change ratio" in text and "identity distance to source" in text
     ratio = float(text.split("temporal change ratio")[1].split()[0])
     assert 0.5 < ratio < 1.5
     image = read_image(plot)
     assert image.shape[0] > 300 and image.std() > 10  # a real drawing, not a blank page
-    assert main(["eval", "-s", str(tmp_path / "driver.png"), "-i", str(clip), "-o", str(tmp_path / "nope.mp4")]) == 2
+    assert main(["eval", "-s", str(tmp_path / "driver.png"), "-t", str(clip), "-o", str(tmp_path / "nope.mp4")]) == 2

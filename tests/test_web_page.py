@@ -179,8 +179,11 @@ def test_the_api_key_is_kept_and_sent(tmp_path, browser, files):
         page.wait_for_function(FINISHED)
         assert "Authorization: Bearer" in page.locator("#error").inner_text()
         assert "api_key_required" in page.locator("#error").inner_text()
+        assert "needs an API key" in page.locator("#error").inner_text()  # a sentence, then the API's detail
+        assert page.locator("#key-details").evaluate("d => d.open")  # the key field opened by itself
+        assert page.evaluate("document.activeElement.id") == "api_key"
+        assert page.locator("#api_key").get_attribute("placeholder").startswith("swf_")
 
-        page.click("#key-details summary")
         page.fill("#api_key", key)
         page.click("#submit")  # with the key the request reaches the media checks
         page.wait_for_function(FINISHED)
@@ -243,5 +246,127 @@ def test_a_video_swap_with_an_api_key(tmp_path, browser, files):
         job_url = f"{svc.url}/v1/jobs/{jobs[0]['id']}"
         assert web.requests.count(f"{job_url}/events") == 1 and job_url not in web.requests  # the stream, no polls
         assert not web.errors, web.errors
+        assert not web.foreign_requests(), web.foreign_requests()
+        web.close()
+
+
+def test_no_worker_notice_and_cancel(tmp_path, browser, files):
+    """With no worker the page says so while the job waits, and the cancel button ends it."""
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        web = Page(browser, svc.url).open()
+        page = web.page
+        page.wait_for_function("() => !document.querySelector('#worker-note').hidden")
+        assert "--workers 0" in page.locator("#worker-note").inner_text()
+        page.set_input_files("#source", str(files["source"]))
+        page.set_input_files("#target", str(files["target"]))
+        page.click("#submit")
+        page.wait_for_function("() => document.querySelector('#status').dataset.state === 'queued'")
+        assert "no worker" in page.locator("#status").inner_text()
+        assert page.locator("#cancel").is_visible()
+        page.click("#cancel")
+        page.wait_for_function(FINISHED)
+        assert page.locator("#status").get_attribute("data-state") == "cancelled"
+        assert [j["status"] for j in http.get("/v1/jobs").json()["jobs"]] == ["cancelled"]
+        assert page.locator("#cancel").is_hidden()
+        assert not web.foreign_requests(), web.foreign_requests()
+        web.close()
+
+
+def test_before_after_slider_and_phone_scroll(tmp_path, browser, files):
+    with live_service(tmp_path, workers=1) as svc:
+        web = Page(browser, svc.url)
+        web.context.close()
+        web.context = browser.new_context(viewport={"width": 390, "height": 760}, base_url=svc.url, is_mobile=True)
+        web.page = web.context.new_page()
+        web.page.set_default_timeout(30_000)
+        web.page.on("request", lambda req: web.requests.append(req.url))
+        page = web.open().page
+        page.set_input_files("#source", str(files["source"]))
+        page.set_input_files("#target", str(files["target"]))
+        page.click("#submit")
+        page.wait_for_function(FINISHED, timeout=120_000)
+        assert page.locator("#status").get_attribute("data-state") == "succeeded"
+        page.wait_for_function("() => window.scrollY > 200")  # the result, below the form on a phone, came into view
+        top = page.locator("#result-heading").evaluate("h => h.getBoundingClientRect().top")
+        assert 0 <= top < 760
+        assert page.locator("#before-after-field").is_visible()
+        page.wait_for_function("() => document.querySelector('#after-image').naturalWidth > 0")
+        assert page.locator("#before-image").get_attribute("src") == page.locator("#input-view img").get_attribute("src")
+        cut = "() => getComputedStyle(document.querySelector('#before-after')).getPropertyValue('--cut').trim()"
+        page.locator("#compare-slider").fill("80")
+        assert page.evaluate(cut) == "20%"
+        page.locator("#compare-slider").fill("10")
+        assert page.evaluate(cut) == "90%"
+        page.screenshot(path=str(tmp_path / "web-page-phone.png"), full_page=True)
+        assert not web.foreign_requests(), web.foreign_requests()
+        web.close()
+
+
+def test_reference_face_chosen_by_clicking_it_in_the_target(tmp_path, browser, files, group):
+    """Three faces in the target; clicking the middle one (the driver) replaces only him."""
+    import numpy as np
+
+    from swapface.media.image import read_image, write_image
+
+    target = tmp_path / "group.png"
+    write_image(group, target)
+    with live_service(tmp_path, workers=1) as svc, svc.client() as http:
+        web = Page(browser, svc.url).open()
+        page = web.page
+        page.set_input_files("#source", str(files["source"]))
+        page.set_input_files("#target", str(target))
+        page.select_option("#face_selector_mode", "reference")
+        page.wait_for_function("() => document.querySelectorAll('#input-view .face-box').length === 3", timeout=60_000)
+        boxes = page.locator("#input-view .face-box")
+        lefts = [boxes.nth(i).evaluate("b => b.getBoundingClientRect().left") for i in range(3)]
+        middle = sorted(range(3), key=lambda i: lefts[i])[1]
+        boxes.nth(middle).click()
+        page.wait_for_function("() => !!document.querySelector('#picked-reference')")
+        assert boxes.nth(middle).get_attribute("aria-pressed") == "true"
+        page.click("#submit")
+        page.wait_for_function(FINISHED, timeout=120_000)
+        assert page.locator("#status").get_attribute("data-state") == "succeeded", page.locator("#error").inner_text()
+        job = http.get("/v1/jobs").json()["jobs"][0]
+        assert job["options"] == {"face_selector_mode": "reference"}
+        out = tmp_path / "result.png"
+        out.write_bytes(http.get(job["urls"]["result"]).content)
+        result = read_image(out)
+        diff = np.abs(result.astype(int) - group.astype(int)).mean(axis=(0, 2))
+        assert diff[470:790].mean() > 0.5 and diff[:380].max() == 0 and diff[880:].max() == 0
+        assert not web.foreign_requests(), web.foreign_requests()
+        web.close()
+
+
+def test_video_options_and_synchronised_players(tmp_path, browser, files):
+    clip = moving_face_clip(tmp_path / "clip.mp4", frames=30, tone_hz=None)
+    with live_service(tmp_path, workers=1) as svc, svc.client() as http:
+        web = Page(browser, svc.url).open()
+        page = web.page
+        for name in ("face_swapper_model", "face_enhancer_model", "trim_frame_start", "trim_frame_end"):
+            assert page.locator(f"label[for={name}]").count() == 1, f"#{name} has no label"
+        page.wait_for_function("() => !document.querySelector('#enhancer-hint').hidden")  # none installed here
+        assert page.locator("#face_swapper_model option").all_inner_texts() == ["mesh (built in)"]
+        assert page.locator("input[name=face_mask_types][value=region]").is_disabled()
+        page.set_input_files("#source", str(files["target"]))
+        page.set_input_files("#target", str(clip))
+        page.click("#more-options summary")
+        page.fill("#trim_frame_start", "5")
+        page.fill("#trim_frame_end", "20")
+        page.click("#submit")
+        page.wait_for_function(FINISHED, timeout=120_000)
+        assert page.locator("#status").get_attribute("data-state") == "succeeded", page.locator("#error").inner_text()
+        job = http.get("/v1/jobs").json()["jobs"][0]
+        assert job["options"] == {"trim_frame_start": 5, "trim_frame_end": 20}
+        assert page.locator("#frames").inner_text() == "15 / 15 frames"
+        assert page.locator("#sync-field").is_visible()
+        assert page.locator("#input-view video").get_attribute("data-synced") == "true"
+        assert page.locator("#result-video").get_attribute("data-synced") == "true"
+        if page.evaluate("document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.42E01E\"')"):
+            page.wait_for_function("() => document.querySelector('#result-video').readyState >= 2", timeout=30_000)
+            page.click("#play-both")
+            page.wait_for_function("() => !document.querySelector('#result-video').paused && "
+                                   "!document.querySelector('#input-view video').paused")
+            page.evaluate("() => document.querySelector('#input-view video').pause()")
+            page.wait_for_function("() => document.querySelector('#result-video').paused")
         assert not web.foreign_requests(), web.foreign_requests()
         web.close()

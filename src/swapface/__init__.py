@@ -22,9 +22,10 @@ __all__ = [
     "compare_faces",
     "detect_faces",
     "swap_image",
+    "swap_video",
 ]
 
-_API = {"swap_image", "detect_faces", "compare_faces"}
+_API = {"swap_image", "swap_video", "detect_faces", "compare_faces"}
 
 
 def __getattr__(name: str) -> Any:

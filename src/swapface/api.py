@@ -2,6 +2,7 @@
 
 >>> import swapface
 >>> result = swapface.swap_image("me.jpg", "group.jpg", face_selector_mode="many")
+>>> swapface.swap_video("me.jpg", "clip.mp4", "out/clip-swapped.mp4").frames
 >>> swapface.compare_faces("a.jpg", "b.jpg").same_person
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from swapface.faces.analyser import FaceAnalyser
 from swapface.faces.face import Face, identity_distance
 from swapface.options import parse_options
 from swapface.pipeline import Hook, Pipeline
+
+if TYPE_CHECKING:
+    from swapface.jobs.runner import JobResult, ProgressCallback
 
 ImageLike = str | Path | np.ndarray
 
@@ -49,14 +53,51 @@ def swap_image(
     """
     opts = parse_options(options)
     sources = [source] if isinstance(source, (str, Path, np.ndarray)) else list(source)
+    frame = _load(target)
+    reference = _load(reference_face) if reference_face is not None else None
+    if reference is None and opts.reference_frame_number is not None:
+        from swapface.reference import reference_from_frame
+
+        if opts.reference_frame_number != 0:
+            raise InputError("an image has only frame 0 to take the reference face from")
+        reference = reference_from_frame(frame, opts)
     pipe = Pipeline(
         [_load(s) for s in sources],
         opts,
-        reference=_load(reference_face) if reference_face is not None else None,
+        reference=reference,
         pre_frame=pre_frame,
         post_frame=post_frame,
     )
-    return pipe.process_frame(_load(target))
+    return pipe.process_frame(frame)
+
+
+def swap_video(
+    source: str | Path | Sequence[str | Path],
+    target: str | Path,
+    output: str | Path,
+    *,
+    reference_face: str | Path | None = None,
+    on_progress: ProgressCallback | None = None,
+    **options: Any,
+) -> JobResult:
+    """Swap the source person into a video file (or a folder of frames) and write ``output``; returns counts.
+
+    Runs in chunks with a work folder beside the output, so calling it again after an interruption resumes.
+    ``on_progress`` receives :class:`swapface.jobs.runner.Progress` updates. Options as for :func:`swap_image`.
+    """
+    from swapface.jobs.local_run import build_spec
+    from swapface.jobs.runner import run_job
+
+    opts = parse_options(options)
+    sources = [Path(source)] if isinstance(source, (str, Path)) else [Path(s) for s in source]
+    target, output = Path(target), Path(output)
+    reference = Path(reference_face) if reference_face is not None else None
+    for path in [*sources, target] + ([reference] if reference else []):
+        if not path.exists():
+            raise InputError(f"cannot read '{path}': no such file")
+    if not output.resolve().parent.is_dir():
+        raise InputError(f"cannot write '{output}': its folder does not exist")
+    return run_job(build_spec(sources, target, output, opts, reference), on_progress=on_progress)
 
 
 def detect_faces(image: ImageLike, **options: Any) -> list[Face]:

@@ -9,12 +9,26 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from swapface.errors import InputError
 
 FaceSelectorMode = Literal["one", "many", "reference"]
+FaceSelectorOrder = Literal[
+    "large-small", "small-large", "left-right", "right-left", "top-bottom", "bottom-top", "best-worst", "worst-best"
+]
 OnOff = Literal["on", "off"]
+MASK_TYPES = ("box", "occlusion", "region")
+MASK_REGIONS = ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "glasses", "nose", "mouth",
+                "upper-lip", "lower-lip")
+PIXEL_BOOSTS = (128, 256, 384, 512, 768, 1024)
 
 
 class SwapOptions(BaseModel):
@@ -25,6 +39,15 @@ class SwapOptions(BaseModel):
     # selection
     face_selector_mode: FaceSelectorMode = Field(
         "one", description="one = the largest face, many = every face, reference = faces of the reference person"
+    )
+    face_selector_order: FaceSelectorOrder = Field(
+        "large-small", description="Order of the faces in a frame: which one 'one' takes, which a position counts"
+    )
+    reference_face_position: int = Field(
+        0, ge=0, description="With --reference-frame-number: which face of that frame (in selector order, from 0)"
+    )
+    reference_frame_number: int | None = Field(
+        None, ge=0, description="Take the reference person from this frame of the target instead of a photo"
     )
     reference_face_distance: float | None = Field(
         None,
@@ -64,7 +87,8 @@ class SwapOptions(BaseModel):
     face_parser_model: str = Field("bisenet_resnet_34", description="Region mask model: bisenet_resnet_34, bisenet_resnet_18")
     face_mask_blur: float = Field(0.3, ge=0.0, le=1.0, description="Feathering of the face mask edge, 0..1")
     face_mask_padding: tuple[int, int, int, int] = Field(
-        (0, 0, 0, 0), description="Mask padding in percent: top, right, bottom, left"
+        (0, 0, 0, 0), description="Mask padding in percent: 1 to 4 values (all; top-bottom left-right; "
+        "top left-right bottom; top right bottom left)"
     )
     color_transfer: OnOff = Field("on", description="Match the swapped face's colours to the target's skin")
     # output
@@ -87,6 +111,88 @@ class SwapOptions(BaseModel):
     # responsibility
     label_output: bool = Field(False, description="Draw a visible 'AI-generated' label on the output")
     mark_output: bool = Field(True, description="Mark the output as synthetic (metadata); off only for local use")
+
+
+    @field_validator("face_swapper_pixel_boost")
+    @classmethod
+    def _known_boost(cls, value: int) -> int:
+        if value not in PIXEL_BOOSTS:
+            raise ValueError(f"must be one of {', '.join(map(str, PIXEL_BOOSTS))}")
+        return value
+
+    @field_validator("face_mask_padding", mode="before")
+    @classmethod
+    def _padding_like_css(cls, value: object) -> object:
+        """1 to 4 values, as FaceFusion (and CSS) take them: 10 means 10 on every side."""
+        if isinstance(value, (int, float, str)):
+            value = (value,)
+        if isinstance(value, (list, tuple)):
+            values = list(value)
+            if not 1 <= len(values) <= 4:
+                raise ValueError("give 1 to 4 values (top right bottom left)")
+            if len(values) == 1:
+                values *= 4
+            elif len(values) == 2:
+                values = [values[0], values[1], values[0], values[1]]
+            elif len(values) == 3:
+                values = [values[0], values[1], values[2], values[1]]
+            return tuple(values)
+        return value
+
+    @field_validator("face_mask_padding")
+    @classmethod
+    def _padding_range(cls, value: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        if any(not 0 <= v <= 100 for v in value):
+            raise ValueError("each value must be 0..100 (percent)")
+        return value
+
+    @field_validator("face_mask_types")
+    @classmethod
+    def _known_mask_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _known("face mask type", value, MASK_TYPES)
+
+    @field_validator("face_mask_regions")
+    @classmethod
+    def _known_regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _known("face mask region", value, MASK_REGIONS)
+
+    @model_validator(mode="after")
+    def _trim_in_order(self) -> SwapOptions:
+        start, end = self.trim_frame_start, self.trim_frame_end
+        if start is not None and end is not None and end <= start:
+            raise ValueError("trim_frame_end must be after trim_frame_start")
+        return self
+
+
+def _known(what: str, values: tuple[str, ...], choices: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [v for v in values if v not in choices]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(choices)}")
+    return values
+
+
+def option_choices(name: str) -> tuple[str, ...] | None:
+    """The values an option takes where they are a known list (help texts, the web page)."""
+    if name == "face_mask_types":
+        return MASK_TYPES
+    if name == "face_mask_regions":
+        return MASK_REGIONS
+    if name == "face_swapper_pixel_boost":
+        return tuple(map(str, PIXEL_BOOSTS))
+    if name == "execution_providers":
+        return ("cpu", "cuda", "tensorrt")
+    if name == "processors":
+        return ("face_swapper", "face_enhancer", "frame_enhancer", "face_debugger", "label")
+    tasks = {"face_swapper_model": ("mesh", "face_swapper"), "face_enhancer_model": (None, "face_enhancer"),
+             "frame_enhancer_model": (None, "frame_enhancer"), "face_detector_model": ("mediapipe", "face_detector"),
+             "face_recognizer_model": ("dlib", "face_recognizer")}
+    if name in tasks:
+        from swapface.models.catalogue import CATALOGUE
+
+        builtin, task = tasks[name]
+        names = [e.name for e in CATALOGUE.values() if e.task == task and not e.builtin]
+        return tuple(([builtin] if builtin else []) + names)
+    return None
 
 
 def parse_options(values: dict[str, object]) -> SwapOptions:

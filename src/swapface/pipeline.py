@@ -18,6 +18,7 @@ from swapface.faces.face import Face, identity_distance
 from swapface.options import SwapOptions
 from swapface.processors.base import FrameProcessor, SourceIdentity
 from swapface.processors.registry import build_chain
+from swapface.reference import order_faces
 
 
 @dataclass
@@ -171,10 +172,11 @@ class Pipeline:
         if not faces:
             return []
         mode = self.options.face_selector_mode
+        faces = order_faces(faces, self.options.face_selector_order)
         if mode == "one":
-            return [max(faces, key=lambda f: f.area)]
+            return faces[:1]
         if mode == "many":
-            return list(faces)
+            return faces
         assert self.reference_embedding is not None
         limit = self.options.reference_face_distance
         if limit is None:

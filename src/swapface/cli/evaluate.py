@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Optional
 
@@ -43,16 +44,30 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def frame_count(path: Path) -> int:
+    """Frames in an image (1) or a clip, for the progress bar."""
+    from swapface.media.image import is_image_path
+
+    if path.is_file() and is_image_path(path):
+        return 1
+    from swapface.media.video import probe
+
+    return probe(path).frames
+
+
 def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
-                   every: int = 1) -> tuple[EvalSummary, list[FrameMetrics]]:
-    """Compare an output with its input and the source photo, frame by frame (faces analysed every ``every`` frames)."""
+                   every: int = 1, on_frame: Callable[[int], None] | None = None
+                   ) -> tuple[EvalSummary, list[FrameMetrics]]:
+    """Compare an output with its input and the source photo, frame by frame (faces analysed every ``every`` frames).
+
+    ``on_frame(n)`` is told how many frames are done so far."""
     from swapface.faces.analyser import FaceAnalyser
     from swapface.media.image import read_image
     from swapface.options import SwapOptions
 
     for p in (source, original, output):
         if not p.exists():
-            raise InputError(f"cannot read {p.name!r}: no such file")
+            raise InputError(f"cannot read '{p}': no such file")
     analyser = analyser or FaceAnalyser.from_options(SwapOptions(), video=False)
     found = analyser.analyse_still(read_image(source))
     if not found or found[0].embedding is None:
@@ -90,6 +105,8 @@ def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
             change_in = region_change(previous[0], inp, box)
         metrics.append(FrameMetrics(index, to_source, to_original, error, change_out, change_in))
         previous = (inp, out)
+        if on_frame is not None:
+            on_frame(count)
     if count == 0:
         raise InputError("no frames to compare")
     return summarize(metrics), metrics
@@ -130,14 +147,28 @@ def _fmt(value: float | None, pattern: str = "{:.3f}") -> str:
 
 def evaluate(
     source: Path = typer.Option(..., "--source", "-s", help="Photo of the face that was put in"),
-    input: Path = typer.Option(..., "--input", "-i", help="The original image or video"),
+    target: Path = typer.Option(..., "--target", "-t", help="The original image or video (as given to "
+                                "'run -t')"),
     output: Path = typer.Option(..., "--output", "-o", help="The swapped image or video"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write per-frame plots to this PNG"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write per-frame plots to this PNG (needs matplotlib: "
+                                        "pip install 'swapface[plot]')"),
     every: int = typer.Option(1, "--every", min=1, help="Analyse faces every N frames (faster on long clips)"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar"),
 ) -> None:
     """Score a swap: identity distance to the source and to the original, landmark error, temporal change ratio."""
-    summary, metrics = evaluate_files(source, input, output, every=every)
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401 - checked before the analysis, which may take minutes
+        except ModuleNotFoundError:
+            raise InputError("--plot needs matplotlib: pip install 'swapface[plot]'") from None
+        if not plot.resolve().parent.is_dir():
+            raise InputError(f"cannot write '{plot}': its folder does not exist")
+    for p in (source, target, output):
+        if not p.exists():
+            raise InputError(f"cannot read '{p}': no such file")
+    with eval_progress(frame_count(target), quiet) as on_frame:
+        summary, metrics = evaluate_files(source, target, output, every=every, on_frame=on_frame)
     if as_json:
         typer.echo(json.dumps(summary.to_dict()))
     else:
@@ -150,6 +181,21 @@ def evaluate(
         plot_metrics(metrics, plot)
         if not as_json:
             typer.echo(f"plot → {plot}")
+
+
+@contextlib.contextmanager
+def eval_progress(total: int, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A bar on stderr counting the frames compared (nothing when quiet)."""
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("comparing frames"), BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("eval", total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def register(app: typer.Typer) -> None:

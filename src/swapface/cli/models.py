@@ -19,20 +19,29 @@ def _human(size: float) -> str:
 
 def list_models(
     task: str | None = typer.Option(None, "--task", help="Only models of one task (face_swapper, face_enhancer, ...)"),
+    wide: bool = typer.Option(False, "--wide", help="Also the file name and sha256 (needs a wide terminal)"),
 ) -> None:
-    """Every model swapface knows: task, file, size, sha256, licence, and whether it is here."""
+    """Every model swapface knows: task, size, licence, and whether it is here; and where models go."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    from swapface.config import load_settings
     from swapface.models.catalogue import CATALOGUE
     from swapface.models.store import model_path
 
-    table = Table(show_lines=False)
-    for col in ("name", "task", "file", "size", "sha256", "licence", "present"):
-        table.add_column(col, overflow="fold")
-    for entry in CATALOGUE.values():
+    console = Console()
+    table = Table(box=box.SIMPLE_HEAD, show_lines=False, expand=False, pad_edge=False, padding=(0, 1))
+    columns = ["name", "size", "here", "licence"] + (["file", "sha256"] if wide else [])
+    for col in columns:
+        table.add_column(col, overflow="fold", no_wrap=col != "licence", min_width=20 if col == "licence" else None)
+    last_task = None
+    for entry in sorted(CATALOGUE.values(), key=lambda e: e.task):
         if task and entry.task != task:
             continue
+        if entry.task != last_task:  # models grouped under their task, so no column is spent on it
+            table.add_row(f"[bold]{entry.task}[/bold]", *[""] * (len(columns) - 1))
+            last_task = entry.task
         try:
             path = model_path(entry.name)
             present = path.is_file()
@@ -40,9 +49,13 @@ def list_models(
             path, present = None, False
         size = _human(path.stat().st_size) if present and path else "-"
         where = "built in" if entry.builtin else ("yes" if present else "no")
-        table.add_row(entry.name, entry.task, entry.file, size, "in package" if entry.builtin else (entry.sha256 or "by signature")[:16],
-                      entry.licence, where)
-    Console(width=200).print(table)
+        row = ["  " + entry.name, size, where, entry.licence]
+        if wide:
+            row += [entry.file, "in package" if entry.builtin else (entry.sha256 or "by signature")[:16]]
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"models are kept in {load_settings().models_dir} (SWAPFACE_MODELS_DIR); "
+                  "get one with 'swapface models download NAME'", soft_wrap=False)
 
 
 def download(
@@ -129,20 +142,42 @@ def check(names: list[str] | None = typer.Argument(None, help="Models to check; 
         failed += not r.ok
     if failed:
         raise ModelError(f"{failed} model(s) gave implausible output; their files or contracts are wrong")
+GPU_CHECKS = ("GPU", "cuda", "tensorrt")
 
 
 def doctor() -> None:
-    """Which execution providers really work here (CPU, CUDA, TensorRT), and how to fix what does not."""
+    """This installation: version, folders, and which execution providers work here (CPU, CUDA, TensorRT)."""
+    from swapface import __version__
+    from swapface.config import load_settings
     from swapface.models.doctor import diagnose
 
+    settings = load_settings()
+    typer.echo(f"swapface {__version__}")
+    typer.echo(f"models folder: {settings.models_dir}")
+    typer.echo(f"data folder:   {settings.data_dir}  (service jobs, database and media unless configured)")
+    typer.echo(f"cache folder:  {settings.models_dir / '.cache'}  (fp16 models, TensorRT engines)")
+    checks = diagnose()
+    gpu_here = any(c.name == "GPU" and c.ok for c in checks)
     problems = 0
-    for check in diagnose():
+    for check in checks:
+        gpu_only = check.name in GPU_CHECKS or "needed only with a GPU" in check.detail
+        if not gpu_here and gpu_only:  # no GPU: nothing to fix
+            detail = "no NVIDIA GPU here" if check.name == "GPU" else check.detail
+            if "needed only with a GPU" not in detail:
+                detail += " (needed only with a GPU)"
+            typer.echo(f"-- {check.name}: {detail}")
+            continue
         mark = "ok " if check.ok else "!! "
         typer.secho(f"{mark}{check.name}: {check.detail}", fg=None if check.ok else "yellow")
         if not check.ok and check.fix:
             problems += 1
             typer.echo(f"    fix: {check.fix}")
-    typer.echo("all providers usable" if problems == 0 else f"{problems} problem(s); CPU always works")
+    if problems:
+        typer.echo(f"{problems} problem(s); CPU always works")
+    elif gpu_here:
+        typer.echo("all providers usable")
+    else:
+        typer.echo("CPU only: everything swapface needs here works (GPU providers need an NVIDIA GPU)")
 
 
 def register(app: typer.Typer) -> None:

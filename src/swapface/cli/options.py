@@ -8,11 +8,12 @@ from typing import Any, Literal, get_args, get_origin
 
 import typer
 
-from swapface.options import SwapOptions
+from swapface.options import SwapOptions, option_choices
 
 # Flags spelled differently on the command line (the field keeps its one name everywhere else).
 RENAMED = {"mark_output": "--mark/--no-mark"}
 HELP_SUFFIX = {"mark_output": " (--no-mark only for local, non-distributed use)"}
+METAVARS = {int: "INT", float: "NUMBER", str: "TEXT"}
 
 
 def _scalar(annotation: Any) -> tuple[type, tuple[str, ...] | None, bool]:
@@ -29,24 +30,47 @@ def _scalar(annotation: Any) -> tuple[type, tuple[str, ...] | None, bool]:
     return annotation, None, False
 
 
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def list_option_flags() -> list[str]:
+    """The flags that take several values (space- or comma-separated, or repeated)."""
+    return [_flag(name) for name, field in SwapOptions.model_fields.items() if _scalar(field.annotation)[2]]
+
+
+def _shown_default(default: Any) -> str:
+    if isinstance(default, tuple):
+        return " ".join(map(str, default))
+    return "auto" if default is None else str(default)
+
+
 def option_parameters() -> list[inspect.Parameter]:
     """One keyword parameter per SwapOptions field, defaulting to None (meaning: the model's default)."""
     params = []
     for name, field in SwapOptions.model_fields.items():
         kind, choices, is_list = _scalar(field.annotation)
+        choices = choices or option_choices(name)
         default = field.default
-        shown = ", ".join(map(str, default)) if isinstance(default, tuple) else default
         help_text = (field.description or "") + HELP_SUFFIX.get(name, "")
-        if choices:
-            help_text += f" [{'|'.join(choices)}]"
+        if choices and len(choices) <= 4 and not is_list and kind is str:
+            metavar = "[" + "|".join(choices) + "]"
+        else:
+            metavar = "NAME" if choices and kind is str else METAVARS.get(kind, "TEXT")
+            if choices:
+                help_text += f"; choices: {', '.join(choices)}"
+        if is_list:
+            metavar += "..."
         if kind is bool:
-            flag = RENAMED.get(name, f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}")
+            flag = RENAMED.get(name, f"{_flag(name)}/--no-{name.replace('_', '-')}")
+            help_text += f" (default: {'on' if default else 'off'})"
             opt = typer.Option(None, flag, help=help_text, show_default=False)
             annotation: Any = typing.Optional[bool]
         else:
-            help_text += f" [default: {shown}]"
-            opt = typer.Option(None, f"--{name.replace('_', '-')}", help=help_text, show_default=False)
-            # lists are taken as text: repeated flags or comma-separated, converted by the options model
+            if "default:" not in help_text:
+                help_text += f" (default: {_shown_default(default)})"
+            opt = typer.Option(None, _flag(name), help=help_text, show_default=False, metavar=metavar)
+            # lists are taken as text: repeated flags, space- or comma-separated, converted by the options model
             annotation = typing.Optional[list[str]] if is_list else typing.Optional[kind]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=annotation))
     return params

@@ -19,14 +19,30 @@ def _runtime(executor: str = "local"):
     return ServiceRuntime.from_settings(executor_name=executor)
 
 
+def settings_help() -> str:
+    """Every SWAPFACE_* setting with its meaning, for ``serve --help`` (click keeps this block's lines)."""
+    import textwrap
+
+    from swapface.config import Settings
+
+    lines = ["Settings (environment variables or a .env file):", "", "\b"]
+    for name, field in Settings.model_fields.items():
+        lines.append(f"  SWAPFACE_{name.upper()}")
+        if field.description:
+            lines += textwrap.wrap(field.description, 72, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     port: int = typer.Option(8000, help="Port to listen on"),
-    workers: int = typer.Option(0, "--workers", min=0, max=64, help="Job workers to run in this process too"),
-    executor: str = typer.Option("local", "--executor", help="Where workers run chunks: local or ray"),
+    workers: int = typer.Option(1, "--workers", min=0, max=64,
+                                help="Job workers run in this process; 0 for an API-only node whose jobs "
+                                "'swapface worker' processes run"),
+    executor: str = typer.Option("local", "--executor", metavar="[local|ray]", help="Where workers run chunks"),
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Run the retention sweeper periodically"),
 ) -> None:
-    """Run the HTTP API (and, with --workers N, N job workers) — SQLite and a local folder unless configured."""
+    """Run the HTTP API and its job workers (one by default): SQLite and a local folder unless configured."""
     import uvicorn
 
     from swapface.service.app import create_app
@@ -38,7 +54,8 @@ def serve(
                          "'swapface keys create --name NAME' before listening on a public address")
     configure_logging()
     app = create_app(runtime_=runtime, workers=workers, sweeper=sweep)
-    typer.echo(f"swapface API on http://{host}:{port}/ (docs at /docs; {workers} worker(s))", err=True)
+    running = f"{workers} worker(s)" if workers else "no worker: jobs wait for 'swapface worker'"
+    typer.echo(f"swapface on http://{host}:{port}/ (API docs at /docs; {running})", err=True)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=30)
 
 
@@ -99,10 +116,14 @@ def failures(
 
 
 def keys_create(
-    name: str = typer.Option(..., "--name", help="Who the key is for"),
-    max_concurrent_jobs: Optional[int] = typer.Option(None, "--max-concurrent-jobs", min=1),
-    max_upload_mb: Optional[float] = typer.Option(None, "--max-upload-mb", min=0.001),
-    jobs_per_hour: Optional[int] = typer.Option(None, "--jobs-per-hour", min=1),
+    name: str = typer.Option(..., "--name", help="Who the key is for (shown by 'keys list', used by 'keys revoke')"),
+    max_concurrent_jobs: Optional[int] = typer.Option(None, "--max-concurrent-jobs", min=1,
+                                                      help="Queued or running jobs this key may have at once "
+                                                      "(default: no limit)"),
+    max_upload_mb: Optional[float] = typer.Option(None, "--max-upload-mb", min=0.001,
+                                                  help="Largest upload per job, in MB (default: the service's limit)"),
+    jobs_per_hour: Optional[int] = typer.Option(None, "--jobs-per-hour", min=1,
+                                                help="Jobs this key may create per hour (default: no limit)"),
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
     record, key = _runtime().keys.create(name, max_concurrent_jobs=max_concurrent_jobs, max_upload_mb=max_upload_mb,
@@ -135,7 +156,7 @@ def keys_revoke(key: str = typer.Argument(..., help="Key id or name")) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
-    app.command()(serve)
+    app.command(epilog=settings_help())(serve)
     app.command()(worker)
     jobs_app = typer.Typer(help="Job store reports.", no_args_is_help=True)
     jobs_app.command("failures")(failures)

@@ -18,7 +18,7 @@ def inspect(
     from swapface.provenance.inspect import inspect_file
 
     if not file.is_file():
-        raise InputError("no such file to inspect")
+        raise InputError(f"cannot read '{file}': no such file")
     report = inspect_file(file)
     if as_json:
         typer.echo(json.dumps(report, indent=1, sort_keys=True))
@@ -28,10 +28,13 @@ def inspect(
     typer.echo(f"XMP source type:     {report['xmp_digital_source_type'] or 'none'}")
     if report["kind"] == "video":
         typer.echo(f"container tag:       {report['container_tag'] or 'none'}")
-    if c2pa:
+    if c2pa and c2pa.get("present") is None:  # the c2pa package is not installed: nothing could be read
+        typer.echo("C2PA manifest:       not checked (pip install 'swapface[c2pa]' to read C2PA manifests)")
+    elif c2pa:
         problems = [s for s in c2pa.get("validation_status", []) if s]
         extra = f" ({', '.join(problems)})" if problems else ""
-        typer.echo(f"C2PA manifest:       {c2pa.get('validation_state')}{extra}, signed by {c2pa.get('signer')}")
+        signer = f", signed by {c2pa['signer']}" if c2pa.get("signer") else ""
+        typer.echo(f"C2PA manifest:       {c2pa.get('validation_state')}{extra}{signer}")
     else:
         typer.echo("C2PA manifest:       none")
     typer.echo(f"marked as synthetic: {'yes' if report['synthetic'] else 'NO'}")

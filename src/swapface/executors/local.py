@@ -36,8 +36,11 @@ def _die_with_parent() -> None:
 
 
 def _init_worker(progress: multiprocessing.Queue) -> None:
+    import signal
+
     global _progress_queue
     _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     _progress_queue = progress
 
 

@@ -63,8 +63,11 @@ def write_frame_image(frame: np.ndarray, path: Path, quality: int) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str, video: bool, fps: float):
-    """A pipeline for these inputs and options, built once per process (models load lazily, once)."""
+def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str, video: bool, fps: float,  # noqa: ANN202
+              target: str | None = None):
+    """A pipeline for these inputs and options, built once per process (models load lazily, once).
+
+    ``target`` is given only when the reference face is taken from one of its frames (``reference_frame_number``)."""
     from swapface.faces.analyser import FaceAnalyser
     from swapface.pipeline import Pipeline
 
@@ -72,6 +75,10 @@ def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str
     with contextlib.ExitStack() as stack:
         images = [read_frame_image(stack.enter_context(storage.fetch(s))) for s in sources]
         ref = read_frame_image(stack.enter_context(storage.fetch(reference))) if reference else None
+        if ref is None and target is not None:
+            from swapface.reference import reference_from_target
+
+            ref = reference_from_target(stack.enter_context(storage.fetch(target)), options)
     kwargs = {"fps": fps} if video else {}
     analyser = FaceAnalyser.from_options(options, video=video, **kwargs)
     return Pipeline(images, options, reference=ref, analyser=analyser, video=video)
@@ -79,7 +86,9 @@ def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str
 
 def pipeline_for(spec: JobSpec, *, video: bool, fps: float = 30.0):
     """The (cached) pipeline for a job, reset for a new clip."""
-    pipe = _pipeline(tuple(spec.sources), spec.reference_face, spec.options.model_dump_json(), video, round(fps, 3))
+    from_target = spec.target if spec.options.reference_frame_number is not None and not spec.reference_face else None
+    pipe = _pipeline(tuple(spec.sources), spec.reference_face, spec.options.model_dump_json(), video, round(fps, 3),
+                     from_target)
     pipe.reset()
     return pipe
 

@@ -141,8 +141,10 @@ def _local_output_place(output: str, stack: contextlib.ExitStack) -> tuple[Path,
 
 
 def run_job(spec: JobSpec, *, executor: Executor | None = None, on_progress: ProgressCallback | None = None,
-            should_stop: Callable[[], bool] | None = None) -> JobResult:
-    """Run (or resume) a job to its published output; returns counts, lost frames and timing."""
+            should_stop: Callable[[], bool] | None = None, keep_work_dir: bool = False) -> JobResult:
+    """Run (or resume) a job to its published output; returns counts, lost frames and timing.
+
+    ``keep_work_dir`` leaves the chunks and manifest in place after publishing (``run --keep-temp``)."""
     started = time.monotonic()
     owns_executor = executor is None
     if executor is None:
@@ -191,7 +193,8 @@ def run_job(spec: JobSpec, *, executor: Executor | None = None, on_progress: Pro
             _publish(local_output, spec, local)
             lost = sum(s.lost_frames for s in segments) + (info.missing_frames if info is not None else 0)
             tracker.emit(None, stage="done")
-        storage.remove(spec.work_dir, recursive=True)
+        if not keep_work_dir:
+            storage.remove(spec.work_dir, recursive=True)
         return JobResult(
             job_id=spec.job_id, output=spec.output, status="done", frames=merged.frames,
             frames_total=(info.declared_frames or info.frames) if info is not None else 1, lost_frames=lost,

@@ -40,7 +40,6 @@ from swapface.service.runtime import ServiceRuntime
 
 log = logging.getLogger("swapface.api")
 
-STATIC = Path(__file__).parent / "static"
 SSE_POLL_S = 0.5
 SSE_KEEPALIVE_S = 15.0
 MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "mp4": "video/mp4"}
@@ -327,6 +326,42 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
     return job, created, generated
 
 
+def job_urls(job_id: str) -> dict[str, str]:
+    """Where to follow a job (as Replicate's ``urls``): itself, its result, its event stream, its cancel action."""
+    base = f"/v1/jobs/{job_id}"
+    return {"get": base, "result": f"{base}/result", "events": f"{base}/events", "cancel": f"{base}/cancel"}
+
+
+def public(job: JobRecord) -> dict[str, Any]:
+    """The job as the API shows it, with its ``urls``."""
+    return {**job.public(), "urls": job_urls(job.id)}
+
+
+PREFER_WAIT_MAX_S = 60.0
+
+
+def prefer_wait(header: str | None) -> float:
+    """Seconds asked for by ``Prefer: wait=N`` (RFC 7240), capped at 60; 0 when absent."""
+    for part in (header or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                return min(max(float(value.strip()), 0.0), PREFER_WAIT_MAX_S)
+            except ValueError:
+                raise Problem(400, "bad_prefer", "Prefer: wait=N needs a number of seconds") from None
+    return 0.0
+
+
+async def wait_for_end(rt: ServiceRuntime, job: JobRecord, seconds: float) -> JobRecord:
+    """The job once it has ended, or as it is after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not job.terminal and time.monotonic() < deadline:
+        await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
+        fresh: JobRecord | None = await run_in_threadpool(rt.store.get, job.id)
+        job = fresh or job
+    return job
+
+
 def _cursor(job: JobRecord) -> str:
     return base64.urlsafe_b64encode(f"{job.created_at!r}|{job.id}".encode()).decode()
 
@@ -361,7 +396,7 @@ async def job_events(job_id: str, request: Request, rt: ServiceRuntime, key: Api
         job = await run_in_threadpool(rt.store.get, job_id, key.id)
         if job is None:
             return
-        body = job.public()
+        body = public(job)
         snapshot = json.dumps(body, sort_keys=True)
         if snapshot != last:
             last, quiet_since = snapshot, time.monotonic()
@@ -390,10 +425,11 @@ def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | N
         yield
         await run_in_threadpool(rt.stop)
 
-    app = FastAPI(title="swapface", version="1", lifespan=lifespan,
+    app = FastAPI(title="swapface", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Face swapping as a service. Every output is marked as AI-generated.")
     app.state.runtime = rt
     app.state.stream_slots = streams.StreamSlots(rt.settings.max_event_streams_per_key, rt.settings.max_event_streams)
+    app.state.workers = workers
     app.state.settings = rt.settings
     app.add_middleware(UploadLimit, limit_mb=rt.settings.max_upload_mb)
     app.add_middleware(SecurityHeaders)
@@ -401,6 +437,9 @@ def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | N
     install_fault_handlers(app)
     _install_pubsub(app, rt)
     _install_routes(app)
+    from swapface.service.pages import install_pages
+
+    install_pages(app)
     from swapface.service.metrics import install_metrics
 
     install_metrics(app, rt)
@@ -486,14 +525,7 @@ def _install_pubsub(app: FastAPI, rt: ServiceRuntime) -> None:
     app.include_router(pubsub_router)
 
 
-def _install_routes(app: FastAPI) -> None:
-    @app.get("/", include_in_schema=False)
-    def page() -> Response:
-        index = STATIC / "index.html"
-        if not index.is_file():
-            return JSONResponse({"detail": "the web page is not installed"}, 404)
-        return FileResponse(index, media_type="text/html")
-
+def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every route
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         """The process is up."""
@@ -527,21 +559,28 @@ def _install_routes(app: FastAPI) -> None:
     @app.post("/v1/jobs", status_code=201, tags=["jobs"], openapi_extra=openapi.SUBMIT_BODY,
               responses=openapi.problems(400, *openapi.COMMON, 413, 415, 429, 507))
     async def submit(request: Request, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
-                     idempotency_key: str | None = Header(None)) -> JSONResponse:
+                     idempotency_key: str | None = Header(None), prefer: str | None = Header(None)) -> JSONResponse:
         """Create a job: multipart uploads (``source`` one or more, ``target``, optional ``reference_face``) and
         options as form fields named like the CLI's (``face_selector_mode=many``) or an ``options`` JSON field;
         or a JSON body ``{"sources": [...], "target": ..., "options": {...}}`` referencing stored objects.
-        The same ``Idempotency-Key`` with the same request returns the same job."""
+        The same ``Idempotency-Key`` with the same request returns the same job. ``Prefer: wait=N`` (up to 60)
+        answers once the job has ended or after N seconds, whichever comes first (small images finish in time)."""
+        wait_s = prefer_wait(prefer)
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
             raise Problem(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 characters")
         await run_in_threadpool(check_limits, rt, key, request.headers.get("content-length"), idempotency_key)
         with storage.temp_dir(settings=rt.settings, prefix="swapface-upload-") as tmp:
             parsed = await parse_request(request, tmp, key.max_upload_mb)
             job, created, secret = await run_in_threadpool(create_job, rt, key, parsed, idempotency_key, tmp)
-        body = job.public()
+        if wait_s:
+            job = await wait_for_end(rt, job, wait_s)
+        body = public(job)
         if secret:
             body["webhook_secret"] = secret  # shown once: the caller verifies signatures with it
-        return JSONResponse(body, status_code=201 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
+        headers = {"Location": f"/v1/jobs/{job.id}"}
+        if wait_s:
+            headers["Preference-Applied"] = f"wait={wait_s:g}"
+        return JSONResponse(body, status_code=201 if created else 200, headers=headers)
 
     @app.get("/v1/jobs", tags=["jobs"], responses=openapi.problems(400, *openapi.COMMON))
     def list_jobs(rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
@@ -554,12 +593,12 @@ def _install_routes(app: FastAPI) -> None:
                              before=_parse_cursor(cursor) if cursor else None)
         more = len(page) > limit
         page = page[:limit]
-        return {"jobs": [j.public() for j in page], "next_cursor": _cursor(page[-1]) if more and page else None}
+        return {"jobs": [public(j) for j in page], "next_cursor": _cursor(page[-1]) if more and page else None}
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"], responses=openapi.problems(*openapi.COMMON, 404))
     def get_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> dict[str, Any]:
         """A job's state, progress, attempts, usage and (on failure) error code and message."""
-        return own_job(job_id, rt, key).public()
+        return public(own_job(job_id, rt, key))
 
     @app.post("/v1/jobs/{job_id}/cancel", status_code=202, tags=["jobs"],
               responses=openapi.problems(*openapi.COMMON, 404, 409))
@@ -571,7 +610,7 @@ def _install_routes(app: FastAPI) -> None:
         job = rt.store.request_cancel(job_id, key.id) or job
         if job.status == "cancelled":
             rt.on_finished(job)
-        return JSONResponse(job.public(), status_code=202)
+        return JSONResponse(public(job), status_code=202)
 
     @app.delete("/v1/jobs/{job_id}", status_code=204, tags=["jobs"], responses=openapi.problems(*openapi.COMMON, 404))
     def delete_job(job_id: str, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller)) -> Response:

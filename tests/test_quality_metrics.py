@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -164,3 +166,24 @@ def test_identity_retrieval_finds_the_same_person(astronaut, driver, scorer) -> 
 def test_different_sizes_are_refused(astronaut, astronaut_face) -> None:
     with pytest.raises(ValueError):
         quality.compare(astronaut[:-2], astronaut, astronaut_face, None)
+
+
+def test_eval_reports_seam_colour_and_sharpness_of_a_still(tmp_path, astronaut, capsys) -> None:
+    from swapface.cli.main import main
+    from swapface.media.image import write_image
+
+    x1, y1, x2, y2 = FACE_PATCH
+    pasted = astronaut.copy()
+    pasted[y1:y2, x1:x2] = cv2.GaussianBlur(_tinted(astronaut), (0, 0), 2.0)[y1:y2, x1:x2]
+    for name, image in (("source.png", astronaut), ("original.png", astronaut), ("pasted.png", pasted)):
+        write_image(image, tmp_path / name)
+    args = ["eval", "-s", str(tmp_path / "source.png"), "-i", str(tmp_path / "original.png"), "--json"]
+
+    assert main([*args, "-o", str(tmp_path / "pasted.png")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["seam"] > 1.0  # a hard edge
+    assert doc["cheek_delta_e"] > 10  # darker, redder cheeks
+    assert doc["sharpness_ratio"] < 0.8  # a blurred patch
+    assert main([*args, "-o", str(tmp_path / "original.png")]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["seam"] is None and same["cheek_delta_e"] == 0.0 and same["sharpness_ratio"] == pytest.approx(1.0)

@@ -71,13 +71,19 @@ class Case:
         )
 
 
+def fail(message: str) -> None:
+    """One line on stderr and exit status 2, as the swapface CLI does for bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def parse_swapper_options(pairs: list[str]) -> dict[str, object]:
     """``key=value`` pairs into SwapOptions fields (values parsed as JSON where they parse, else strings)."""
     options: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"error: --swapper-options takes key=value, got {pair!r}")
+            fail(f"--swapper-options takes key=value, got {pair!r}")
         try:
             options[key.replace("-", "_")] = json.loads(value)
         except json.JSONDecodeError:
@@ -93,7 +99,7 @@ def gallery_photos(root: Path) -> dict[str, list[Path]]:
         if photos:
             people[folder.name] = photos
     if not people:
-        raise SystemExit(f"error: no person folders with photos in {root}")
+        fail(f"no person folders with photos in {root}")
     return people
 
 
@@ -231,17 +237,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gallery", type=Path, required=True, help="one folder of photos per person")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_quality"), help="results.json and sheets")
     parser.add_argument("--limit", type=int, default=None, help="at most N source → target pairs (spread evenly)")
+    parser.add_argument("--match", default=None, metavar="TEXT",
+                        help="only pairs whose 'person/photo -> person/photo' label contains TEXT")
     parser.add_argument("--groups", type=Path, default=None, help="group photos to swap onto in 'many' mode")
     parser.add_argument("--swapper-options", nargs="*", default=[], metavar="KEY=VALUE",
                         help="SwapOptions fields, e.g. face_mask_blur=0.5")
     args = parser.parse_args(argv)
     if not args.gallery.is_dir():
-        raise SystemExit(f"error: gallery folder not found: {args.gallery}")
+        fail(f"gallery folder not found: {args.gallery}")
+    if args.groups is not None and not args.groups.is_dir():
+        fail(f"groups folder not found: {args.groups}")
+    if args.limit is not None and args.limit < 1:
+        fail("--limit must be at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         options = SwapOptions(**{"face_selector_mode": "one", **parse_swapper_options(args.swapper_options)})
     except ValueError as exc:
-        raise SystemExit(f"error: bad --swapper-options: {exc}") from None
+        fail(f"bad --swapper-options: {' '.join(str(exc).split())}")
 
     people = gallery_photos(args.gallery)
     scorer = quality.DlibScorer()
@@ -255,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     pairs = [(person, a, t) for person, photos in people.items() if len(photos) >= 2 for a in photos
              for other, theirs in people.items() if other != person for t in theirs
              if scored[a] is not None and scored[t] is not None]
+    if args.match:
+        pairs = [p for p in pairs if args.match in f"{label_of(p[1])} -> {label_of(p[2])}"]
     if args.limit is not None and args.limit < len(pairs):
         picks = np.linspace(0, len(pairs) - 1, args.limit).round().astype(int)
         pairs = [pairs[i] for i in sorted(set(picks))]
@@ -264,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     pipelines: dict[Path, Pipeline | None] = {}
     cases: list[Case] = []
     rows: list[np.ndarray] = []
-    for person, a, t in pairs:
+    for number, (person, a, t) in enumerate(pairs):
         if a not in pipelines:
             try:
                 pipelines[a] = Pipeline([images[a]], options, analyser=analyser)
@@ -278,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         if pipe is None:
             out, swapped, ms = target.copy(), 0, None
         else:
+            if number == 0:
+                render(pipe, target, target_faces[t])  # warm-up: first-call costs are not render time
             out, swapped, ms = render(pipe, target, target_faces[t])
         found = quality.output_face(out, target_face, scorer)
         metrics = quality.compare(out, target, target_face, found)

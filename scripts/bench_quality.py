@@ -117,7 +117,7 @@ def thumbnail(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.nd
     return cv2.resize(image, (width, THUMB), interpolation=cv2.INTER_AREA)
 
 
-def text_panel(lines: list[str], width: int = 300) -> np.ndarray:
+def text_panel(lines: list[str], width: int = 380) -> np.ndarray:
     """White panel with black text lines, THUMB pixels high."""
     panel = np.full((THUMB, width, 3), 255, np.uint8)
     for row, line in enumerate(lines):
@@ -203,9 +203,9 @@ def totals(cases: list[Case]) -> dict[str, float | int | None]:
     }
 
 
-def print_totals(summary: dict[str, float | int | None]) -> None:
-    """The totals as a Markdown table."""
-    rows = [
+def total_rows(summary: dict) -> list[tuple[str, str]]:
+    """The totals as (name, formatted value) rows."""
+    return [
         ("cases", fmt(summary["cases"], "{:d}")),
         ("dlib finds the swapped face", fmt(summary["found_rate"])),
         ("identity top-1 (against the person's other photos)", fmt(summary["identity_top1_rate"])),
@@ -219,9 +219,34 @@ def print_totals(summary: dict[str, float | int | None]) -> None:
         ("share meeting every threshold", fmt(summary["meets_every_threshold_rate"])),
         ("render ms per face (median)", fmt(summary["render_ms_per_face_median"], "{:.1f}")),
     ]
-    print("| metric | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+
+
+def print_totals(summary: dict, baseline: dict | None = None) -> None:
+    """The totals as a Markdown table, beside a baseline run's where one is given."""
+    if baseline is None:
+        print("| metric | value |\n|---|---|")
+        for name, value in total_rows(summary):
+            print(f"| {name} | {value} |")
+        return
+    print("| metric | baseline | this run |\n|---|---|---|")
+    for (name, value), (_, before) in zip(total_rows(summary), total_rows(baseline)):
+        print(f"| {name} | {before} | {value} |")
+
+
+def load_baseline(path: Path, cases: list[Case]) -> dict:
+    """A previous run's totals over the same pairs as this run (pairs it lacks are left out of both)."""
+    try:
+        doc = json.loads(path.read_text())
+        old = {(c["source"], c["target"]): c for c in doc["cases"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"cannot read the baseline {path}: {exc}")
+    fields = set(Case.__dataclass_fields__)
+    same = [Case(**{k: v for k, v in old[(c.source, c.target)].items() if k in fields})
+            for c in cases if (c.source, c.target) in old]
+    if len(same) < len(cases):
+        print(f"note: the baseline has {len(same)} of this run's {len(cases)} pairs; "
+              "the baseline column covers those only", file=sys.stderr)
+    return totals(same)
 
 
 def render(pipe: Pipeline, target: np.ndarray, faces: list) -> tuple[np.ndarray, int, float]:
@@ -239,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="at most N source → target pairs (spread evenly)")
     parser.add_argument("--match", default=None, metavar="TEXT",
                         help="only pairs whose 'person/photo -> person/photo' label contains TEXT")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="a previous run's results.json: print its totals beside this run's")
     parser.add_argument("--groups", type=Path, default=None, help="group photos to swap onto in 'many' mode")
     parser.add_argument("--swapper-options", nargs="*", default=[], metavar="KEY=VALUE",
                         help="SwapOptions fields, e.g. face_mask_blur=0.5")
@@ -322,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = totals(cases)
     elapsed = time.perf_counter() - started
     print(f"\n# {platform.machine()} {platform.processor() or ''} — {date.today()} — {len(cases)} cases in {elapsed:.0f} s")
-    print_totals(summary)
+    print_totals(summary, load_baseline(args.baseline, cases) if args.baseline else None)
     sheets = write_sheets(rows, args.out, "pairs")
 
     group_sheets: list[Path] = []

@@ -7,7 +7,7 @@ PEOPLE_DIR holds one folder per person (``<name>/*.jpg``). For each person P wit
 each photo A of P is swapped (mode ``one``) onto each photo T of every other person. The judge is dlib
 (HOG detector, 68 landmarks, face recognition ResNet), not the swapper's own MediaPipe analysis:
 
-- found: dlib finds a face in the result where the target's face was;
+- found: the swapper swapped a face and dlib finds a face in the result where the target's face was;
 - identity: the result's nearest photo among every gallery photo except A is one of P's (top-1), and the
   mean descriptor distance to P's other photos;
 - mouth / all-point NME, seam, cheek ΔE, sharpness ratio: see ``swapface.quality``.
@@ -319,9 +319,13 @@ def main(argv: list[str] | None = None) -> None:
         if pipe is None:
             out, swapped, ms = target.copy(), 0, None
         else:
-            if number == 0:
-                render(pipe, target, target_faces[t])  # warm-up: first-call costs are not render time
-            out, swapped, ms = render(pipe, target, target_faces[t])
+            try:
+                if number == 0:
+                    render(pipe, target, target_faces[t])  # warm-up: first-call costs are not render time
+                out, swapped, ms = render(pipe, target, target_faces[t])
+            except Exception as exc:  # noqa: BLE001 - a target the swapper refuses is a result, not a crash
+                print(f"warning: {label_of(a)} -> {label_of(t)} refused: {exc}", file=sys.stderr)
+                out, swapped, ms = target.copy(), 0, None
         found = quality.output_face(out, target_face, scorer)
         metrics = quality.compare(out, target, target_face, found)
         gallery = [(label_of(p).split("/")[0], f.descriptor) for p, f in scored.items() if f is not None and p != a]
@@ -332,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
             nearest, _ = quality.nearest(descriptor, gallery)
             top1 = nearest == person
             distance = quality.mean_distance(descriptor, [v for name, v in gallery if name == person])
-        case = Case(label_of(a), label_of(t), person, swapped > 0, metrics.found, top1, nearest, distance,
+        case = Case(label_of(a), label_of(t), person, swapped > 0, swapped > 0 and metrics.found, top1, nearest, distance,
                     metrics.mouth_nme, metrics.nme, metrics.seam, metrics.cheek_delta_e, metrics.sharpness_ratio,
                     ms / swapped if ms is not None and swapped else None)
         cases.append(case)

@@ -41,6 +41,8 @@ def swap_image_file(
     result = pipe.process_frame(frame)
     write_image(result, output, quality=options.output_image_quality)
     finalize_output(output, options)
+    for notice in pipe.notices:
+        typer.secho(f"warning: {notice}", err=True, fg="yellow")
     if pipe.stats.faces_processed == 0:
         typer.secho("warning: no face to swap in the target; it was written through unchanged", err=True, fg="yellow")
     elif not quiet:

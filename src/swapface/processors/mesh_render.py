@@ -42,8 +42,9 @@ DRAW_FACING = 0.12  # a target triangle facing the camera less than this (cosine
 OWN_FACING = (0.0, 0.3)  # a source triangle facing less than the second takes the mirror side's texture where
                          # that faces the camera better (fully when better by the span); under the first: unusable
 SKIN_CHROMA_LIMIT = 0.45  # log-chroma distance from the source's skin beyond which a skin pixel is foreign
+DETAIL_MARGIN = 1.4  # an overlay this much sharper than the target is softened (a crisp photo on soft video)
 ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and masks are worked out
-LOCAL_TONE_SCALE = 0.4  # inter-ocular distances: the scale above which tone and light follow the target's skin
+LOCAL_TONE_SCALE = 0.2  # inter-ocular distances: the scale above which tone and light follow the target's skin
 MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their height
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
@@ -360,7 +361,7 @@ def _skin_likeness(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.nda
     dark or far off the skin's colour; smoothed over ``smooth`` pixels so the change of treatment is gradual."""
     distance = np.linalg.norm(_log_chroma(albedo) - face.skin_chroma, axis=-1)
     luma = np.maximum(albedo.mean(-1), 1e-4) / max(face.skin_luma, 1e-4)
-    by_colour = np.clip(1.0 - (distance - 0.25) / 0.2, 0.0, 1.0)
+    by_colour = np.clip(1.0 - (distance - 0.5) / 0.3, 0.0, 1.0)  # rosy cheeks and lips are still skin
     by_colour = np.where(luma < 0.4, 1.0, by_colour)  # the colour of dark pixels is mostly noise
     by_light = np.clip((luma - 0.06) / 0.1, 0.0, 1.0)
     likeness = (by_colour * by_light).astype(np.float32)
@@ -440,8 +441,8 @@ def _match_detail(overlay: np.ndarray, region: np.ndarray, covered: np.ndarray) 
         return float(np.sqrt((detail[covered] ** 2).mean())) if covered.any() else 0.0
 
     want, have = energy(region), energy(overlay)
-    if want <= 0 or have <= want * 1.15:
+    if want <= 0 or have <= want * DETAIL_MARGIN:
         return overlay
-    keep = want / have  # share of the band to keep
+    keep = want * DETAIL_MARGIN / have  # share of the band to keep
     sigma = float(np.sqrt(max(1.0 / max(keep, 0.05) - 1.0, 0.0)))
     return cv2.GaussianBlur(overlay, (0, 0), min(max(sigma, 0.4), 3.0))

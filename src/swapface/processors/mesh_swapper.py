@@ -12,6 +12,7 @@ import numpy as np
 from swapface.faces.face import Face
 from swapface.faces.mediapipe import MOUTH_CENTRE
 from swapface.geometry.face_topology import REGIONS, FaceTopology, face_topology
+from swapface.geometry.reshape import reshaped_points, warp_to_shape
 from swapface.options import SwapOptions
 from swapface.processors.base import SourceIdentity
 from swapface.processors.mesh_render import (
@@ -141,8 +142,14 @@ class MeshSwapper:
             self._notice(f"a face turned {abs(yaw):.0f}° was left unchanged: the built-in swapper renders faces "
                          f"turned up to {MAX_TARGET_YAW:.0f}°")
             return
+        chosen = self._sources[self.choose_source(target)]
+        strength = float(self.options.face_shape_transfer)
+        if strength > 0:
+            reshaped = reshaped_points(shape.points, chosen.shape.points, self.topology, strength)
+            out[:] = warp_to_shape(out, shape.points[:, :2], reshaped, shape.interocular)
+            shape = face_shape(out, reshaped, target.depth, self.topology)
         shape = self._smoothed(shape, target.track_id)
-        render_face(out, shape, self._sources[self.choose_source(target)], self.topology, self.settings)
+        render_face(out, shape, chosen, self.topology, self.settings)
 
     def _smoothed(self, shape: FaceShape, track_id: int | None) -> FaceShape:
         """The target's light, smoothed over time per track so the face does not flicker."""

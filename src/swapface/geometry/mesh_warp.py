@@ -66,7 +66,7 @@ class DestinationTriangles:
     ok: np.ndarray  # (T,) non-degenerate
 
     @classmethod
-    def of(cls, dst: np.ndarray, triangles: np.ndarray) -> "DestinationTriangles":
+    def of(cls, dst: np.ndarray, triangles: np.ndarray) -> DestinationTriangles:
         d = dst[triangles].astype(np.float64)
         dmat = np.concatenate([d, np.ones(d.shape[:2] + (1,))], axis=2)
         ok = np.abs(np.linalg.det(dmat)) > 1e-3

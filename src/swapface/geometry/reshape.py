@@ -15,7 +15,12 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from swapface.geometry.face_topology import FaceTopology
-from swapface.geometry.mesh_warp import bounding_rect, rasterise_ids, triangle_affines, warp_maps
+from swapface.geometry.mesh_warp import (
+    bounding_rect,
+    rasterise_ids,
+    triangle_affines,
+    warp_maps,
+)
 
 INNER = [33, 133, 362, 263, 1, 4, 6, 168, 61, 291, 13, 14, 2, 98, 327]  # eyes' corners, nose, mouth
 

@@ -24,10 +24,19 @@ import cv2
 import numpy as np
 
 from swapface.faces.mediapipe import LEFT_EYE_RING, RIGHT_EYE_RING
-from swapface.geometry.blend import fill_from_surroundings, multiband_blend, pyramid_levels
+from swapface.geometry.blend import (
+    fill_from_surroundings,
+    multiband_blend,
+    pyramid_levels,
+)
 from swapface.geometry.color import feather, lab_to_srgb, masked_low_pass, srgb_to_lab
 from swapface.geometry.face_topology import INNER_LIPS, REGIONS, FaceTopology
-from swapface.geometry.mesh_warp import NO_TRIANGLE, DestinationTriangles, bounding_rect, rasterise_ids
+from swapface.geometry.mesh_warp import (
+    NO_TRIANGLE,
+    DestinationTriangles,
+    bounding_rect,
+    rasterise_ids,
+)
 from swapface.geometry.shading import (
     evaluate_shading,
     fit_shading,
@@ -44,7 +53,10 @@ OWN_FACING = (0.0, 0.3)  # a source triangle facing less than the second takes t
 SKIN_CHROMA_LIMIT = 0.45  # log-chroma distance from the source's skin beyond which a skin pixel is foreign
 DETAIL_MARGIN = 1.4  # an overlay this much sharper than the target is softened (a crisp photo on soft video)
 ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and masks are worked out
-LOCAL_TONE_SCALE = 0.2  # inter-ocular distances: the scale above which tone and light follow the target's skin
+# share of the tone change applied to lightness and to colour: all of the lightness change wipes the
+# source skin's own shading, an identity cue; all of the colour change is needed to follow a colour cast
+TONE_STRENGTH = np.array([0.7, 1.0, 1.0], np.float32)
+LOCAL_TONE_SCALE = 0.4  # inter-ocular distances: the scale above which tone and light follow the target's skin
 MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their height
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
@@ -323,7 +335,10 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     base = region.astype(np.float32)
     over = np.where(covered[..., None], overlay.astype(np.float32), base)
     blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
-    inward = cv2.GaussianBlur(cv2.erode(silhouette.view(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 1.0)
+    area = silhouette.copy()  # what may change: the visible face, less the regions the user keeps
+    if len(settings.regions) < len(REGIONS):
+        area &= topology.triangles_in(settings.regions)[safe]
+    inward = cv2.GaussianBlur(cv2.erode(area.view(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 1.0)
     change = (blended - base) * (inward * settings.weight)[..., None]
     frame[y : y + h, x : x + w] = np.clip(base + change + 0.5, 0, 255).astype(np.uint8)
     return True
@@ -395,7 +410,7 @@ def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
         smooth = trust * (target_lp - source_lp) + (1 - trust) * smooth
     skin = source_skin[..., None]
     hair = np.concatenate([0.5 * smooth[..., :1], np.zeros_like(smooth[..., 1:])], axis=-1)
-    return (skin * smooth + (1 - skin) * hair).astype(np.float32)
+    return (TONE_STRENGTH * (skin * smooth + (1 - skin) * hair)).astype(np.float32)  # (L, a, b) shares
 
 
 def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper: np.ndarray,

@@ -7,6 +7,8 @@ time so a video's face does not flicker.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from swapface.faces.face import Face
@@ -160,4 +162,4 @@ class MeshSwapper:
         if previous is not None:
             light = (1 - LIGHT_SMOOTHING) * previous + LIGHT_SMOOTHING * light
         self._light[track_id] = light
-        return FaceShape(shape.points, shape.facing, shape.normals, light, shape.interocular)
+        return dataclasses.replace(shape, light=light)

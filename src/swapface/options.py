@@ -64,6 +64,10 @@ class SwapOptions(BaseModel):
     face_swapper_pixel_boost: int = Field(
         128, description="ONNX swappers: crop resolution, a multiple of the model's size up to 8× (inswapper: 128 … 1024)")
     face_swapper_weight: float = Field(1.0, ge=0.0, le=1.0, description="Strength of the swap, 0..1")
+    face_shape_transfer: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Built-in swapper: how far the target's jaw, chin and cheek outline moves to the source's, 0..1",
+    )
     face_enhancer_model: str = Field("gfpgan_1.4", description="Face enhancer model")
     face_enhancer_blend: int = Field(80, ge=0, le=100, description="Face enhancer blend with the frame, percent")
     face_enhancer_weight: float = Field(0.5, ge=0.0, le=1.0, description="CodeFormer fidelity weight")

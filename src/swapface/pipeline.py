@@ -154,6 +154,17 @@ class Pipeline:
             scale *= int(getattr(processor, "scale", 1))
         return scale
 
+    @property
+    def notices(self) -> list[str]:
+        """One-line warnings the processors gave about the inputs (a small or turned source, a face left
+        unchanged), each once, in the order they arose."""
+        seen: list[str] = []
+        for processor in self.processors:
+            for text in getattr(processor, "notices", ()):
+                if text not in seen:
+                    seen.append(text)
+        return seen
+
     # -- per frame ---------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget per-clip state (tracks, smoothing — the processors' too): call between unrelated clips.

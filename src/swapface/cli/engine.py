@@ -37,6 +37,8 @@ def swap_image_file(
     except OSError as exc:
         raise InputError(f"cannot write '{output}': {exc.strerror or exc}") from None
     finalize_output(output, options)
+    for notice in pipe.notices:
+        typer.secho(f"warning: {notice}", err=True, fg="yellow")
     if pipe.stats.faces_processed == 0:
         typer.secho("warning: no face to swap in the target; it was written through unchanged", err=True, fg="yellow")
     elif not quiet:

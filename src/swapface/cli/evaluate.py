@@ -112,6 +112,17 @@ def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
     return summarize(metrics), metrics
 
 
+def still_quality(original: Path, output: Path) -> dict[str, float | None] | None:
+    """Seam, cheek ΔE and sharpness ratio of a swapped still against its original (dlib judges); None for video."""
+    from swapface.media.image import is_image_path, read_image
+    from swapface.quality import DlibScorer, image_quality
+
+    if not (is_image_path(original) and is_image_path(output)):
+        return None
+    found = image_quality(read_image(output), read_image(original), DlibScorer())
+    return {"seam": found.seam, "cheek_delta_e": found.cheek_delta_e, "sharpness_ratio": found.sharpness_ratio}
+
+
 def plot_metrics(metrics: list[FrameMetrics], path: Path) -> Path:
     """Draw identity distances, landmark error and face-region change per frame into a PNG."""
     import matplotlib
@@ -169,14 +180,19 @@ def evaluate(
             raise InputError(f"cannot read '{p}': no such file")
     with eval_progress(frame_count(target), quiet) as on_frame:
         summary, metrics = evaluate_files(source, target, output, every=every, on_frame=on_frame)
+    still = still_quality(target, output)
     if as_json:
-        typer.echo(json.dumps(summary.to_dict()))
+        typer.echo(json.dumps({**summary.to_dict(), **(still or {})}))
     else:
         typer.echo(f"frames                         {summary.frames} ({summary.frames_with_face} with a face analysed)")
         typer.echo(f"identity distance to source    {_fmt(summary.identity_to_source)}  (lower = more like the source)")
         typer.echo(f"identity distance to original  {_fmt(summary.identity_to_original)}  (higher = less like the original)")
         typer.echo(f"landmark error                 {_fmt(summary.landmark_error_pct, '{:.1f}')} % of inter-ocular distance")
         typer.echo(f"temporal change ratio          {_fmt(summary.temporal_change_ratio, '{:.2f}')}  (1.00 = no added flicker)")
+        if still is not None:
+            typer.echo(f"seam                           {_fmt(still['seam'], '{:.2f}')}  (over 1.00 = a hard pasted edge)")
+            typer.echo(f"cheek colour ΔE                {_fmt(still['cheek_delta_e'], '{:.1f}')}  (CIELAB; over 10 = another skin tone)")
+            typer.echo(f"sharpness ratio                {_fmt(still['sharpness_ratio'], '{:.2f}')}  (1.00 = as sharp as the original)")
     if plot is not None:
         plot_metrics(metrics, plot)
         if not as_json:

@@ -59,3 +59,36 @@ def feather(mask: np.ndarray, size: float, blur: float, padding: tuple[int, int,
     sigma = max(size * blur * 0.04, 0.5)
     soft = cv2.GaussianBlur(hard.astype(np.float32), (0, 0), sigmaX=sigma, sigmaY=sigma)
     return np.clip(soft, 0.0, 1.0)
+
+
+def masked_low_pass(image: np.ndarray, weights: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian low-pass of ``image`` (float32 H×W×C) over the pixels ``weights`` marks (normalised
+    convolution), and the local weight density (0..1): how much of each estimate came from marked pixels.
+
+    Computed at reduced resolution when ``sigma`` is large (the result is smooth anyway)."""
+    h, w = weights.shape
+    factor = max(1, int(sigma // 3))
+    wt = weights.astype(np.float32)
+    if factor > 1:
+        small = (max(w // factor, 1), max(h // factor, 1))
+        img_s = cv2.resize(image * wt[..., None], small, interpolation=cv2.INTER_AREA)
+        wt_s = cv2.resize(wt, small, interpolation=cv2.INTER_AREA)
+        s = sigma / factor
+        num = cv2.resize(cv2.GaussianBlur(img_s, (0, 0), s), (w, h), interpolation=cv2.INTER_LINEAR)
+        den = cv2.resize(cv2.GaussianBlur(wt_s, (0, 0), s), (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        num = cv2.GaussianBlur(image * wt[..., None], (0, 0), sigma)
+        den = cv2.GaussianBlur(wt, (0, 0), sigma)
+    num = num.reshape(h, w, -1)
+    return num / np.maximum(den, 1e-6)[..., None], den
+
+
+def srgb_to_lab(image: np.ndarray) -> np.ndarray:
+    """8-bit sRGB → float32 CIELAB (L 0..100, a and b about −128..127)."""
+    return cv2.cvtColor(image.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2LAB)
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """Float32 CIELAB → 8-bit sRGB (out-of-gamut colours clipped)."""
+    rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -35,10 +35,11 @@ def triangulate(points: np.ndarray, openings: list[list[int]]) -> Triangulation:
     return Triangulation(tri, holes)
 
 
-def triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-triangle 2×3 affines mapping destination points to source points, and a mask of usable triangles."""
-    d = dst[triangles].astype(np.float64)  # (T, 3, 2)
-    s = src[triangles].astype(np.float64)
+def corner_affines(dst_corners: np.ndarray, src_corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-triangle 2×3 affines mapping each (T, 3, 2) destination triangle onto its source triangle, and
+    a mask of usable (non-degenerate) ones."""
+    d = dst_corners.astype(np.float64)
+    s = src_corners.astype(np.float64)
     ones = np.ones(d.shape[:2] + (1,))
     dmat = np.concatenate([d, ones], axis=2)  # (T, 3, 3)
     det = np.linalg.det(dmat)
@@ -48,11 +49,47 @@ def triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) ->
     return coeffs.transpose(0, 2, 1).astype(np.float32), ok
 
 
-def rasterise_ids(dst: np.ndarray, triangles: np.ndarray, usable: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
-    """A uint16 map over ``rect`` (x, y, w, h) holding the index of the triangle covering each pixel."""
+def triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-triangle 2×3 affines mapping destination points to source points, and a mask of usable triangles."""
+    return corner_affines(dst[triangles], src[triangles])
+
+
+_UNIT_CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+
+
+@dataclass(frozen=True)
+class DestinationTriangles:
+    """A destination mesh's triangles solved once, so that affines onto any number of source point sets
+    (the source's own points, its mirror image, barycentric corners) cost one matrix product each."""
+
+    inverse: np.ndarray  # (T, 3, 3): rows [x y 1] of the corners, inverted
+    ok: np.ndarray  # (T,) non-degenerate
+
+    @classmethod
+    def of(cls, dst: np.ndarray, triangles: np.ndarray) -> DestinationTriangles:
+        d = dst[triangles].astype(np.float64)
+        dmat = np.concatenate([d, np.ones(d.shape[:2] + (1,))], axis=2)
+        ok = np.abs(np.linalg.det(dmat)) > 1e-3
+        return cls(np.linalg.inv(np.where(ok[:, None, None], dmat, np.eye(3))), ok)
+
+    def affines_to(self, src_corners: np.ndarray) -> np.ndarray:
+        """(T, 2, 3) affines taking each destination triangle onto the given (T, 3, 2) source corners."""
+        return (self.inverse @ src_corners.astype(np.float64)).transpose(0, 2, 1).astype(np.float32)
+
+    def barycentric(self) -> np.ndarray:
+        """(T, 2, 3) affines taking a pixel to its barycentric weights (b1, b2) of corners 1 and 2."""
+        return self.affines_to(np.broadcast_to(_UNIT_CORNERS, (len(self.ok), 3, 2)))
+
+
+def rasterise_ids(dst: np.ndarray, triangles: np.ndarray, usable: np.ndarray, rect: tuple[int, int, int, int],
+                  order: np.ndarray | None = None) -> np.ndarray:
+    """A uint16 map over ``rect`` (x, y, w, h) holding the index of the triangle covering each pixel.
+
+    ``order``: the drawing order of triangle indices (later ones cover earlier ones where they overlap).
+    """
     x, y, w, h = rect
     ids = np.full((h, w), NO_TRIANGLE, np.uint16)
-    index = np.flatnonzero(usable)
+    index = np.flatnonzero(usable) if order is None else np.asarray(order)[usable[np.asarray(order)]]
     pts = np.round((dst[triangles[index]] - (x, y)) * 16).astype(np.int32)  # 4 fractional bits
     fill = cv2.fillConvexPoly
     for i, corners in zip(index.tolist(), pts):  # one C fill per triangle; pixels are never touched from Python

@@ -1,0 +1,463 @@
+"""Rendering one source face onto one target face over the shared 468-point mesh topology.
+
+The steps, each a pure function of arrays:
+
+1. visibility — per-triangle facing on both meshes: target triangles that face away are not drawn
+   (drawn far to near where they overlap); a source triangle that faces away or is squeezed takes its
+   texture from the mirror-symmetric triangle instead (soft symmetry), so turned faces do not tear;
+2. texture — the source image is warped through both maps (own and mirrored triangles) in one remap each;
+3. light — each face's shading is a first-order spherical-harmonics fit on its mesh normals over plain
+   skin; the source's texture is divided by its own shading and multiplied by the target's, which moves
+   tone, colour cast and light direction to the target's in one step;
+4. foreign pixels — source pixels that are not its face (backdrop, hair, a stray strand, teeth) are found
+   against the source's own skin and lip colour and refilled from the surrounding face texture;
+5. detail — a sharper source is softened to the target's sharpness;
+6. compositing — multi-band blending inside the mask (drawn triangles less the target's own eyes and
+   mouth interior, less the regions the user keeps), clamped to the target's visible silhouette.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from swapface.faces.mediapipe import LEFT_EYE_RING, RIGHT_EYE_RING
+from swapface.geometry.blend import (
+    fill_from_surroundings,
+    multiband_blend,
+    pyramid_levels,
+)
+from swapface.geometry.color import feather, lab_to_srgb, masked_low_pass, srgb_to_lab
+from swapface.geometry.face_topology import INNER_LIPS, REGIONS, FaceTopology
+from swapface.geometry.mesh_warp import (
+    NO_TRIANGLE,
+    DestinationTriangles,
+    bounding_rect,
+    rasterise_ids,
+)
+from swapface.geometry.shading import (
+    evaluate_shading,
+    fit_shading,
+    mesh_points,
+    to_linear,
+    to_srgb,
+    triangle_facing,
+    vertex_normals,
+)
+
+DRAW_FACING = 0.12  # a target triangle facing the camera less than this (cosine) is not drawn
+OWN_FACING = (0.0, 0.3)  # a source triangle facing less than the second takes the mirror side's texture where
+                         # that faces the camera better (fully when better by the span); under the first: unusable
+SKIN_CHROMA_LIMIT = 0.45  # log-chroma distance from the source's skin beyond which a skin pixel is foreign
+DETAIL_MARGIN = 1.4  # an overlay this much sharper than the target is softened (a crisp photo on soft video)
+ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and masks are worked out
+# share of the tone change applied to lightness and to colour: all of the lightness change wipes the
+# source skin's own shading, an identity cue; all of the colour change is needed to follow a colour cast
+TONE_STRENGTH = np.array([0.7, 1.0, 1.0], np.float32)
+LOCAL_TONE_SCALE = 0.4  # inter-ocular distances: the scale above which tone and light follow the target's skin
+MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their height
+NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
+_SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
+_LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
+
+
+@dataclass(frozen=True)
+class FaceShape:
+    """What the renderer needs of one face: its mesh in 3D, facing per triangle, normals and light."""
+
+    points: np.ndarray  # (468, 3) frame pixels
+    facing: np.ndarray  # (T,)
+    normals: np.ndarray  # (468, 3)
+    light: np.ndarray  # (4, 3) shading coefficients, linear RGB
+    interocular: float
+    skin_chroma: np.ndarray  # (2,) median log(R/G), log(B/G) of the plain skin's albedo
+    skin_luma: float  # median albedo luminance of the plain skin
+
+
+@dataclass(frozen=True)
+class SourceFace:
+    """A source photo prepared once: its image, its shape and light, its skin's albedo statistics."""
+
+    image: np.ndarray  # RGB uint8
+    shape: FaceShape
+    shading: np.ndarray  # (468, 3) its own light evaluated at its own normals
+    mirror_shading: np.ndarray  # (468, 3) its light at the mirror vertices' normals
+    mirror_facing: np.ndarray  # (T,) facing of each triangle's mirror image on the source
+    not_face: np.ndarray  # float32 map over the image: probability that a pixel is hair or background
+    sharpness: float  # high-frequency energy of the skin (grey levels)
+
+
+def interocular(points: np.ndarray) -> float:
+    """Distance between the eye-ring centres of a mesh."""
+    return float(np.linalg.norm(points[LEFT_EYE_RING, :2].mean(0) - points[RIGHT_EYE_RING, :2].mean(0)))
+
+
+def sample_linear(image: np.ndarray, xy: np.ndarray, blur: float) -> np.ndarray:
+    """Linear-RGB colours at points, from the image blurred by ``blur`` pixels (noise and pores averaged
+    out); computed on a grid shrunk so the blur is about a pixel, since only local means are wanted."""
+    xs, ys = xy[:, 0], xy[:, 1]
+    h, w = image.shape[:2]
+    inside = (xs >= 0) & (ys >= 0) & (xs <= w - 1) & (ys <= h - 1)
+    out = np.full((len(xy), 3), np.nan, np.float32)
+    if not inside.any():
+        return out
+    x1, y1 = max(int(xs[inside].min()) - 4, 0), max(int(ys[inside].min()) - 4, 0)
+    x2, y2 = min(int(xs[inside].max()) + 5, w), min(int(ys[inside].max()) + 5, h)
+    patch = to_linear(image[y1:y2, x1:x2])
+    factor = max(1.0, blur)
+    if factor > 1.0:
+        size = (max(int(patch.shape[1] / factor), 1), max(int(patch.shape[0] / factor), 1))
+        patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+    px = ((xs[inside] - x1 + 0.5) / factor - 0.5).astype(np.float32).reshape(-1, 1)
+    py = ((ys[inside] - y1 + 0.5) / factor - 0.5).astype(np.float32).reshape(-1, 1)
+    out[inside] = cv2.remap(patch, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
+    return out
+
+
+def face_shape(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray | None, topology: FaceTopology) -> FaceShape:
+    """The 3D shape, facing, normals, fitted light and skin albedo statistics of a face in an image."""
+    points = mesh_points(landmarks, depth)
+    facing = triangle_facing(points, topology.triangles)
+    normals = vertex_normals(points, topology.triangles)
+    iod = max(interocular(points), 1.0)
+    skin = topology.skin_vertices
+    colours = sample_linear(image, points[skin, :2], 0.04 * iod)
+    seen = np.isfinite(colours).all(1) & (normals[skin, 2] < -0.35)
+    light = fit_shading(colours[seen], normals[skin][seen])
+    albedo = np.maximum(colours[seen] / evaluate_shading(light, normals[skin][seen]), 1e-4)
+    chroma = np.median(_log_chroma(albedo), axis=0) if len(albedo) else np.zeros(2, np.float32)
+    luma = float(np.median(albedo.mean(1))) if len(albedo) else 1.0
+    return FaceShape(points, facing, normals, light, iod, chroma.astype(np.float32), luma)
+
+
+def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray | None, topology: FaceTopology) -> SourceFace:
+    """Everything about a source photo that does not depend on the target."""
+    shape = face_shape(image, landmarks, depth, topology)
+    shading = evaluate_shading(shape.light, shape.normals)
+    mirror = topology.mirror
+    mirror_shading = shading[mirror]  # the mirrored texture was lit as the mirror vertices were
+    mirrored_triangles = mirror[topology.triangles][:, [0, 2, 1]]  # mirrored triangles keep their orientation
+    mirror_facing = triangle_facing(shape.points, mirrored_triangles)
+    return SourceFace(image, shape, shading, mirror_shading, mirror_facing,
+                      not_face_probability(image, shape.points, topology), _skin_sharpness(image, shape.points, topology))
+
+
+def _fill_triangles(shape: tuple[int, int], points: np.ndarray, triangles: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
+    """A uint8 mask of the given triangles (frame points shifted by ``offset``)."""
+    mask = np.zeros(shape, np.uint8)
+    for tri in triangles:
+        cv2.fillConvexPoly(mask, np.round((points[tri, :2] - offset) * 16).astype(np.int32), 1, cv2.LINE_8, 4)
+    return mask
+
+
+def _colour_density(pixels: np.ndarray) -> np.ndarray:
+    """A smoothed, normalised 32×32×32 RGB histogram of (N, 3) uint8 pixels."""
+    from scipy.ndimage import gaussian_filter
+
+    q = (pixels // 8).astype(np.int64)
+    counts = np.bincount((q[:, 0] * 32 + q[:, 1]) * 32 + q[:, 2], minlength=32**3).astype(np.float32)
+    density = gaussian_filter(counts.reshape(32, 32, 32), 1.0)
+    return density / max(float(density.sum()), 1e-6)
+
+
+def not_face_probability(image: np.ndarray, points: np.ndarray, topology: FaceTopology) -> np.ndarray:
+    """Per pixel of ``image``, how much its colour belongs to what surrounds the face (hair, backdrop) rather
+    than to its skin: two colour histograms, plain skin inside the mesh and a band outside the face's upper
+    half and sides, compared per pixel. Zero outside the face's box (never read there)."""
+    h, w = image.shape[:2]
+    out = np.zeros((h, w), np.float32)
+    iod = max(interocular(points), 1.0)
+    rect = bounding_rect(points[:, :2], image.shape, margin=int(0.4 * iod) + 2)
+    if rect is None:
+        return out
+    x, y, rw, rh = rect
+    crop = image[y : y + rh, x : x + rw]
+    skin = _fill_triangles((rh, rw), points, topology.triangles[topology.triangles_in(("skin", "nose")) & ~topology.outer], (x, y))
+    hull = cv2.convexHull(np.round(points[:, :2] - (x, y)).astype(np.int32))
+    face = np.zeros((rh, rw), np.uint8)
+    cv2.fillConvexPoly(face, hull, 1)
+    grow = max(int(0.3 * iod), 2)
+    band = cv2.dilate(face, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) & (face == 0)
+    band[max(int(points[MOUTH_LEVEL, 1].mean() - y), 0):, :] = 0  # below the mouth lies the neck: skin-coloured
+    if skin.sum() < 32 or band.sum() < 32:
+        return out
+    p_skin = _colour_density(crop[skin > 0])
+    p_out = _colour_density(crop[band > 0])
+    q = (crop // 8).astype(np.int64)
+    index = (q[..., 0] * 32 + q[..., 1]) * 32 + q[..., 2]
+    a, b = p_out.ravel()[index], p_skin.ravel()[index]
+    probability = a / np.maximum(a + b, 1e-9)
+    # brows, lashes and lips look like hair to a colour model but lie inside the face as islands: keep only
+    # what is connected to the hair and backdrop outside the face (a fringe, a strand, a backdrop patch)
+    _, labels = cv2.connectedComponents((probability > 0.5).astype(np.uint8), connectivity=8)
+    outside = np.unique(labels[(face == 0) & (labels > 0)])
+    out[y : y + rh, x : x + rw] = np.where(np.isin(labels, outside), probability, 0.0)
+    return out
+
+
+def _log_chroma(rgb: np.ndarray) -> np.ndarray:
+    """log(R/G), log(B/G) per pixel: colour without brightness."""
+    rgb = np.maximum(rgb, 1e-4)
+    return np.stack([np.log(rgb[..., 0] / rgb[..., 1]), np.log(rgb[..., 2] / rgb[..., 1])], axis=-1)
+
+
+def _skin_sharpness(image: np.ndarray, points: np.ndarray, topology: FaceTopology) -> float:
+    """Per inter-ocular distance normalised high-frequency energy on the cheeks and forehead."""
+    rect = bounding_rect(points[:, :2], image.shape)
+    if rect is None:
+        return 0.0
+    x, y, w, h = rect
+    grey = cv2.cvtColor(image[y : y + h, x : x + w], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mask = np.zeros((h, w), np.uint8)
+    usable = topology.triangles_in(("skin",)) & ~topology.outer
+    for tri in topology.triangles[usable]:
+        cv2.fillConvexPoly(mask, np.round(points[tri, :2] - (x, y)).astype(np.int32), 1)
+    if mask.sum() < 32:
+        return 0.0
+    detail = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
+    return float(np.sqrt((detail[mask > 0] ** 2).mean()))
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """The user's choices that shape one face's rendering."""
+
+    regions: tuple[str, ...] = REGIONS  # regions taken from the source; the rest stays the target's
+    relight: bool = True
+    blur: float = 0.3
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    weight: float = 1.0
+
+
+def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: FaceTopology,
+                settings: RenderSettings, occluded: np.ndarray | None = None) -> bool:
+    """Draw ``source`` onto ``target`` in ``frame`` (RGB uint8, changed in place); False if nothing was drawn.
+
+    ``occluded``: an optional frame-sized bool mask of what stays in front of the face (glasses, hands).
+    """
+    tri = topology.triangles
+    dst = target.points[:, :2]
+    rect = bounding_rect(dst, frame.shape)
+    if rect is None:
+        return False
+    x, y, w, h = rect
+    own_f, mirror_f = source.shape.facing, source.mirror_facing
+    low, high = OWN_FACING
+    own_weight = np.where(own_f >= high, 1.0, np.clip(0.5 + (own_f - mirror_f) / (high - low), 0.0, 1.0))
+    solved = DestinationTriangles.of(dst, tri)
+    front = (target.facing > 0) & solved.ok
+    drawn = front & (target.facing > DRAW_FACING) & ~topology.hairline & ~topology.opening
+    drawn &= topology.triangles_in(settings.regions) & ((own_f > low) | (mirror_f > low))
+    if drawn.sum() < 8:
+        return False
+    order = np.argsort(-target.points[tri, 2].mean(1))  # far triangles first: nearer ones overwrite them
+    ids = rasterise_ids(dst, tri, front, rect, order=order)
+    silhouette = ids != NO_TRIANGLE
+    safe = np.where(silhouette, ids, 0).astype(np.intp)
+    covered = silhouette & drawn[safe]
+    if np.count_nonzero(covered) < 16:
+        return False
+    src = source.shape.points[:, :2]
+    magnify = target.interocular / max(source.shape.interocular, 1.0)
+    interp = cv2.INTER_CUBIC if magnify > 1.2 else cv2.INTER_LINEAR
+    full = _Grid(safe, x, y, 1)
+    own_affines = solved.affines_to(src[tri])
+    texture, not_face, inside = _sample(source, full.coords(own_affines), interp)
+    weight_own = own_weight[safe].astype(np.float32)
+    mirrored = None
+    if (weight_own[covered] < 0.999).any():
+        mirror_affines = solved.affines_to(src[topology.mirror][tri])
+        mirrored, mirror_not_face, mirror_inside = _sample(source, full.coords(mirror_affines), interp)
+        blend = cv2.GaussianBlur(np.where(covered, weight_own, 1.0), (0, 0), 0.04 * target.interocular)
+        blend = np.where(covered, blend, 1.0).astype(np.float32)
+        inside = np.where(blend > 0.5, inside, mirror_inside)
+        not_face = not_face * blend + mirror_not_face * (1 - blend)
+    # everything smooth (light, tone, what is skin, what is foreign, the fill) is worked out on a coarser
+    # grid, about ANALYSIS_IOD pixels between the eyes, and brought back to full size as smooth fields
+    step = max(1, int(target.interocular // ANALYSIS_IOD))
+    coarse = _Grid(safe[::step, ::step], x, y, step)
+    size = (coarse.ids.shape[1], coarse.ids.shape[0])
+
+    def shrink(image: np.ndarray) -> np.ndarray:
+        return image if step == 1 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+    b1, b2 = coarse.coords(solved.barycentric())
+    np.clip(b1, 0.0, 1.0, out=b1)  # pixels on a triangle's rim may fall a little outside it
+    np.clip(b2, 0.0, 1.0 - b1, out=b2)
+    per_vertex = np.concatenate([source.shading, source.mirror_shading,
+                                 evaluate_shading(target.light, target.normals)], axis=1)
+    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 9): one gather for every per-vertex quantity
+    lights = v[..., 0, :] + b1[..., None] * (v[..., 1, :] - v[..., 0, :]) + b2[..., None] * (v[..., 2, :] - v[..., 0, :])
+    source_light, mirror_light, target_light = lights[..., 0:3], lights[..., 3:6], lights[..., 6:9]
+    covered_c = covered[::step, ::step]
+    texture_c = shrink(texture)
+    albedo = texture_c / source_light
+    mirror_ratio = None
+    if mirrored is not None:
+        blend_c = blend[::step, ::step, None]
+        albedo = albedo * blend_c + shrink(mirrored) / mirror_light * (1 - blend_c)
+        mirror_ratio = source_light / mirror_light
+    regions = topology.region[coarse.ids]
+    upper = covered_c & topology.upper[coarse.ids]
+    foreign = ~inside[::step, ::step] | _foreign(albedo, source, regions, upper, shrink(not_face))
+    valid = covered_c & ~foreign
+    if valid.sum() < 4:
+        return False
+    donors = valid & np.isin(regions, _SKIN_REGIONS)
+    region = frame[y : y + h, x : x + w]
+
+    def grow(field: np.ndarray) -> np.ndarray:
+        grown = field if step == 1 else cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
+        return grown.reshape(h, w, -1)
+
+    lit_c = albedo * source_light  # the source texture as lit in its photo, on the coarse grid
+    offset = np.zeros_like(lit_c)
+    if settings.relight:
+        offset = _tone_offset(lit_c, albedo, source, source_light, target, target_light,
+                              shrink(to_linear(region)), donors, step)
+    lit_full = texture
+    if mirrored is not None and mirror_ratio is not None:
+        lit_full = texture * blend[..., None] + mirrored * grow(mirror_ratio) * (1 - blend[..., None])
+    toned = lab_to_srgb(srgb_to_lab(to_srgb(lit_full)) + grow(offset))
+    if not valid[covered_c].all():
+        toned_c = lab_to_srgb(srgb_to_lab(to_srgb(lit_c)) + offset)
+        filled = fill_from_surroundings(toned_c.astype(np.float32), covered_c & ~valid, donors, 0.05 * target.interocular / step)
+        holes = grow((covered_c & ~valid).astype(np.float32))[..., 0] > 0.5
+        toned = np.where(holes[..., None], np.clip(grow(filled) + 0.5, 0, 255).astype(np.uint8), toned)
+    overlay = _match_detail(toned, region, covered)
+    mask = covered.copy()
+    _cut_openings(mask, dst, rect, target.interocular)
+    if occluded is not None:
+        mask &= ~occluded[y : y + h, x : x + w]
+    soft = feather(mask, max(target.interocular * 2.5, 8.0), settings.blur, settings.padding)
+    base = region.astype(np.float32)
+    over = np.where(covered[..., None], overlay.astype(np.float32), base)
+    blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
+    area = silhouette.copy()  # what may change: the visible face, less the regions the user keeps
+    if len(settings.regions) < len(REGIONS):
+        area &= topology.triangles_in(settings.regions)[safe]
+    inward = cv2.GaussianBlur(cv2.erode(area.view(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 1.0)
+    change = (blended - base) * (inward * settings.weight)[..., None]
+    frame[y : y + h, x : x + w] = np.clip(base + change + 0.5, 0, 255).astype(np.uint8)
+    return True
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Pixels of a face's region, every ``step``-th one, each with the triangle covering it."""
+
+    ids: np.ndarray  # (h, w) intp triangle per pixel (0 where none)
+    x: int
+    y: int
+    step: int
+
+    def coords(self, affines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel mapped by its triangle's 2×3 affine: (map_x, map_y) float32."""
+        h, w = self.ids.shape
+        gx = (self.x + self.step * np.arange(w, dtype=np.float32))[None, :]
+        gy = (self.y + self.step * np.arange(h, dtype=np.float32))[:, None]
+        a = affines.reshape(len(affines), 6)[self.ids]
+        return a[..., 0] * gx + a[..., 1] * gy + a[..., 2], a[..., 3] * gx + a[..., 4] * gy + a[..., 5]
+
+
+def _sample(source: SourceFace, maps: tuple[np.ndarray, np.ndarray], interp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The source's linear texture, its not-face probability and the in-image mask through one map."""
+    mx, my = maps
+    sh, sw = source.image.shape[:2]
+    texture = to_linear(cv2.remap(source.image, mx, my, interp, borderMode=cv2.BORDER_REPLICATE))
+    not_face = cv2.remap(source.not_face, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
+    return texture, not_face, (mx >= 0) & (my >= 0) & (mx <= sw - 1) & (my <= sh - 1)
+
+
+def _skin_likeness(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.ndarray:
+    """0..1 per pixel: how much a pixel of ``face`` is skin rather than hair (brows, lashes, stubble, beard):
+    dark or far off the skin's colour; smoothed over ``smooth`` pixels so the change of treatment is gradual."""
+    distance = np.linalg.norm(_log_chroma(albedo) - face.skin_chroma, axis=-1)
+    luma = np.maximum(albedo.mean(-1), 1e-4) / max(face.skin_luma, 1e-4)
+    by_colour = np.clip(1.0 - (distance - 0.5) / 0.3, 0.0, 1.0)  # rosy cheeks and lips are still skin
+    by_colour = np.where(luma < 0.4, 1.0, by_colour)  # the colour of dark pixels is mostly noise
+    by_light = np.clip((luma - 0.06) / 0.1, 0.0, 1.0)
+    likeness = (by_colour * by_light).astype(np.float32)
+    return cv2.GaussianBlur(likeness, (0, 0), max(smooth, 0.5)) if smooth > 0 else likeness
+
+
+def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, source_light: np.ndarray,
+                 target: FaceShape, target_light: np.ndarray, target_lin: np.ndarray, skin_area: np.ndarray,
+                 step: int) -> np.ndarray:
+    """Per-pixel CIELAB offset that puts the source texture under the target's light and skin tone.
+
+    The smooth skin-colour fields (each face's fitted light, evaluated at its normals) give the change
+    everywhere; where plain skin is seen on both faces, their actual low-pass colours refine it region by
+    region (a shadowed jaw, stubble's shade, make-up). Offsets are added in CIELAB, not multiplied in
+    RGB: a dark skin's texture going pale keeps its contrast instead of having its noise amplified.
+    What is not skin (brows, lashes, stubble) keeps its hue and takes half the change of lightness.
+    All arrays are on the coarse grid (``step`` frame pixels per grid pixel); returns (h, w, 3) float32.
+    """
+    iod = target.interocular / step
+    source_skin = _skin_likeness(albedo, source.shape, 0.03 * iod)
+    target_skin = _skin_likeness(target_lin / target_light, target, 0.03 * iod)
+    smooth = srgb_to_lab(to_srgb(target_light)) - srgb_to_lab(to_srgb(source_light))
+    both = skin_area & (source_skin > 0.6) & (target_skin > 0.6)
+    if both.sum() >= 16:
+        source_lab = srgb_to_lab(to_srgb(texture))
+        target_lab = srgb_to_lab(to_srgb(target_lin))
+        sigma = LOCAL_TONE_SCALE * iod
+        source_lp, density = masked_low_pass(source_lab, both, sigma)
+        target_lp, _ = masked_low_pass(target_lab, both, sigma)
+        trust = np.clip(density / 0.3, 0.0, 1.0)[..., None]
+        smooth = trust * (target_lp - source_lp) + (1 - trust) * smooth
+    skin = source_skin[..., None]
+    hair = np.concatenate([0.5 * smooth[..., :1], np.zeros_like(smooth[..., 1:])], axis=-1)
+    return (TONE_STRENGTH * (skin * smooth + (1 - skin) * hair)).astype(np.float32)  # (L, a, b) shares
+
+
+def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper: np.ndarray,
+             not_face: np.ndarray) -> np.ndarray:
+    """Pixels of the warped source that are not its face: in the upper face (``upper``: where head hair and
+    backdrop reach in; below it a beard is the face's own), coloured like the hair and backdrop around it or
+    far off the skin's colour; on the lips, bright and colourless (teeth)."""
+    chroma = _log_chroma(albedo)
+    luma = np.maximum(albedo.mean(-1), 1e-4) / max(source.shape.skin_luma, 1e-4)
+    skin = upper & np.isin(regions, _SKIN_REGIONS)
+    distance = np.linalg.norm(chroma - source.shape.skin_chroma, axis=-1)
+    coloured = (distance > SKIN_CHROMA_LIMIT) & (luma > 0.5)  # paint, dyed hair, a coloured light; not a shadow
+    foreign = (skin & coloured) | (upper & (not_face > NOT_FACE_LIMIT))
+    lips = np.isin(regions, _LIP_REGIONS)
+    if lips.sum() > 16:
+        lip_redness = float(np.median(chroma[lips][:, 0]))
+        lip_luma = float(np.median(luma[lips]))
+        foreign |= lips & (luma > 1.6 * lip_luma) & (chroma[..., 0] < lip_redness - 0.1)
+    kernel = np.ones((3, 3), np.uint8)
+    cleaned = cv2.morphologyEx(foreign.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    return cv2.dilate(cleaned, kernel).astype(bool)
+
+
+def _cut_openings(mask: np.ndarray, dst: np.ndarray, rect: tuple[int, int, int, int], iod: float) -> None:
+    """Remove the target's own eyes and mouth interior (its polygons, slightly grown) from the mask."""
+    x, y, _, _ = rect
+    hole = np.zeros(mask.shape, np.uint8)
+    for ring in (INNER_LIPS, RIGHT_EYE_RING, LEFT_EYE_RING):
+        cv2.fillPoly(hole, [np.round((dst[ring] - (x, y)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    grow = max(int(round(0.015 * iod)), 1)
+    hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    mask &= hole == 0
+
+
+def _match_detail(overlay: np.ndarray, region: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Soften the overlay where it is sharper than the target (a crisp photo on a soft video frame).
+
+    Detail energy is the RMS of grey minus its σ=1 blur over the face; blurring by σ removes roughly a
+    share σ²/(1+σ²) of that band, which gives the σ that brings the overlay to the target's energy."""
+    def energy(img: np.ndarray) -> float:
+        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        detail = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
+        return float(np.sqrt((detail[covered] ** 2).mean())) if covered.any() else 0.0
+
+    want, have = energy(region), energy(overlay)
+    if want <= 0 or have <= want * DETAIL_MARGIN:
+        return overlay
+    keep = want * DETAIL_MARGIN / have  # share of the band to keep
+    sigma = float(np.sqrt(max(1.0 / max(keep, 0.05) - 1.0, 0.0)))
+    return cv2.GaussianBlur(overlay, (0, 0), min(max(sigma, 0.4), 3.0))

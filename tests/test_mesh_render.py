@@ -1,0 +1,153 @@
+"""The built-in renderer on real faces (astronaut, carphone's driver) and composites made from them: only face
+pixels travel, openings stay the target's, nothing outside the face changes, colour follows the target,
+the mouth region choice is honoured, and inputs it cannot render well are said so."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from swapface import quality
+from swapface.geometry.face_topology import (
+    INNER_LIPS,
+    OUTER_LIPS,
+    REGIONS,
+    face_topology,
+)
+from swapface.options import SwapOptions
+from swapface.pipeline import Pipeline
+
+MAGENTA = np.array([255, 0, 255], np.uint8)
+
+
+def hull_mask(shape: tuple[int, ...], points: np.ndarray, grow: int = 0) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 1)
+    if grow:
+        mask = cv2.dilate(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return mask.astype(bool)
+
+
+def swap(source: np.ndarray, target: np.ndarray, **options: object) -> tuple[np.ndarray, Pipeline]:
+    pipe = Pipeline([source], SwapOptions(**options))
+    return pipe.process_frame(target), pipe
+
+
+def main_mesh(pipe: Pipeline, image: np.ndarray) -> np.ndarray:
+    faces = pipe.analyser.analyse_still(image)
+    assert faces and faces[0].landmarks is not None
+    return faces[0].landmarks
+
+
+def test_topology_is_one_symmetric_mesh() -> None:
+    topo = face_topology()
+    assert (topo.mirror[topo.mirror] == np.arange(468)).all()
+    assert topo.mirror[33] == 263 and topo.mirror[61] == 291 and topo.mirror[1] == 1
+    # the canonical shape is left-right symmetric under the mirror map
+    flipped = topo.canonical[topo.mirror] * (-1, 1, 1)
+    assert np.abs(flipped - topo.canonical).max() < 1e-5
+    for name in REGIONS:
+        assert topo.triangles_in((name,)).any(), name
+    assert topo.opening.sum() > 20 and not (topo.opening & topo.triangles_in(("skin",))).all()
+
+
+def test_backdrop_around_the_source_never_enters_the_result(astronaut, driver) -> None:
+    """The source's face on a saturated magenta backdrop: the swapped face carries none of it."""
+    pipe = Pipeline([astronaut], SwapOptions())
+    mesh = main_mesh(pipe, astronaut)
+    source = astronaut.copy()
+    source[~hull_mask(source.shape, mesh)] = MAGENTA  # the backdrop reaches the face's silhouette
+    result, _ = swap(source, driver)
+    target_mesh = main_mesh(pipe, driver)
+    face = hull_mask(driver.shape, target_mesh)
+    r, g, b = (result[..., i].astype(int) for i in range(3))
+    magenta_like = (r - g > 90) & (b - g > 90)
+    before = (driver[..., 0].astype(int) - driver[..., 1] > 90) & (driver[..., 2].astype(int) - driver[..., 1] > 90)
+    assert np.count_nonzero(result[face] != driver[face]) > 0.3 * face.sum() * 3, "the face was swapped"
+    assert np.count_nonzero(magenta_like & face & ~before) == 0
+
+
+def teeth_pixels(image: np.ndarray, lips: np.ndarray) -> int:
+    """Bright, colourless pixels inside a lip polygon (teeth)."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(int)
+    chroma = np.hypot(lab[..., 1] - 128, lab[..., 2] - 128)
+    return int(np.count_nonzero(lips & (lab[..., 0] > 170) & (chroma < 18)))
+
+
+def test_an_open_smiling_source_puts_no_teeth_on_a_closed_mouth(astronaut, driver) -> None:
+    pipe = Pipeline([astronaut], SwapOptions())
+    src_mesh = main_mesh(pipe, astronaut)
+    src_lips = np.zeros(astronaut.shape[:2], np.uint8)
+    cv2.fillPoly(src_lips, [np.round(src_mesh[OUTER_LIPS]).astype(np.int32)], 1)
+    assert teeth_pixels(astronaut, src_lips.astype(bool)) > 50, "the source shows its teeth"
+    result, _ = swap(astronaut, driver)
+    tgt_mesh = main_mesh(pipe, driver)
+    lips = np.zeros(driver.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(tgt_mesh[OUTER_LIPS]).astype(np.int32)], 1)
+    assert teeth_pixels(result, lips.astype(bool)) <= teeth_pixels(driver, lips.astype(bool)) + 5
+
+
+def turned(image: np.ndarray, squeeze: float) -> np.ndarray:
+    """A perspective warp that turns the picture about a vertical axis (one side narrowed)."""
+    h, w = image.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[0, 0], [w, h * squeeze], [w, h * (1 - squeeze)], [0, h]])
+    return cv2.warpPerspective(image, cv2.getPerspectiveTransform(src, dst), (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
+def test_a_turned_target_changes_no_pixel_outside_its_face(astronaut, driver) -> None:
+    target = turned(driver, 0.12)[60:560, 80:640].copy()
+    result, pipe = swap(astronaut, target)
+    mesh = main_mesh(pipe, target)
+    outside = ~hull_mask(target.shape, mesh, grow=2)
+    assert np.array_equal(result[outside], target[outside])
+    assert np.count_nonzero(result != target) > 1000
+
+
+def test_cheek_colour_follows_a_strongly_cast_target(astronaut, driver) -> None:
+    cast = np.clip(driver.astype(np.float32) * (1.25, 0.95, 0.6), 0, 255).astype(np.uint8)  # warm, orange light
+    result, _ = swap(astronaut, cast)
+    scorer = quality.DlibScorer()
+    target_face = scorer.main_face(cast)
+    assert target_face is not None
+    delta = quality.cheek_delta_e(result, cast, target_face.landmarks)
+    unmatched, _ = swap(astronaut, cast, color_transfer="off")
+    assert delta < 0.7 * quality.cheek_delta_e(unmatched, cast, target_face.landmarks), delta  # the match did the work
+
+
+def test_keeping_the_mouth_region_changes_only_the_mouth(astronaut, driver) -> None:
+    everything, pipe = swap(astronaut, driver)
+    kept = tuple(r for r in REGIONS if r not in ("mouth", "upper-lip", "lower-lip"))
+    mouth_kept, _ = swap(astronaut, driver, face_mask_types=("box", "region"), face_mask_regions=kept)
+    mesh = main_mesh(pipe, driver)
+    iod = float(np.linalg.norm(mesh[[33, 133]].mean(0) - mesh[[362, 263]].mean(0)))
+    mouth = hull_mask(driver.shape, mesh[OUTER_LIPS], grow=int(0.35 * iod))
+    differs = np.any(np.abs(everything.astype(int) - mouth_kept.astype(int)) > 2, axis=-1)
+    assert differs[mouth].sum() > 0.2 * hull_mask(driver.shape, mesh[OUTER_LIPS]).sum()
+    assert differs[~mouth].sum() == 0
+    lips = hull_mask(driver.shape, mesh[INNER_LIPS + OUTER_LIPS]).astype(np.uint8)
+    core = cv2.erode(lips, np.ones((2 * int(0.08 * iod) + 1,) * 2, np.uint8)).astype(bool)  # inside the blend band
+    assert np.abs(mouth_kept[core].astype(int) - driver[core].astype(int)).mean() < 2.0  # the target's own mouth
+    assert np.abs(everything[core].astype(int) - driver[core].astype(int)).mean() > 4.0  # ... which the default swaps
+
+
+def test_a_tiny_source_is_named_and_a_face_beyond_the_turn_limit_is_left_alone(astronaut, driver) -> None:
+    tiny = cv2.resize(astronaut, (96, 96), interpolation=cv2.INTER_AREA)
+    _, pipe = swap(tiny, driver)
+    assert any("is small" in n and "80 px" in n for n in pipe.notices), pipe.notices
+    profile = turned(driver, 0.45)  # squeezed so hard the face reads as turned far
+    result, pipe = swap(astronaut, profile)
+    if pipe.stats.faces_processed and any("left unchanged" in n for n in pipe.notices):
+        assert np.array_equal(result, profile)
+    else:
+        pytest.skip("the analysis did not see this composite as a face turned past the limit")
+
+
+def test_face_shape_transfer_moves_the_jaw_and_keeps_the_background(astronaut, driver) -> None:
+    plain, pipe = swap(astronaut, driver)
+    shaped, _ = swap(astronaut, driver, face_shape_transfer=1.0)
+    mesh = main_mesh(pipe, driver)
+    far = ~hull_mask(driver.shape, mesh, grow=int(0.9 * (mesh[:, 0].max() - mesh[:, 0].min())))
+    assert np.array_equal(shaped[far], driver[far])
+    assert np.abs(shaped.astype(int) - plain.astype(int)).mean() > 0.5

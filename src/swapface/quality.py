@@ -53,7 +53,7 @@ class DlibScorer:
 
     def _load(self) -> tuple:
         if self._models is None:
-            import dlib  # type: ignore[import-untyped]
+            import dlib
 
             from swapface.models.builtin import dlib_model_path
 
@@ -96,7 +96,7 @@ class DlibScorer:
 
         Large faces are scored on a copy scaled to ``FACE_SIDE`` px wide (dlib's models gain nothing above it).
         """
-        import dlib  # type: ignore[import-untyped]
+        import dlib
 
         _, predictor, net = self._load()
         box = tuple(int(v) for v in box)  # type: ignore[assignment]
@@ -111,7 +111,7 @@ class DlibScorer:
         shape = predictor(crop, rect)
         points = np.array([(p.x, p.y) for p in shape.parts()], np.float32) / scale + np.array([ox, oy], np.float32)
         descriptor = np.asarray(net.compute_face_descriptor(crop, shape), np.float32)
-        return ScoredFace(box, points, descriptor)  # type: ignore[arg-type]
+        return ScoredFace(box, points, descriptor)
 
     def main_face(self, image: np.ndarray, near: tuple[int, int, int, int] | None = None) -> ScoredFace | None:
         """The face best matching ``near`` (largest overlap), or the largest face when ``near`` is None."""

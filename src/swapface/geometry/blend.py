@@ -47,8 +47,9 @@ def multiband_blend(base: np.ndarray, overlay: np.ndarray, mask: np.ndarray, lev
     Fine detail switches over within a pixel or two while low frequencies (tone, light) cross over
     gradually, so an edge carries no visible seam and no halo.
     """
-    gauss_mask = [mask.astype(np.float32)]
-    lap_base, lap_over = [], []
+    gauss_mask: list[np.ndarray] = [mask.astype(np.float32)]
+    lap_base: list[np.ndarray] = []
+    lap_over: list[np.ndarray] = []
     b, o = base, overlay
     for _ in range(levels):
         size = (b.shape[1], b.shape[0])

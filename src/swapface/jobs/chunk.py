@@ -63,7 +63,7 @@ def write_frame_image(frame: np.ndarray, path: Path, quality: int) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str, video: bool, fps: float,  # noqa: ANN202
+def _pipeline(sources: tuple[str, ...], reference: str | None, options_json: str, video: bool, fps: float,
               target: str | None = None):
     """A pipeline for these inputs and options, built once per process (models load lazily, once).
 

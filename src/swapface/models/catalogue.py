@@ -133,7 +133,7 @@ def _swapper_entry(name: str, file: str, licence: str, release: str, contract: C
     if contract.converter:
         needs += (contract.converter,)
     return ModelEntry(name, "face_swapper", file, licence, contract=contract, note=note,
-                      companions=needs + companions, **_ff(release, file))  # type: ignore[arg-type]
+                      companions=needs + companions, **_ff(release, file))
 
 
 def _restorer(name: str, file: str, licence: str, size: int, template: str = "ffhq_512",

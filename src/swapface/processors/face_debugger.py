@@ -8,9 +8,9 @@ import numpy as np
 
 from swapface.faces.face import Face
 from swapface.faces.mediapipe import LEFT_EYE_RING, RIGHT_EYE_RING
+from swapface.geometry.face_topology import INNER_LIPS
 from swapface.options import SwapOptions
 from swapface.processors.base import SourceIdentity
-from swapface.processors.mesh_swapper import INNER_LIPS
 
 BOX = (0, 255, 0)
 KEYPOINT = (255, 0, 0)

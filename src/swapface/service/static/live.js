@@ -56,23 +56,29 @@
     $('live-start').disabled = false; $('live-stop').disabled = true; $('live-size').disabled = false;
   }
 
+  async function openCamera() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      say('This browser gives this page no camera: open it over https or on localhost.'); return null;
+    }
+    setState('starting', 'Opening the camera…');
+    const [width, height] = $('live-size').value.split('x').map(Number);
+    try {
+      return await navigator.mediaDevices.getUserMedia({ audio: false, video: { width: { ideal: width }, height: { ideal: height } } });
+    } catch (err) { say(cameraProblem(err)); return null; }
+  }
+
+  function stopCamera(camera) {
+    camera.getTracks().forEach((t) => t.stop());
+    $('live-camera').srcObject = null;
+  }
+
   async function start() {
     unsay();
     const file = $('live-source').files[0];
     if (!file) { say('Choose a photo of the face to put in first.'); return; }
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      say('This browser gives this page no camera: open it over https or on localhost.'); return;
-    }
     $('live-start').disabled = true; $('live-size').disabled = true;
-    setState('starting', 'Opening the camera…');
-    const [width, height] = $('live-size').value.split('x').map(Number);
-    let camera;
-    try {
-      camera = await navigator.mediaDevices.getUserMedia({ audio: false, video: { width: { ideal: width }, height: { ideal: height } } });
-    } catch (err) { say(cameraProblem(err)); idle('error', 'Not running.'); return; }
-    const video = $('live-camera');
-    video.srcObject = camera;
-    await video.play().catch(() => {});
+    const camera = await openCamera();
+    if (!camera) { idle('error', 'Not running.'); return; }
     setState('starting', 'Analysing the face to put in…');
     const form = new FormData();
     form.append('source', file);
@@ -82,10 +88,37 @@
     catch (err) { res = null; }
     if (!res || !res.ok) {
       say(res ? await apiError(res) : 'The service cannot be reached.');
-      camera.getTracks().forEach((t) => t.stop()); video.srcObject = null;
+      stopCamera(camera); idle('error', 'Not running.'); return;
+    }
+    await connect(await res.json(), camera);
+  }
+
+  // A session started elsewhere (swapface live): show its options, open the camera and stream to it.
+  async function attach(sessionId) {
+    $('live-start').disabled = true; $('live-size').disabled = true;
+    const res = await fetch(`/v1/live/sessions/${encodeURIComponent(sessionId)}`, { headers: authHeaders() }).catch(() => null);
+    if (!res || !res.ok) {
+      say(res ? `${await apiError(res)} Choose a face and press Start for a new session.` : 'The service cannot be reached.');
       idle('error', 'Not running.'); return;
     }
     const session = await res.json();
+    const opts = session.options || {};
+    if (opts.face_selector_mode) $('live-mode').value = opts.face_selector_mode;
+    if (opts.face_mask_blur !== undefined) $('live-blur').value = opts.face_mask_blur;
+    if (opts.color_transfer) $('live-color').checked = opts.color_transfer === 'on';
+    $('live-label').checked = opts.label_output !== false;
+    const camera = await openCamera();
+    if (!camera) {
+      await fetch(`/v1/live/sessions/${session.id}`, { method: 'DELETE', headers: authHeaders() }).catch(() => null);
+      idle('error', 'Not running.'); return;
+    }
+    await connect({ ...session, stream: `/v1/live/sessions/${session.id}/stream` }, camera);
+  }
+
+  async function connect(session, camera) {
+    const video = $('live-camera');
+    video.srcObject = camera;
+    await video.play().catch(() => {});
     const url = new URL(session.stream, location.href);
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket = new WebSocket(url);
@@ -166,8 +199,7 @@
   function teardown(r) {
     r.done = true;
     try { r.socket.close(); } catch (e) { /* already closed */ }
-    r.camera.getTracks().forEach((t) => t.stop());
-    r.video.srcObject = null;
+    stopCamera(r.camera);
     if (run === r) run = null;
   }
 
@@ -210,4 +242,6 @@
   $('live-source').addEventListener('change', sourceChanged);
   for (const id of ['live-mode', 'live-blur', 'live-color', 'live-label']) $(id).addEventListener('change', optionsChanged);
   window.addEventListener('pagehide', () => { if (run) teardown(run); });
+  const started = new URLSearchParams(location.search).get('session');
+  if (started) attach(started);
 })();

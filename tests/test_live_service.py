@@ -165,7 +165,7 @@ def test_a_source_without_a_face_gets_the_message_run_gives(tmp_path, photos, dr
     blank.write_bytes(photos["blank"])
     target.write_bytes(jpeg_bytes(driver))
     cli = subprocess.run([sys.executable, "-m", "swapface.cli.main", "run", "-s", str(blank), "-t", str(target),
-                          "-o", str(tmp_path / "out.jpg")], capture_output=True, text=True, timeout=300)
+                          "-o", str(tmp_path / "out.jpg")], check=False, capture_output=True, text=True, timeout=300)
     assert cli.returncode == 2
     with live_service(tmp_path, workers=0) as svc, svc.client() as http:
         res = http.post("/v1/live/sessions", files={"source": ("blank.jpg", photos["blank"], "image/jpeg")})

@@ -10,7 +10,7 @@ import time
 import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -19,25 +19,28 @@ from swapface.options import option_help
 
 
 def live(
-    source: Path = typer.Option(..., "--source", "-s", help="Photo of the face to put in"),
-    camera: str | None = typer.Option(None, "--camera", help="Swap this local camera (index such as 0, or a "
-                                         "video file) here instead of the browser's camera"),
-    virtual_camera: bool = typer.Option(False, "--virtual-camera", help="With --camera: send the swapped stream to a "
-                                        "virtual camera (v4l2loopback, OBS or Unity Capture) for video calls"),
-    record: Path | None = typer.Option(None, "--record", help="Also record the swapped stream to this MP4 "
-                                          "(marked as AI-generated like any output)"),
-    size: str = typer.Option("640x480", "--size", help="Camera size, WIDTHxHEIGHT"),
-    fps: float = typer.Option(30.0, "--fps", min=1.0, max=120.0, help="Camera frames per second asked for"),
-    face_selector_mode: str = typer.Option("one", "--face-selector-mode", help="one = the largest face, "
-                                           "many = every face [one|many]"),
-    face_mask_blur: float | None = typer.Option(None, "--face-mask-blur", help=option_help("face_mask_blur")),
-    color_transfer: str | None = typer.Option(None, "--color-transfer", help=option_help("color_transfer") + " [on|off]"),
-    label: bool = typer.Option(True, "--label/--no-label", help="Draw the visible 'AI-generated' label on the output"),
-    port: int = typer.Option(8000, "--port", help="Port of the local service (used when one runs, else started)"),
-    api_key: str | None = typer.Option(None, "--api-key", envvar="SWAPFACE_API_KEY",
-                                          help="API key for a service that has keys"),
-    open_page: bool = typer.Option(True, "--open/--no-open", help="Open the Live view in the default browser"),
-    frames: int | None = typer.Option(None, "--frames", min=1, help="Stop after this many swapped frames (--camera)"),
+    source: Annotated[Path, typer.Option("--source", "-s", help="Photo of the face to put in")],
+    camera: Annotated[str | None, typer.Option("--camera", help="Swap this local camera (index such as 0, or a "
+                                               "video file) here instead of the browser's camera")] = None,
+    virtual_camera: Annotated[bool, typer.Option("--virtual-camera", help="With --camera: send the swapped stream to "
+                              "a virtual camera (v4l2loopback, OBS or Unity Capture) for video calls")] = False,
+    record: Annotated[Path | None, typer.Option("--record", help="Also record the swapped stream to this MP4 "
+                                                "(marked as AI-generated like any output)")] = None,
+    size: Annotated[str, typer.Option("--size", help="Camera size, WIDTHxHEIGHT")] = "640x480",
+    fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Camera frames per second asked for")] = 30.0,
+    face_selector_mode: Annotated[str, typer.Option("--face-selector-mode", help="one = the largest face, "
+                                                    "many = every face [one|many]")] = "one",
+    face_mask_blur: Annotated[float | None, typer.Option("--face-mask-blur", help=option_help("face_mask_blur"))] = None,
+    color_transfer: Annotated[str | None, typer.Option("--color-transfer",
+                                                       help=option_help("color_transfer") + " [on|off]")] = None,
+    label: Annotated[bool, typer.Option("--label/--no-label",
+                                        help="Draw the visible 'AI-generated' label on the output")] = True,
+    port: Annotated[int, typer.Option("--port", help="Port of the local service (used when one runs, else started)")] = 8000,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="SWAPFACE_API_KEY",
+                                                help="API key for a service that has keys")] = None,
+    open_page: Annotated[bool, typer.Option("--open/--no-open", help="Open the Live view in the default browser")] = True,
+    frames: Annotated[int | None, typer.Option("--frames", min=1,
+                                               help="Stop after this many swapped frames (--camera)")] = None,
 ) -> None:
     """Swap a camera in real time on this machine's CPU: the browser's Live view, or --camera into a virtual camera."""
     from swapface.live.engine import live_options

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ def open_camera(camera: str, width: int, height: int, fps: float) -> cv2.VideoCa
 def open_virtual_camera(width: int, height: int, fps: float) -> Any:
     """A pyvirtualcam camera, or InputError saying what to install (the package, or a device driver)."""
     try:
-        import pyvirtualcam
+        import pyvirtualcam  # type: ignore[import-untyped]
     except ImportError:
         raise InputError(PYVIRTUALCAM_HELP) from None
     try:
@@ -109,7 +109,7 @@ class CameraRunStats:
         return self.swapped / self.seconds if self.seconds > 0 else 0.0
 
 
-def run_camera(engine: LiveEngine, frames: NewestFrame, outputs: list[Callable[[np.ndarray], None]], *,
+def run_camera(engine: LiveEngine, frames: NewestFrame, outputs: Sequence[Callable[[np.ndarray], None]], *,
                max_frames: int | None = None, stop: threading.Event | None = None) -> CameraRunStats:
     """Swap the newest camera frame and hand it to every output until the camera ends, ``stop`` or ``max_frames``."""
     stop = stop or threading.Event()

@@ -34,7 +34,7 @@ class Recorder:
         self.skipped = 0
         self._queue: queue.Queue[tuple[float, np.ndarray] | None] = queue.Queue(BACKLOG)
         self._t0: float | None = None
-        self._error: BaseException | None = None
+        self._error: Exception | None = None
         self._thread = threading.Thread(target=self._encode, name="live-recorder", daemon=True)
         self._thread.start()
 
@@ -72,7 +72,7 @@ class Recorder:
             if container is not None and stream is not None:
                 for packet in stream.encode(None):
                     container.mux(packet)
-        except BaseException as exc:  # reported by close(), on the caller's thread
+        except (av.FFmpegError, OSError, ValueError) as exc:  # reported by close(), on the caller's thread
             self._error = exc
         finally:
             if container is not None:

@@ -64,7 +64,7 @@ def browser(tmp_path_factory) -> Iterator:
 class LivePage:
     """The Live view in a fresh browser context, recording script errors."""
 
-    def __init__(self, browser, base_url: str, *, camera: bool = True) -> None:
+    def __init__(self, browser, base_url: str, *, camera: bool = True, path: str = "/live") -> None:
         self.context = browser.new_context(viewport={"width": 1300, "height": 800}, base_url=base_url,
                                            permissions=["camera"] if camera else [])
         self.page = self.context.new_page()
@@ -72,7 +72,7 @@ class LivePage:
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
-        response = self.page.goto("/live")
+        response = self.page.goto(path)
         assert response is not None and response.status == 200
 
     def capture(self, selector: str) -> np.ndarray:
@@ -133,5 +133,60 @@ def test_the_page_swaps_the_camera_live(tmp_path, browser, astronaut, analyser):
         assert http.get("/v1/live/sessions").json()["sessions"] == []
         assert http.get(f"/v1/live/sessions/{sessions[0]['id']}").status_code == 404
         assert page.locator("#live-message").is_hidden()
+        assert not web.errors, web.errors
+        web.context.close()
+
+
+def test_the_page_says_what_is_wrong_and_a_closed_page_ends_its_session(tmp_path, browser, astronaut):
+    source, blank = tmp_path / "astronaut.jpg", tmp_path / "blank.jpg"
+    source.write_bytes(jpeg_bytes(astronaut))
+    blank.write_bytes(jpeg_bytes(np.full((300, 300, 3), 128, np.uint8)))
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        refused = LivePage(browser, svc.url, camera=False)  # the user said no to the camera prompt
+        refused.page.set_input_files("#live-source", str(source))
+        refused.page.click("#live-start")
+        refused.page.wait_for_function("() => !document.querySelector('#live-message').hidden")
+        assert refused.page.locator("#live-message").inner_text() == \
+            "Camera access was refused: allow this page to use the camera, then press Start again."
+        assert refused.page.locator("#live-state").get_attribute("data-state") == "error"
+        assert not refused.page.locator("#live-start").is_disabled()
+        refused.context.close()
+
+        web = LivePage(browser, svc.url)
+        page = web.page
+        page.set_input_files("#live-source", str(blank))
+        page.click("#live-start")
+        page.wait_for_function("() => !document.querySelector('#live-message').hidden")
+        direct = http.post("/v1/live/sessions", files={"source": ("blank.jpg", blank.read_bytes(), "image/jpeg")})
+        assert direct.json()["code"] == "no_face_in_source"
+        assert page.locator("#live-message").inner_text() == f"{direct.json()['detail']} (no_face_in_source)"
+        assert http.get("/v1/live/sessions").json()["sessions"] == []
+
+        page.set_input_files("#live-source", str(source))
+        page.click("#live-start")
+        page.wait_for_function(RUNNING)
+        page.wait_for_function("() => window.liveStats.shown >= 5")
+        assert len(http.get("/v1/live/sessions").json()["sessions"]) == 1
+        web.context.close()  # the tab is closed mid-stream
+        assert wait_until(lambda: http.get("/v1/live/sessions").json()["sessions"] == [], 5), \
+            "a closed page must end its session within seconds"
+
+
+def test_a_session_started_elsewhere_opens_in_the_page(tmp_path, browser, astronaut):
+    """What ``swapface live`` does: it starts the session, the page at /live?session=ID streams to it."""
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        res = http.post("/v1/live/sessions", files={"source": ("a.jpg", jpeg_bytes(astronaut), "image/jpeg")},
+                        data={"options": '{"face_selector_mode": "many", "label_output": false}'})
+        session = res.json()
+        web = LivePage(browser, svc.url, path=f"/live?session={session['id']}")
+        page = web.page
+        page.wait_for_function(RUNNING)
+        page.wait_for_function("() => window.liveStats.shown >= 5")
+        assert page.locator("#live-mode").input_value() == "many"
+        assert not page.locator("#live-label").is_checked()
+        assert http.get(f"/v1/live/sessions/{session['id']}").json()["frames_sent"] >= 5
+        page.click("#live-stop")
+        page.wait_for_function("() => document.querySelector('#live-state').dataset.state === 'stopped'")
+        assert http.get("/v1/live/sessions").json()["sessions"] == []
         assert not web.errors, web.errors
         web.context.close()

@@ -75,7 +75,12 @@ class LiveSession:
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "connected": self.connected, "created_at": self.created_at,
-                "options": self.engine.options.model_dump(mode="json", exclude_defaults=True), **self.stats.public()}
+                "options": self.options_public(), **self.stats.public()}
+
+    def options_public(self) -> dict[str, Any]:
+        """The options in force that differ from the defaults, and always whether the label is drawn."""
+        options = self.engine.options
+        return {**options.model_dump(mode="json", exclude_defaults=True), "label_output": options.label_output}
 
 
 class LiveHub:

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -126,7 +127,7 @@ def run_direct(base_url: str, http, source_jpeg: bytes, frames: list[np.ndarray]
     http.delete(f"/v1/live/sessions/{session['id']}")
     fps = (len(shown) - 1) / (shown[-1] - shown[0]) if len(shown) > 1 else 0.0
     return {"fps": round(fps, 1), "latency_ms": percentiles(latencies), "engine_ms": percentiles(engine_ms),
-            "frames": len(shown), "dropped_by_engine": info["frames_dropped"]}
+            "frames": len(shown), "dropped_by_engine": info["frames_dropped"], "cpu_ms": info["cpu_ms_per_frame"]}
 
 
 def encode_cost(frame: np.ndarray) -> float:
@@ -140,6 +141,7 @@ def encode_cost(frame: np.ndarray) -> float:
 def run_browser(base_url: str, source_path: Path, frames: list[np.ndarray], size: str, options: dict,
                 seconds: float, scratch: Path) -> dict:
     """The Live page with a fake camera playing ``frames``; fps and latency as the page measured them."""
+    import httpx
     from playwright.sync_api import sync_playwright
 
     clip = write_y4m(scratch / f"camera-{size}-{len(frames)}.y4m", frames, CAMERA_FPS)
@@ -161,13 +163,53 @@ def run_browser(base_url: str, source_path: Path, frames: list[np.ndarray], size
         before = page.evaluate("() => ({n: window.liveStats.shown, t: performance.now()})")
         time.sleep(seconds)
         after = page.evaluate("() => ({n: window.liveStats.shown, t: performance.now(), "
-                              "lat: window.liveStats.latencies, eng: window.liveStats.engineMs})")
+                              "lat: window.liveStats.latencies, eng: window.liveStats.engineMs, id: window.liveStats.sessionId})")
+        info = httpx.get(f"{base_url}/v1/live/sessions/{after['id']}").json()
         page.click("#live-stop")
         browser.close()
     counted = after["n"] - before["n"]
     return {"fps": round(counted * 1000 / (after["t"] - before["t"]), 1),
             "latency_ms": percentiles(after["lat"][before["n"]:]),
-            "engine_ms": percentiles(after["eng"][before["n"]:]), "frames": counted}
+            "engine_ms": percentiles(after["eng"][before["n"]:]), "frames": counted, "cpu_ms": info["cpu_ms_per_frame"]}
+
+
+def codec_cost(frames: list[np.ndarray], repeats: int = 60) -> dict[str, float]:
+    """The server's CPU milliseconds per frame (all threads: libvpx encodes on several) to decode a camera frame and encode the answer, side by side:
+    JPEG (this transport) and VP8 with aiortc's own encoder (what a WebRTC transport would pay), same frames."""
+    sample = frames[:repeats]
+    cost: dict[str, float] = {}
+    t = time.process_time()
+    size = 0
+    for f in sample:
+        data = encode_jpeg(f, 85)
+        size += len(data)
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    cost["jpeg"] = (time.process_time() - t) * 1000 / len(sample)
+    cost["jpeg_kb"] = size / len(sample) / 1000
+    try:
+        from aiortc.codecs.vpx import Vp8Encoder
+    except ImportError:
+        return cost
+    encoder, decoder = Vp8Encoder(), av.CodecContext.create("libvpx", "r")
+    encoder.target_bitrate = 2_000_000
+    t = time.process_time()
+    for i, f in enumerate(sample):
+        frame = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = i * 3000, Fraction(1, 90000)
+        encoder.encode(frame, force_keyframe=i == 0)
+    encode_s = time.process_time() - t
+    encoder2 = av.CodecContext.create("libvpx", "w")
+    encoder2.width, encoder2.height, encoder2.pix_fmt = sample[0].shape[1], sample[0].shape[0], "yuv420p"
+    encoder2.options = {"deadline": "realtime", "cpu-used": "8"}
+    packets = []
+    for f in sample:
+        packets += encoder2.encode(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p"))
+    t = time.process_time()
+    for packet in packets:
+        for out in decoder.decode(packet):
+            out.to_ndarray(format="rgb24")
+    cost["vp8"] = (encode_s + time.process_time() - t) * 1000 / len(sample)
+    return cost
 
 
 def free_port() -> int:
@@ -225,6 +267,12 @@ def main() -> int:
         with httpx.Client(base_url=url, timeout=120) as http:
             for name, w, h, faces, options in scenarios:
                 frames = camera_frames(w, h, faces)
+                if faces == 1:
+                    cost = codec_cost(frames)
+                    print(f"{name[:9]:9s} server codec CPU per frame: JPEG {cost['jpeg']:.1f} ms "
+                          f"({cost['jpeg_kb']:.0f} kB a frame)"
+                          + (f", VP8 (aiortc's encoder + libvpx decoder) {cost['vp8']:.1f} ms" if "vp8" in cost else
+                             " (pip install aiortc to compare VP8)"), flush=True)
                 for client in clients:
                     if client == "direct":
                         row = run_direct(url, http, buf.getvalue(), frames, options, args.seconds)
@@ -233,7 +281,8 @@ def main() -> int:
                     lat, eng = row["latency_ms"], row["engine_ms"]
                     print(f"{name:24s} {client:8s} {row['fps']:5.1f} frames/s   latency ms p50 {lat['p50']:6.1f}"
                           f"  p90 {lat['p90']:6.1f}  p99 {lat['p99']:6.1f}   engine ms p50 {eng['p50']:5.1f}"
-                          f"  p90 {eng['p90']:5.1f}   ({row['frames']} frames)", flush=True)
+                          f"  p90 {eng['p90']:5.1f}   engine CPU {row['cpu_ms']:5.1f} ms/frame   ({row['frames']} frames)",
+                          flush=True)
         if server is not None:
             server.should_exit = True  # type: ignore[attr-defined]
             thread.join(timeout=30)

@@ -17,7 +17,7 @@ from swapface.faces.analyser import FaceAnalyser
 from swapface.faces.face import Face
 from swapface.faces.interfaces import FaceDetector, FaceEmbedder, FaceLandmarker
 from swapface.options import SwapOptions, parse_options
-from swapface.pipeline import Pipeline
+from swapface.pipeline import FrameEvent, Pipeline
 
 # Options that load models or shape the analysis: chosen when a stream starts, fixed while it runs.
 FIXED_WHILE_LIVE = frozenset({
@@ -137,3 +137,9 @@ class LiveEngine:
     def process(self, frame: np.ndarray) -> np.ndarray:
         """The swapped frame (RGB); a frame without a face comes back unchanged (bar the label, when on)."""
         return self._pipeline.process_frame(frame)
+
+    def analyse(self, frame: np.ndarray) -> tuple[Pipeline, FrameEvent]:
+        """The first half of :meth:`process` (frames in order, one at a time); render the event with the pipeline
+        returned (the one in force when it was analysed), possibly while the next frame is being analysed."""
+        pipeline = self._pipeline
+        return pipeline, pipeline.analyse_frame(frame)

@@ -1,8 +1,10 @@
 """The live sessions of one process, and the threads that swap their frames: newest frame first, turns taken fairly.
 
 Each session keeps at most one unprocessed camera frame: a newer one replaces it (the old one is dropped,
-never queued), so a stream that outruns the CPU loses frames, not time. Engine threads take the sessions
-that have a frame waiting in turn (round robin), so sessions share the CPU evenly however fast each sends.
+never queued), so a stream that outruns the CPU loses frames, not time. A frame has two stages, analysis
+(in order: faces are tracked) and rendering; one frame's rendering overlaps the next one's analysis on
+another core, and between the stages too only the newest frame waits. Engine threads take the waiting
+stages in turn (round robin), so sessions share the CPU evenly however fast each sends.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import numpy as np
 from swapface.errors import InputError, SwapfaceError
 from swapface.live.engine import AnalysisModels, LiveEngine, live_options
 from swapface.live.frames import Result, decode_jpeg, encode_jpeg
+from swapface.pipeline import FrameEvent, Pipeline
 
 log = logging.getLogger("swapface.live")
 
-CONNECT_WITHIN_S = 30.0  # a session nobody streams to within this long is closed
+ANALYSE, RENDER = "analyse", "render"  # a frame's two stages: in order within each, overlapping between them
+CONNECT_WITHIN_S = 60.0  # a session nobody streams to within this long is closed
 IDLE_THREAD_S = 2.0  # an engine thread with nothing to do for this long ends (threads exist only while needed)
 
 
@@ -45,14 +49,27 @@ class SessionStats:
     sent: int = 0
     dropped: int = 0
     bad: int = 0
-    engine_ms: float = 0.0  # the last frame's
+    engine_ms: float = 0.0  # the last frame's, wall clock
+    cpu_seconds: float = 0.0  # CPU time of every frame so far (decode, swap, encode)
     started_at: float = field(default_factory=time.monotonic)
 
     def public(self) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.started_at, 1e-6)
         return {"frames_received": self.received, "frames_sent": self.sent, "frames_dropped": self.dropped,
                 "frames_unreadable": self.bad, "engine_ms": round(self.engine_ms, 1),
-                "frames_per_second": round(self.sent / elapsed, 2)}
+                "frames_per_second": round(self.sent / elapsed, 2),
+                "cpu_ms_per_frame": round(1000 * self.cpu_seconds / max(self.sent, 1), 1)}
+
+
+@dataclass
+class Analysed:
+    """A frame between its stages: its clock, when it was taken up, CPU spent so far, and the analysis to render."""
+
+    clock: float
+    started: float
+    cpu_seconds: float
+    pipeline: Pipeline
+    event: FrameEvent
 
 
 class LiveSession:
@@ -69,9 +86,11 @@ class LiveSession:
         self.deliver: Callable[[Result], None] | None = None
         self.on_frame: Callable[[np.ndarray], None] | None = None  # sees each swapped frame (a recording)
         self.on_close: list[Callable[[], None]] = []
-        self.pending: tuple[float, bytes] | None = None
-        self.busy = False
-        self.queued = False
+        self.pending: tuple[float, bytes] | None = None  # the newest camera frame not yet analysed
+        self.analysed: Analysed | None = None  # the newest analysed frame not yet rendered
+        self.analysing = False
+        self.rendering = False
+        self.queued = {ANALYSE: False, RENDER: False}
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "connected": self.connected, "created_at": self.created_at,
@@ -95,7 +114,7 @@ class LiveHub:
         self._models: dict[tuple, AnalysisModels] = {}
         self._models_lock = threading.Lock()
         self._cond = threading.Condition()
-        self._ready: deque[LiveSession] = deque()
+        self._ready: deque[tuple[LiveSession, str]] = deque()
         self._running = 0
 
     # --- sessions -----------------------------------------------------------------------------------
@@ -158,10 +177,8 @@ class LiveHub:
                 return
             session.closed.set()
             self._sessions.pop(session.id, None)
-            session.pending = None
-            if session.queued:
-                self._ready.remove(session)
-                session.queued = False
+            session.pending = session.analysed = None
+            self._ready = deque(item for item in self._ready if item[0] is not session)
         for callback in session.on_close:
             try:
                 callback()
@@ -187,16 +204,25 @@ class LiveHub:
             if session.pending is not None:
                 session.stats.dropped += 1
             session.pending = (clock, jpeg)
-            if not session.busy and not session.queued:
-                session.queued = True
-                self._ready.append(session)
-                self._cond.notify()
-            if self._running < min(self.threads, len(self._ready) + self._busy_count()):
-                self._running += 1
-                threading.Thread(target=self._engine_thread, name="live-engine", daemon=True).start()
+            self._enqueue(session)
+
+    def _enqueue(self, session: LiveSession) -> None:
+        """Queue whatever stage of ``session`` can run now (caller holds the lock); start a thread if one is due."""
+        if session.closed.is_set():
+            return
+        if session.pending is not None and not session.analysing and not session.queued[ANALYSE]:
+            session.queued[ANALYSE] = True
+            self._ready.append((session, ANALYSE))
+        if session.analysed is not None and not session.rendering and not session.queued[RENDER]:
+            session.queued[RENDER] = True
+            self._ready.append((session, RENDER))
+        self._cond.notify()
+        if self._running < min(self.threads, len(self._ready) + self._busy_count()):
+            self._running += 1
+            threading.Thread(target=self._engine_thread, name="live-engine", daemon=True).start()
 
     def _busy_count(self) -> int:
-        return sum(1 for s in self._sessions.values() if s.busy)
+        return sum(int(s.analysing) + int(s.rendering) for s in self._sessions.values())
 
     def _engine_thread(self) -> None:
         while True:
@@ -206,36 +232,56 @@ class LiveHub:
                 if not self._ready:
                     self._running -= 1
                     return
-                session = self._ready.popleft()
-                session.queued = False
-                frame, session.pending = session.pending, None
-                session.busy = True
-            try:
-                if frame is not None:
-                    self._swap(session, *frame)
-            finally:
+                session, stage = self._ready.popleft()
+                session.queued[stage] = False
+                if stage == ANALYSE:
+                    frame, session.pending = session.pending, None
+                    session.analysing = True
+                else:
+                    analysed, session.analysed = session.analysed, None
+                    session.rendering = True
+            if stage == ANALYSE:
+                done = self._analyse(session, *frame) if frame is not None else None
                 with self._cond:
-                    session.busy = False
-                    if session.pending is not None and not session.closed.is_set():
-                        session.queued = True
-                        self._ready.append(session)  # to the back: every waiting session goes first
-                        self._cond.notify()
+                    session.analysing = False
+                    if done is not None and not session.closed.is_set():
+                        if session.analysed is not None:
+                            session.stats.dropped += 1
+                        session.analysed = done
+                    self._enqueue(session)  # to the back: every waiting session goes first
+            else:
+                if analysed is not None:
+                    self._render(session, analysed)
+                with self._cond:
+                    session.rendering = False
+                    self._enqueue(session)
 
-    def _swap(self, session: LiveSession, clock: float, jpeg: bytes) -> None:
-        started = time.perf_counter()
+    def _analyse(self, session: LiveSession, clock: float, jpeg: bytes) -> Analysed | None:
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
-            out = session.engine.process(decode_jpeg(jpeg))
-            data = encode_jpeg(out)
+            pipeline, event = session.engine.analyse(decode_jpeg(jpeg))
         except InputError:
             session.stats.bad += 1
-            return
+            return None
+        except Exception:
+            log.exception("a live frame failed; the session ends")
+            self.close(session)
+            return None
+        return Analysed(clock, started, time.thread_time() - cpu, pipeline, event)
+
+    def _render(self, session: LiveSession, analysed: Analysed) -> None:
+        cpu = time.thread_time()
+        try:
+            out = analysed.pipeline.render_frame(analysed.event)
+            data = encode_jpeg(out)
         except Exception:
             log.exception("a live frame failed; the session ends")
             self.close(session)
             return
-        session.stats.engine_ms = (time.perf_counter() - started) * 1000
+        session.stats.engine_ms = (time.perf_counter() - analysed.started) * 1000
+        session.stats.cpu_seconds += analysed.cpu_seconds + time.thread_time() - cpu
         if session.on_frame is not None:
             session.on_frame(out)
         if session.deliver is not None and not session.closed.is_set():
             session.stats.sent += 1
-            session.deliver(Result(clock, session.stats.engine_ms, session.stats.dropped, data))
+            session.deliver(Result(analysed.clock, session.stats.engine_ms, session.stats.dropped, data))

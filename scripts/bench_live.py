@@ -212,6 +212,28 @@ def codec_cost(frames: list[np.ndarray], repeats: int = 60) -> dict[str, float]:
     return cost
 
 
+def stage_cpu(frames: list[np.ndarray], options: dict, count: int = 120) -> dict[str, float]:
+    """CPU milliseconds per frame of each stage, the engine alone in this thread (what the CPU budget allows,
+    whatever else the machine runs): decode + tracked analysis, render + encode."""
+    from swapface.live.engine import AnalysisModels, LiveEngine, live_options
+    from swapface.live.frames import decode_jpeg
+
+    opts = live_options(options)
+    engine = LiveEngine(astronaut(), opts, AnalysisModels.for_options(opts))
+    jpegs = [encode_jpeg(f, 85) for f in frames[:count]]
+    analyse, render = [], []
+    for data in jpegs:
+        t0 = time.thread_time()
+        pipeline, event = engine.analyse(decode_jpeg(data))
+        t1 = time.thread_time()
+        encode_jpeg(pipeline.render_frame(event))
+        t2 = time.thread_time()
+        analyse.append((t1 - t0) * 1000)
+        render.append((t2 - t1) * 1000)
+    analyse, render = analyse[6:], render[6:]  # the first detection cycle
+    return {"analyse": float(np.mean(analyse)), "render": float(np.mean(render))}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -242,6 +264,7 @@ def main() -> int:
     parser.add_argument("--client", choices=["direct", "browser", "both"], default="both")
     parser.add_argument("--url", help="a running service (default: one started here)")
     parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument("--engine-only", action="store_true", help="only the engine's CPU per stage (no stream)")
     args = parser.parse_args()
     import httpx
     from PIL import Image
@@ -264,15 +287,22 @@ def main() -> int:
         if url is None:
             url, server, thread = start_service(scratch / "data")
         clients = ["direct", "browser"] if args.client == "both" else [args.client]
+        if args.engine_only:
+            clients = []
         with httpx.Client(base_url=url, timeout=120) as http:
             for name, w, h, faces, options in scenarios:
                 frames = camera_frames(w, h, faces)
                 if faces == 1:
                     cost = codec_cost(frames)
-                    print(f"{name[:9]:9s} server codec CPU per frame: JPEG {cost['jpeg']:.1f} ms "
+                    print(f"{f'{w}x{h}':24s} server codec CPU per frame: JPEG {cost['jpeg']:.1f} ms "
                           f"({cost['jpeg_kb']:.0f} kB a frame)"
                           + (f", VP8 (aiortc's encoder + libvpx decoder) {cost['vp8']:.1f} ms" if "vp8" in cost else
                              " (pip install aiortc to compare VP8)"), flush=True)
+                cpu = stage_cpu(frames, options)
+                total = cpu["analyse"] + cpu["render"]
+                print(f"{name:24s} engine CPU per frame: decode + analyse {cpu['analyse']:.1f} ms, render + encode "
+                      f"{cpu['render']:.1f} ms (one core: {1000 / total:.0f} frames/s; two, stages overlapped: "
+                      f"{1000 / max(cpu['analyse'], cpu['render']):.0f})", flush=True)
                 for client in clients:
                     if client == "direct":
                         row = run_direct(url, http, buf.getvalue(), frames, options, args.seconds)

@@ -223,3 +223,17 @@ def test_a_dropped_connection_frees_its_session_and_four_share_the_engine(tmp_pa
         assert min(counts) > 0 and min(counts) >= 0.5 * max(counts), counts
         assert http.get("/healthz").status_code == 200
         assert wait_until(lambda: http.get("/v1/live/sessions").json()["sessions"] == [], 5)
+
+
+def test_only_a_local_user_may_turn_the_label_off(tmp_path, astronaut):
+    from swapface.errors import InputError
+    from swapface.live.hub import LiveHub
+
+    hub = LiveHub()
+    with pytest.raises(InputError) as refused:
+        hub.open("tenant", astronaut, {"label_output": False}, may_unlabel=False)
+    assert refused.value.code == "label_required" and hub.sessions() == []
+    session = hub.open("local", astronaut, {"label_output": False}, may_unlabel=True)
+    assert session.engine.options.label_output is False
+    hub.close(session)
+    assert hub.sessions() == []

@@ -141,8 +141,10 @@ def _browser_mode(source: Path, values: dict[str, Any], options: Any, port: int,
                             data={"options": json.dumps(values)})
         if res.status_code >= 400:
             body = _json(res)
-            raise InputError(str(body.get("detail") or f"the service answered {res.status_code}"),
-                             code=body.get("code"))
+            message = str(body.get("detail") or f"the service answered {res.status_code}")
+            if res.status_code == 401:
+                message += " (give it with --api-key or SWAPFACE_API_KEY)"
+            raise InputError(message, code=body.get("code"))
         session = res.json()
         recorder = None
         if record is not None and hub is not None:

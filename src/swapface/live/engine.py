@@ -7,7 +7,7 @@ once; an option change builds a new, model-free pipeline around them and applies
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,11 +56,15 @@ def _json(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class AnalysisModels:
-    """The model-holding parts of face analysis, shared by every live stream that uses the same ones."""
+    """The model-holding parts of face analysis, shared by every live stream that uses the same ones.
+
+    Per-frame analysis may run from several streams at once (ONNX Runtime sessions allow it); source photos,
+    which also use the identity embedder, are analysed one at a time (``stills_lock``)."""
 
     detector: FaceDetector
     landmarker: FaceLandmarker
     embedder: FaceEmbedder | None
+    stills_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @classmethod
     def for_options(cls, options: SwapOptions) -> AnalysisModels:
@@ -102,7 +106,6 @@ class LiveEngine:
 
     def __init__(self, source: np.ndarray, options: SwapOptions, models: AnalysisModels) -> None:
         self.models = models
-        self._lock = threading.Lock()
         self._stills: dict[int, tuple[np.ndarray, list[Face]]] = {}
         self._source = source
         self._pipeline = self._build(source, options)
@@ -114,7 +117,7 @@ class LiveEngine:
     def _build(self, source: np.ndarray, options: SwapOptions) -> Pipeline:
         analyser = _SourceRemembered(self.models, self._stills, need_embeddings=False,
                                      largest_only=options.face_selector_mode == "one")
-        with self._lock:  # source analyses of one stream never run twice at once
+        with self.models.stills_lock:
             return Pipeline([source], options, analyser=analyser, video=True)
 
     def set_options(self, values: dict[str, Any]) -> SwapOptions:

@@ -78,7 +78,7 @@ def open_session(http, source_jpeg: bytes, options: dict) -> dict:
 
 
 def run_direct(base_url: str, http, source_jpeg: bytes, frames: list[np.ndarray], options: dict,
-               seconds: float) -> dict:
+               seconds: float, in_flight: int = IN_FLIGHT) -> dict:
     """Stream ``frames`` at camera rate through the transport; fps and latency of the answers."""
     from websockets.sync.client import connect
 
@@ -87,7 +87,7 @@ def run_direct(base_url: str, http, source_jpeg: bytes, frames: list[np.ndarray]
     encoded = [encode_jpeg(f, 85) for f in frames]  # the camera's JPEGs (the page encodes in the browser)
     encode_ms = encode_cost(frames[0])
     lock = threading.Condition()
-    state = {"unanswered": 0, "stop": False}
+    state = {"sent": 0, "answered": 0, "dropped": 0, "stop": False}
     latencies, engine_ms, shown = [], [], []
     t0 = time.perf_counter()
     with connect(url, max_size=None, compression=None) as ws:
@@ -97,10 +97,10 @@ def run_direct(base_url: str, http, source_jpeg: bytes, frames: list[np.ndarray]
                 due = t0 + k / CAMERA_FPS
                 time.sleep(max(0.0, due - time.perf_counter()))
                 with lock:
-                    if state["unanswered"] >= IN_FLIGHT:
+                    if state["sent"] - state["answered"] - state["dropped"] >= in_flight:
                         k += 1
                         continue  # this camera frame is skipped: two are already on their way
-                    state["unanswered"] += 1
+                    state["sent"] += 1
                 ws.send(pack_frame(due - encode_ms / 1000, encoded[k % len(encoded)]))
                 k += 1
 
@@ -116,7 +116,8 @@ def run_direct(base_url: str, http, source_jpeg: bytes, frames: list[np.ndarray]
             cv2.imdecode(np.frombuffer(result.jpeg, np.uint8), cv2.IMREAD_COLOR)
             now = time.perf_counter()
             with lock:
-                state["unanswered"] -= 1
+                state["answered"] += 1
+                state["dropped"] = result.dropped
             if now - t0 > WARMUP_S:
                 shown.append(now)
                 latencies.append((now - result.clock) * 1000)
@@ -264,6 +265,8 @@ def main() -> int:
     parser.add_argument("--client", choices=["direct", "browser", "both"], default="both")
     parser.add_argument("--url", help="a running service (default: one started here)")
     parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument("--in-flight", type=int, nargs="+", default=[IN_FLIGHT],
+                        help="frames the direct client keeps unanswered (several values: one run each)")
     parser.add_argument("--engine-only", action="store_true", help="only the engine's CPU per stage (no stream)")
     args = parser.parse_args()
     import httpx
@@ -304,19 +307,25 @@ def main() -> int:
                       f"{cpu['render']:.1f} ms (one core: {1000 / total:.0f} frames/s; two, stages overlapped: "
                       f"{1000 / max(cpu['analyse'], cpu['render']):.0f})", flush=True)
                 for client in clients:
-                    if client == "direct":
-                        row = run_direct(url, http, buf.getvalue(), frames, options, args.seconds)
-                    else:
-                        row = run_browser(url, source_path, frames, f"{w}x{h}", options, args.seconds, scratch)
-                    lat, eng = row["latency_ms"], row["engine_ms"]
-                    print(f"{name:24s} {client:8s} {row['fps']:5.1f} frames/s   latency ms p50 {lat['p50']:6.1f}"
-                          f"  p90 {lat['p90']:6.1f}  p99 {lat['p99']:6.1f}   engine ms p50 {eng['p50']:5.1f}"
-                          f"  p90 {eng['p90']:5.1f}   engine CPU {row['cpu_ms']:5.1f} ms/frame   ({row['frames']} frames)",
-                          flush=True)
+                    runs = [(f"direct/{n}", n) for n in args.in_flight] if client == "direct" else [("browser", 0)]
+                    for label, in_flight in runs:
+                        if client == "direct":
+                            row = run_direct(url, http, buf.getvalue(), frames, options, args.seconds, in_flight)
+                        else:
+                            row = run_browser(url, source_path, frames, f"{w}x{h}", options, args.seconds, scratch)
+                        report(name, label, row)
         if server is not None:
             server.should_exit = True  # type: ignore[attr-defined]
             thread.join(timeout=30)
     return 0
+
+
+def report(name: str, client: str, row: dict) -> None:
+    """One result line."""
+    lat, eng = row["latency_ms"], row["engine_ms"]
+    print(f"{name:24s} {client:10s} {row['fps']:5.1f} frames/s   latency ms p50 {lat['p50']:6.1f}"
+          f"  p90 {lat['p90']:6.1f}  p99 {lat['p99']:6.1f}   engine ms p50 {eng['p50']:5.1f}"
+          f"  p90 {eng['p90']:5.1f}   engine CPU {row['cpu_ms']:5.1f} ms/frame   ({row['frames']} frames)", flush=True)
 
 
 if __name__ == "__main__":

@@ -204,11 +204,14 @@ def test_a_dropped_connection_frees_its_session_and_four_share_the_engine(tmp_pa
         ws.socket.close()  # the browser tab is gone: no closing handshake
         assert wait_until(lambda: http.get("/v1/live/sessions").json()["sessions"] == [], 5)
 
+        sessions = [open_session(http, photos["astronaut"]) for _ in range(4)]  # the sources are analysed first
         counts = [0, 0, 0, 0]
-        deadline = time.monotonic() + 6
+        start = threading.Barrier(4)
 
         def viewer(n: int) -> None:
-            with connect(svc, open_session(http, photos["astronaut"])) as ws:
+            with connect(svc, sessions[n]) as ws:
+                start.wait()
+                deadline = time.monotonic() + 8
                 k = n
                 while time.monotonic() < deadline:
                     exchange(ws, camera[k % len(camera)])
@@ -219,7 +222,7 @@ def test_a_dropped_connection_frees_its_session_and_four_share_the_engine(tmp_pa
         for t in threads:
             t.start()
         for t in threads:
-            t.join(60)
+            t.join(120)
         assert min(counts) > 0 and min(counts) >= 0.5 * max(counts), counts
         assert http.get("/healthz").status_code == 200
         assert wait_until(lambda: http.get("/v1/live/sessions").json()["sessions"] == [], 5)

@@ -210,7 +210,10 @@ class LiveHub:
         """Queue whatever stage of ``session`` can run now (caller holds the lock); start a thread if one is due."""
         if session.closed.is_set():
             return
-        if session.pending is not None and not session.analysing and not session.queued[ANALYSE]:
+        # analysis waits while an analysed frame waits for rendering: it would only be dropped after costing CPU,
+        # while the waiting camera frame is still replaced for free by newer ones
+        if (session.pending is not None and session.analysed is None and not session.analysing
+                and not session.queued[ANALYSE]):
             session.queued[ANALYSE] = True
             self._ready.append((session, ANALYSE))
         if session.analysed is not None and not session.rendering and not session.queued[RENDER]:
@@ -240,6 +243,7 @@ class LiveHub:
                 else:
                     analysed, session.analysed = session.analysed, None
                     session.rendering = True
+                    self._enqueue(session)  # the analysis slot is free again
             if stage == ANALYSE:
                 done = self._analyse(session, *frame) if frame is not None else None
                 with self._cond:

@@ -37,7 +37,7 @@ def files(tmp_path, astronaut) -> dict[str, Path]:
 
 def test_a_camera_swapped_into_a_marked_recording(tmp_path, files, astronaut, analyser):
     out = tmp_path / "live.mp4"
-    done = swapface("-s", str(files["source"]), "--camera", str(files["camera"]), "--record", str(out))
+    done = swapface("-s", str(files["source"]), "--camera", str(files["camera"]), "--fps", "5", "--record", str(out))
     assert done.returncode == 0, done.stderr
     assert "frames/s" in done.stderr and "latency" in done.stderr
     with av.open(str(out)) as container:

@@ -11,7 +11,8 @@ looped at 30 frames/s and scaled to the size measured. Two clients:
 - ``browser``: the Live page in headless Chromium with a fake camera playing a y4m of the same clip;
   latency runs from the page grabbing the camera frame to the swapped frame drawn on the page's canvas.
 
-Both keep at most two frames unanswered, like the page. The first two seconds of each run are not counted.
+Both keep one frame unanswered at a time, like the page (`--in-flight 1 2` compares windows for the direct
+client). The first two seconds of each run are not counted.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from swapface.live.y4m import write_y4m
 
 WARMUP_S = 2.0
 CAMERA_FPS = 30
-IN_FLIGHT = 2
+IN_FLIGHT = 1  # as the page
 
 
 def camera_frames(width: int, height: int, faces: int = 1) -> list[np.ndarray]:

@@ -1,10 +1,11 @@
 // The Live view: camera frames (getUserMedia) go to the service as JPEGs over a WebSocket and come back swapped.
-// At most IN_FLIGHT frames are unanswered at once, so nothing queues: a slow engine means fewer frames, not delay.
+// One frame at a time is unanswered, so nothing queues: a slow engine means fewer frames, not delay (on a busy
+// 2-core machine two in flight cost more CPU a frame and four times the latency: see docs/benchmarks.md).
 (() => {
   'use strict';
   const $ = (id) => document.getElementById(id);
   const KEY_STORE = 'swapface.apiKey';
-  const IN_FLIGHT = 2;
+  const IN_FLIGHT = 1;
   const JPEG_QUALITY = 0.85;
   const STALL_MS = 2000;  // no answer for this long: the unanswered frames are given up (the engine skipped them)
   let run = null;  // the running stream: its session, socket, camera and counters

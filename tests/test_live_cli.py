@@ -67,6 +67,7 @@ def test_bad_input_is_one_error_line(files, tmp_path):
          "no face found in source image #1"),
         (["-s", str(files["blank"]), "--no-open", "--port", str(free_port())], "no face found in source image #1"),
         (["-s", str(files["source"]), "--camera", str(files["camera"])], "--virtual-camera and/or --record"),
+        (["-s", str(files["source"]), "--fps", "10", "--no-open"], "--fps applies to --camera"),
         (["-s", str(files["source"]), "--camera", str(tmp_path / "none.mp4"), "--record", str(tmp_path / "b.mp4")],
          "cannot open camera"),
         (["-s", str(files["source"]), "--face-selector-mode", "reference", "--camera", str(files["camera"]),

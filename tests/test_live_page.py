@@ -178,11 +178,12 @@ def test_a_session_started_elsewhere_opens_in_the_page(tmp_path, browser, astron
         res = http.post("/v1/live/sessions", files={"source": ("a.jpg", jpeg_bytes(astronaut), "image/jpeg")},
                         data={"options": '{"face_selector_mode": "many", "label_output": false}'})
         session = res.json()
-        web = LivePage(browser, svc.url, path=f"/live?session={session['id']}")
+        web = LivePage(browser, svc.url, path=f"/live?session={session['id']}&size=320x240")
         page = web.page
         page.wait_for_function(RUNNING)
         page.wait_for_function("() => window.liveStats.shown >= 5")
         assert page.locator("#live-mode").input_value() == "many"
+        assert page.locator("#live-size").input_value() == "320x240"
         assert not page.locator("#live-label").is_checked()
         assert http.get(f"/v1/live/sessions/{session['id']}").json()["frames_sent"] >= 5
         page.click("#live-stop")

@@ -61,7 +61,9 @@ def live(
         raise InputError("--virtual-camera reads a local camera: add --camera 0 (or another camera index)")
     if frames is not None:
         raise InputError("--frames applies to --camera; in the browser, press Stop")
-    _browser_mode(source, values, options, port, api_key, open_page, record)
+    if fps != 30.0:
+        raise InputError("--fps applies to --camera; the browser's camera runs at its own rate")
+    _browser_mode(source, values, options, port, api_key, open_page, record, f"{width}x{height}")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -130,7 +132,7 @@ def _camera_mode(source: Path, camera: str, options: Any, width: int, height: in
 
 
 def _browser_mode(source: Path, values: dict[str, Any], options: Any, port: int, api_key: str | None,
-                  open_page: bool, record: Path | None) -> None:
+                  open_page: bool, record: Path | None, size: str) -> None:
     import httpx
 
     url = f"http://127.0.0.1:{port}"
@@ -152,7 +154,7 @@ def _browser_mode(source: Path, values: dict[str, Any], options: Any, port: int,
 
             recorder = Recorder(record, options)
             hub.get(session["id"]).on_frame = recorder.write
-        page = f"{url}/live?session={session['id']}"
+        page = f"{url}/live?session={session['id']}&size={size}"
         typer.echo(f"Live view: {page}  (Stop on the page, or Ctrl-C here, ends it)", err=True)
         if open_page and not os.environ.get("SWAPFACE_NO_BROWSER"):
             webbrowser.open(page)

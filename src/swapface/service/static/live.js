@@ -243,6 +243,12 @@
   $('live-source').addEventListener('change', sourceChanged);
   for (const id of ['live-mode', 'live-blur', 'live-color', 'live-label']) $(id).addEventListener('change', optionsChanged);
   window.addEventListener('pagehide', () => { if (run) teardown(run); });
-  const started = new URLSearchParams(location.search).get('session');
-  if (started) attach(started);
+  const query = new URLSearchParams(location.search);
+  const askedSize = query.get('size');
+  if (askedSize) {
+    const select = $('live-size');
+    if (![...select.options].some((o) => o.value === askedSize)) select.add(new Option(askedSize.replace('x', ' × '), askedSize));
+    select.value = askedSize;
+  }
+  if (query.get('session')) attach(query.get('session'));
 })();

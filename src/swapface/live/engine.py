@@ -118,7 +118,10 @@ class LiveEngine:
         analyser = _SourceRemembered(self.models, self._stills, need_embeddings=False,
                                      largest_only=options.face_selector_mode == "one")
         with self.models.stills_lock:
-            return Pipeline([source], options, analyser=analyser, video=True)
+            pipeline = Pipeline([source], options, analyser=analyser, video=True)
+        pipeline.process_frame(source)  # warm up here (first detection, the renderer's source mesh), not on a frame
+        pipeline.reset()
+        return pipeline
 
     def set_options(self, values: dict[str, Any]) -> SwapOptions:
         """Change options live (refusing those that cannot change); returns the options now in force."""

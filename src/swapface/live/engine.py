@@ -30,7 +30,8 @@ NOT_LIVE = frozenset({
     "reference_face_distance", "output_image_quality", "output_video_encoder", "output_video_quality",
     "output_video_preset", "trim_frame_start", "trim_frame_end", "skip_audio", "chunk_seconds", "mark_output",
 })
-LIVE_DEFAULTS: dict[str, Any] = {"label_output": True}  # live output carries the visible label unless turned off
+LIVE_DEFAULTS: dict[str, Any] = {"label_output": True}
+WARM_SIZES = ((480, 640), (720, 1280))  # camera frame shapes the detector is run on once, before any stream  # live output carries the visible label unless turned off
 
 
 def live_options(values: dict[str, Any], current: SwapOptions | None = None) -> SwapOptions:
@@ -68,13 +69,14 @@ class AnalysisModels:
 
     @classmethod
     def for_options(cls, options: SwapOptions) -> AnalysisModels:
-        """Build (and load, by analysing a blank frame) the detector, mesh and embedder the options name."""
+        """Build the detector, mesh and embedder the options name, and run the detector on the usual camera sizes."""
         from swapface.faces.mediapipe import MeshLandmarker
         from swapface.faces.registry import build_detector, build_embedder
 
         models = cls(build_detector(options.face_detector_model, options), MeshLandmarker(),
                      build_embedder(options.face_recognizer_model, options))
-        models.detector.detect(np.zeros((64, 64, 3), np.uint8))
+        for height, width in WARM_SIZES:  # the detector's input follows the frame's shape: first runs are slow
+            models.detector.detect(np.zeros((height, width, 3), np.uint8))
         return models
 
     @staticmethod

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "swapface.cli.service",  # serve, worker, jobs, keys
     "swapface.cli.trust",  # sweep, inspect
     "swapface.cli.models",  # models, doctor
+    "swapface.cli.live",  # live
 )
 INTERRUPTED = 130  # the shell's code for "stopped by SIGINT"
 INTERRUPT_MESSAGE = "interrupted; finished chunks are kept and the same command resumes from them"

@@ -443,6 +443,9 @@ def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | N
     from swapface.service.metrics import install_metrics
 
     install_metrics(app, rt)
+    from swapface.live.routes import install_live
+
+    install_live(app)
     return app
 
 

@@ -1,0 +1,242 @@
+"""The live API and its WebSocket stream on the real service, driven by a plain WebSocket client.
+
+Frames are carphone's talking head (640×480) and the astronaut is put in; the assertions are what a
+viewer sees: swapped frames of the source person, the newest frame kept when the engine falls behind,
+untouched frames without a face, live option and source changes, and sessions that end with their stream.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ASTRONAUT_HEAD, paste
+from media_fixtures import carphone_frames
+from service_fixtures import jpeg_bytes, live_service
+
+from swapface.faces.face import identity_distance
+from swapface.live.frames import Result, encode_jpeg, pack_frame
+
+websockets_client = pytest.importorskip("websockets.sync.client")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def camera() -> list[np.ndarray]:
+    return [cv2.resize(f, (640, 480), interpolation=cv2.INTER_CUBIC) for f in carphone_frames(60)]
+
+
+@pytest.fixture()
+def photos(astronaut) -> dict[str, bytes]:
+    blank = np.full((300, 300, 3), 128, np.uint8)
+    return {"astronaut": jpeg_bytes(astronaut), "blank": jpeg_bytes(blank)}
+
+
+def open_session(http, photo: bytes, **options) -> dict:
+    res = http.post("/v1/live/sessions", files={"source": ("face.jpg", photo, "image/jpeg")},
+                    data={"options": json.dumps(options)})
+    assert res.status_code == 201, res.text
+    return res.json()
+
+
+def connect(svc, session: dict):
+    return websockets_client.connect(svc.url.replace("http", "ws", 1) + session["stream"], max_size=None)
+
+
+def exchange(ws, frame: np.ndarray, clock: float = 0.0) -> tuple[Result, np.ndarray]:
+    """Send one frame and wait for its answer (decoded to RGB)."""
+    ws.send(pack_frame(clock, encode_jpeg(frame, 92)))
+    result = Result.decode(ws.recv(timeout=30))
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(result.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return result, rgb
+
+
+def main_embedding(analyser, image: np.ndarray) -> np.ndarray:
+    faces = analyser.analyse_still(image)
+    assert faces, "no face found"
+    return faces[0].embedding
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_frames_come_back_swapped_and_newest_first(tmp_path, camera, photos, astronaut, analyser):
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        session = open_session(http, photos["astronaut"], label_output=False)
+        with connect(svc, session) as ws:
+            for i in range(8):  # one at a time: tracking settles
+                result, out = exchange(ws, camera[i], clock=float(i))
+                assert result.clock == float(i)
+            person, driver = main_embedding(analyser, astronaut), main_embedding(analyser, camera[7])
+            shown = main_embedding(analyser, out)
+            assert identity_distance(shown, person) < identity_distance(shown, driver)
+
+            # a burst far faster than the engine: older waiting frames are dropped, the newest is answered
+            for i in range(8, 48):
+                ws.send(pack_frame(float(i), encode_jpeg(camera[i], 92)))
+            clocks = []
+            while not clocks or clocks[-1] != 47.0:
+                clocks.append(Result.decode(ws.recv(timeout=30)).clock)
+            assert clocks == sorted(clocks) and len(clocks) < 40
+            info = http.get(f"/v1/live/sessions/{session['id']}").json()
+            assert info["frames_received"] == 48 and info["frames_dropped"] == 48 - 8 - len(clocks)
+            assert info["frames_sent"] == 8 + len(clocks)
+
+            # no face in view: the frame comes back as it went (bar JPEG rounding); no label was asked for
+            empty = np.ascontiguousarray(camera[0][:, :300][::-1])  # the car's ceiling and window, upside down
+            empty = cv2.resize(empty, (640, 480))
+            assert not analyser.analyse_still(empty)
+            _, out = exchange(ws, empty, clock=99.0)
+            assert np.abs(out.astype(int) - empty.astype(int)).mean() < 2.5
+        assert wait_until(lambda: http.get("/v1/live/sessions").json()["sessions"] == [], 5), \
+            "closing the stream must end the session"
+
+
+def two_astronauts(astronaut) -> np.ndarray:
+    """A 1280×720 frame with the astronaut twice: large on the left, smaller on the right."""
+    canvas = np.full((720, 1280, 3), 96, np.uint8)
+    paste(canvas, astronaut, ASTRONAUT_HEAD, (80, 140), 380)
+    paste(canvas, astronaut, ASTRONAUT_HEAD, (820, 220), 280)
+    return canvas
+
+
+def test_options_and_source_change_while_live(tmp_path, camera, photos, astronaut, driver, analyser):
+    group = two_astronauts(astronaut)
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        session = open_session(http, jpeg_bytes(driver))  # the driver into both astronauts
+        url = f"/v1/live/sessions/{session['id']}"
+        with connect(svc, session) as ws:
+            faces = sorted(analyser.analyse_still(group), key=lambda f: f.box[0])
+            assert len(faces) == 2
+
+            def change_per_face() -> list[float]:
+                """Mean change of each face of ``group`` (left to right) after a few frames."""
+                for _ in range(3):
+                    _, out = exchange(ws, group)
+                diffs = []
+                for face in faces:
+                    x1, y1, x2, y2 = (int(v) for v in face.box)
+                    diffs.append(float(np.abs(out[y1:y2, x1:x2].astype(int) - group[y1:y2, x1:x2].astype(int)).mean()))
+                return diffs
+
+            left, right = change_per_face()
+            assert left > 6 and right < 3, (left, right)  # mode one: the largest face only
+            res = http.patch(url, json={"options": {"face_selector_mode": "many"}})
+            assert res.status_code == 200 and res.json()["options"]["face_selector_mode"] == "many"
+            left, right = change_per_face()
+            assert left > 6 and right > 6, (left, right)  # mode many: both
+
+            # refused, not ignored: options that load models, options that have no meaning live, unknown ones
+            for options, code in [({"face_detector_model": "scrfd"}, "fixed_while_live"),
+                                  ({"trim_frame_start": 3}, "bad_option"), ({"face_mask_blur": 7}, "bad_option"),
+                                  ({"sharpness": 1}, "bad_option"), ({"face_selector_mode": "reference"}, "bad_option")]:
+                res = http.patch(url, json={"options": options})
+                assert res.status_code == 422 and res.json()["code"] == code, (options, res.text)
+
+            # a source without a face is refused and the current person stays in
+            res = http.put(f"{url}/source", files={"source": ("blank.jpg", photos["blank"], "image/jpeg")})
+            assert res.status_code == 422 and res.json()["code"] == "no_face_in_source"
+            _, out = exchange(ws, camera[10])
+            before = main_embedding(analyser, out)
+            res = http.put(f"{url}/source", files={"source": ("driver.jpg", jpeg_bytes(driver), "image/jpeg")})
+            assert res.status_code == 200
+            for i in range(11, 14):
+                _, after_frame = exchange(ws, camera[i])
+            after = main_embedding(analyser, after_frame)
+            photo = main_embedding(analyser, driver)
+            assert identity_distance(after, photo) < identity_distance(before, photo)
+
+
+def test_a_source_without_a_face_gets_the_message_run_gives(tmp_path, photos, driver):
+    blank, target = tmp_path / "blank.jpg", tmp_path / "target.jpg"
+    blank.write_bytes(photos["blank"])
+    target.write_bytes(jpeg_bytes(driver))
+    cli = subprocess.run([sys.executable, "-m", "swapface.cli.main", "run", "-s", str(blank), "-t", str(target),
+                          "-o", str(tmp_path / "out.jpg")], check=False, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 2
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        res = http.post("/v1/live/sessions", files={"source": ("blank.jpg", photos["blank"], "image/jpeg")})
+        assert res.status_code == 422
+        assert res.json()["code"] == "no_face_in_source"
+        assert cli.stderr.strip() == f"error: {res.json()['detail']}"
+        res = http.post("/v1/live/sessions", files={"source": ("notes.jpg", b"meeting notes", "image/jpeg")})
+        assert res.status_code == 422 and res.json()["code"] == "bad_media"
+        assert http.get("/v1/live/sessions").json()["sessions"] == []
+
+
+def test_sessions_belong_to_their_api_key_and_count_against_its_limit(tmp_path, photos):
+    with live_service(tmp_path, workers=0) as svc:
+        _, alice = svc.runtime.keys.create("alice", max_concurrent_jobs=1)
+        _, bob = svc.runtime.keys.create("bob")
+        with svc.client() as anonymous:
+            res = anonymous.post("/v1/live/sessions", files={"source": ("a.jpg", photos["astronaut"], "image/jpeg")})
+            assert res.status_code == 401 and res.json()["code"] == "api_key_required"
+        with svc.client(alice) as a, svc.client(bob) as b:
+            session = open_session(a, photos["astronaut"])
+            assert b.get(f"/v1/live/sessions/{session['id']}").status_code == 404
+            assert b.delete(f"/v1/live/sessions/{session['id']}").status_code == 404
+            assert b.get("/v1/live/sessions").json()["sessions"] == []
+            res = a.post("/v1/live/sessions", files={"source": ("a.jpg", photos["astronaut"], "image/jpeg")})
+            assert res.status_code == 429 and res.json()["code"] == "too_many_active_jobs"
+            assert a.delete(f"/v1/live/sessions/{session['id']}").status_code == 204
+            assert a.get(f"/v1/live/sessions/{session['id']}").status_code == 404
+            open_session(a, photos["astronaut"])  # the slot is free again
+
+
+def test_a_dropped_connection_frees_its_session_and_four_share_the_engine(tmp_path, camera, photos):
+    with live_service(tmp_path, workers=0) as svc, svc.client() as http:
+        session = open_session(http, photos["astronaut"])
+        ws = connect(svc, session)
+        exchange(ws, camera[0])
+        ws.socket.close()  # the browser tab is gone: no closing handshake
+        assert wait_until(lambda: http.get("/v1/live/sessions").json()["sessions"] == [], 5)
+
+        sessions = [open_session(http, photos["astronaut"]) for _ in range(4)]  # the sources are analysed first
+        counts = [0, 0, 0, 0]
+        start = threading.Barrier(4)
+
+        def viewer(n: int) -> None:
+            with connect(svc, sessions[n]) as ws:
+                start.wait()
+                deadline = time.monotonic() + 8
+                k = n
+                while time.monotonic() < deadline:
+                    exchange(ws, camera[k % len(camera)])
+                    counts[n] += 1
+                    k += 1
+
+        threads = [threading.Thread(target=viewer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert min(counts) > 0 and min(counts) >= 0.5 * max(counts), counts
+        assert http.get("/healthz").status_code == 200
+        assert wait_until(lambda: http.get("/v1/live/sessions").json()["sessions"] == [], 5)
+
+
+def test_only_a_local_user_may_turn_the_label_off(tmp_path, astronaut):
+    from swapface.errors import InputError
+    from swapface.live.hub import LiveHub
+
+    hub = LiveHub()
+    with pytest.raises(InputError) as refused:
+        hub.open("tenant", astronaut, {"label_output": False}, may_unlabel=False)
+    assert refused.value.code == "label_required" and hub.sessions() == []
+    session = hub.open("local", astronaut, {"label_output": False}, may_unlabel=True)
+    assert session.engine.options.label_output is False
+    hub.close(session)
+    assert hub.sessions() == []

@@ -42,7 +42,7 @@ def open_camera(camera: str, width: int, height: int, fps: float) -> cv2.VideoCa
 def open_virtual_camera(width: int, height: int, fps: float) -> Any:
     """A pyvirtualcam camera, or InputError saying what to install (the package, or a device driver)."""
     try:
-        import pyvirtualcam  # type: ignore[import-untyped]
+        import pyvirtualcam
     except ImportError:
         raise InputError(PYVIRTUALCAM_HELP) from None
     try:

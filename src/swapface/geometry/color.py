@@ -84,8 +84,9 @@ def masked_low_pass(image: np.ndarray, weights: np.ndarray, sigma: float) -> tup
 
 
 def srgb_to_lab(image: np.ndarray) -> np.ndarray:
-    """8-bit sRGB → float32 CIELAB (L 0..100, a and b about −128..127)."""
-    return cv2.cvtColor(image.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2LAB)
+    """sRGB (8-bit, or float on the 0..255 scale) → float32 CIELAB (L 0..100, a and b about −128..127)."""
+    scaled = image.astype(np.float32) * np.float32(1.0 / 255.0)
+    return cv2.cvtColor(np.clip(scaled, 0.0, 1.0, out=scaled), cv2.COLOR_RGB2LAB)
 
 
 def lab_to_srgb(lab: np.ndarray) -> np.ndarray:

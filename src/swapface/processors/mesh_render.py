@@ -249,7 +249,8 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     solved = DestinationTriangles.of(dst, tri)
     front = (target.facing > 0) & solved.ok
     drawn = front & (target.facing > DRAW_FACING) & ~topology.hairline & ~topology.opening
-    drawn &= topology.triangles_in(settings.regions) & ((own_f > low) | (mirror_f > low))
+    drawn &= (own_f > low) | (mirror_f > low)  # the regions the user keeps are cut at the end, so the
+    # light and tone worked out below do not depend on that choice
     if drawn.sum() < 8:
         return False
     order = np.argsort(-target.points[tri, 2].mean(1))  # far triangles first: nearer ones overwrite them
@@ -262,20 +263,10 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     src = source.shape.points[:, :2]
     magnify = target.interocular / max(source.shape.interocular, 1.0)
     interp = cv2.INTER_CUBIC if magnify > 1.2 else cv2.INTER_LINEAR
+    # the texture is sampled at full size, in sRGB as stored; everything smooth (light, tone, what is skin,
+    # what is foreign, the fill) is worked out on a grid of about ANALYSIS_IOD pixels between the eyes and
+    # brought back to full size as smooth fields
     full = _Grid(safe, x, y, 1)
-    own_affines = solved.affines_to(src[tri])
-    texture, not_face, inside = _sample(source, full.coords(own_affines), interp)
-    weight_own = own_weight[safe].astype(np.float32)
-    mirrored = None
-    if (weight_own[covered] < 0.999).any():
-        mirror_affines = solved.affines_to(src[topology.mirror][tri])
-        mirrored, mirror_not_face, mirror_inside = _sample(source, full.coords(mirror_affines), interp)
-        blend = cv2.GaussianBlur(np.where(covered, weight_own, 1.0), (0, 0), 0.04 * target.interocular)
-        blend = np.where(covered, blend, 1.0).astype(np.float32)
-        inside = np.where(blend > 0.5, inside, mirror_inside)
-        not_face = not_face * blend + mirror_not_face * (1 - blend)
-    # everything smooth (light, tone, what is skin, what is foreign, the fill) is worked out on a coarser
-    # grid, about ANALYSIS_IOD pixels between the eyes, and brought back to full size as smooth fields
     step = max(1, int(target.interocular // ANALYSIS_IOD))
     coarse = _Grid(safe[::step, ::step], x, y, step)
     size = (coarse.ids.shape[1], coarse.ids.shape[0])
@@ -283,6 +274,14 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     def shrink(image: np.ndarray) -> np.ndarray:
         return image if step == 1 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
+    def grow(field: np.ndarray) -> np.ndarray:
+        grown = field if step == 1 else cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
+        return grown.reshape(h, w, -1)
+
+    own_affines = solved.affines_to(src[tri])
+    texture = full.sample(source.image, own_affines, covered, interp)
+    not_face, inside = _sample_mask(source, coarse.coords(own_affines))
+    covered_c = covered[::step, ::step]
     b1, b2 = coarse.coords(solved.barycentric())
     np.clip(b1, 0.0, 1.0, out=b1)  # pixels on a triangle's rim may fall a little outside it
     np.clip(b2, 0.0, 1.0 - b1, out=b2)
@@ -291,43 +290,44 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 9): one gather for every per-vertex quantity
     lights = v[..., 0, :] + b1[..., None] * (v[..., 1, :] - v[..., 0, :]) + b2[..., None] * (v[..., 2, :] - v[..., 0, :])
     source_light, mirror_light, target_light = lights[..., 0:3], lights[..., 3:6], lights[..., 6:9]
-    covered_c = covered[::step, ::step]
-    texture_c = shrink(texture)
-    albedo = texture_c / source_light
-    mirror_ratio = None
-    if mirrored is not None:
-        blend_c = blend[::step, ::step, None]
-        albedo = albedo * blend_c + shrink(mirrored) / mirror_light * (1 - blend_c)
-        mirror_ratio = source_light / mirror_light
+    albedo = to_linear(shrink(texture)) / source_light
+    weight_own = own_weight[safe].astype(np.float32)
+    mixed: np.ndarray = texture
+    if (weight_own[covered] < 0.999).any():
+        mirror_affines = solved.affines_to(src[topology.mirror][tri])
+        mirror_not_face, mirror_inside = _sample_mask(source, coarse.coords(mirror_affines))
+        blend = cv2.GaussianBlur(np.where(covered, weight_own, 1.0), (0, 0), 0.04 * target.interocular)
+        blend = np.where(covered, blend, 1.0).astype(np.float32)
+        mirrored = full.sample(source.image, mirror_affines, covered & (blend < 0.999), interp)
+        blend_c = blend[::step, ::step]
+        inside = np.where(blend_c > 0.5, inside, mirror_inside)
+        not_face = not_face * blend_c + mirror_not_face * (1 - blend_c)
+        albedo = albedo * blend_c[..., None] + to_linear(shrink(mirrored)) / mirror_light * (1 - blend_c[..., None])
+        # the mirrored side was lit as the mirror vertices were: bring it to this side's light (sRGB gain)
+        ratio = grow(np.power(source_light / mirror_light, 1 / 2.2).astype(np.float32))
+        mixed = texture * blend[..., None] + mirrored * ratio * (1 - blend[..., None])
     regions = topology.region[coarse.ids]
     upper = covered_c & topology.upper[coarse.ids]
-    foreign = ~inside[::step, ::step] | _foreign(albedo, source, regions, upper, shrink(not_face))
+    foreign = ~inside | _foreign(albedo, source, regions, upper, not_face)
     valid = covered_c & ~foreign
     if valid.sum() < 4:
         return False
     donors = valid & np.isin(regions, _SKIN_REGIONS)
     region = frame[y : y + h, x : x + w]
-
-    def grow(field: np.ndarray) -> np.ndarray:
-        grown = field if step == 1 else cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
-        return grown.reshape(h, w, -1)
-
     lit_c = albedo * source_light  # the source texture as lit in its photo, on the coarse grid
     offset = np.zeros_like(lit_c)
     if settings.relight:
         offset = _tone_offset(lit_c, albedo, source, source_light, target, target_light,
-                              shrink(to_linear(region)), donors, step)
-    lit_full = texture
-    if mirrored is not None and mirror_ratio is not None:
-        lit_full = texture * blend[..., None] + mirrored * grow(mirror_ratio) * (1 - blend[..., None])
-    toned = lab_to_srgb(srgb_to_lab(to_srgb(lit_full)) + grow(offset))
+                              to_linear(shrink(region)), donors, step)
+    toned = lab_to_srgb(srgb_to_lab(mixed) + grow(offset))
     if not valid[covered_c].all():
         toned_c = lab_to_srgb(srgb_to_lab(to_srgb(lit_c)) + offset)
         filled = fill_from_surroundings(toned_c.astype(np.float32), covered_c & ~valid, donors, 0.05 * target.interocular / step)
         holes = grow((covered_c & ~valid).astype(np.float32))[..., 0] > 0.5
         toned = np.where(holes[..., None], np.clip(grow(filled) + 0.5, 0, 255).astype(np.uint8), toned)
     overlay = _match_detail(toned, region, covered)
-    mask = covered.copy()
+    chosen = topology.triangles_in(settings.regions)[safe]
+    mask = covered & chosen
     _cut_openings(mask, dst, rect, target.interocular)
     if occluded is not None:
         mask &= ~occluded[y : y + h, x : x + w]
@@ -337,7 +337,7 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
     area = silhouette.copy()  # what may change: the visible face, less the regions the user keeps
     if len(settings.regions) < len(REGIONS):
-        area &= topology.triangles_in(settings.regions)[safe]
+        area &= chosen
     inward = cv2.GaussianBlur(cv2.erode(area.view(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 1.0)
     change = (blended - base) * (inward * settings.weight)[..., None]
     frame[y : y + h, x : x + w] = np.clip(base + change + 0.5, 0, 255).astype(np.uint8)
@@ -353,6 +353,26 @@ class _Grid:
     y: int
     step: int
 
+    def sample(self, image: np.ndarray, affines: np.ndarray, where: np.ndarray, interp: int) -> np.ndarray:
+        """``image`` read through each pixel's affine, at the ``where`` pixels only (zero elsewhere)."""
+        h, w = self.ids.shape
+        flat = np.flatnonzero(where)
+        ys, xs = np.divmod(flat, w)
+        a = affines.reshape(len(affines), 6)[self.ids.reshape(-1)[flat]]
+        gx = (self.x + self.step * xs).astype(np.float32)
+        gy = (self.y + self.step * ys).astype(np.float32)
+        n = len(flat)
+        out = np.zeros((h * w, image.shape[2]), image.dtype)
+        if n:
+            rows = -(-n // 1024)  # remap's maps are images: lay the points out 1024 to a row
+            mx = np.zeros(rows * 1024, np.float32)
+            my = np.zeros(rows * 1024, np.float32)
+            mx[:n] = a[:, 0] * gx + a[:, 1] * gy + a[:, 2]
+            my[:n] = a[:, 3] * gx + a[:, 4] * gy + a[:, 5]
+            read = cv2.remap(image, mx.reshape(rows, 1024), my.reshape(rows, 1024), interp, borderMode=cv2.BORDER_REPLICATE)
+            out[flat] = read.reshape(rows * 1024, -1)[:n]
+        return out.reshape(h, w, -1)
+
     def coords(self, affines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each pixel mapped by its triangle's 2×3 affine: (map_x, map_y) float32."""
         h, w = self.ids.shape
@@ -362,13 +382,12 @@ class _Grid:
         return a[..., 0] * gx + a[..., 1] * gy + a[..., 2], a[..., 3] * gx + a[..., 4] * gy + a[..., 5]
 
 
-def _sample(source: SourceFace, maps: tuple[np.ndarray, np.ndarray], interp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The source's linear texture, its not-face probability and the in-image mask through one map."""
+def _sample_mask(source: SourceFace, maps: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The source's not-face probability and the in-image mask through a map."""
     mx, my = maps
     sh, sw = source.image.shape[:2]
-    texture = to_linear(cv2.remap(source.image, mx, my, interp, borderMode=cv2.BORDER_REPLICATE))
     not_face = cv2.remap(source.not_face, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
-    return texture, not_face, (mx >= 0) & (my >= 0) & (mx <= sw - 1) & (my <= sh - 1)
+    return not_face, (mx >= 0) & (my >= 0) & (mx <= sw - 1) & (my <= sh - 1)
 
 
 def _skin_likeness(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.ndarray:

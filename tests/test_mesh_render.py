@@ -30,7 +30,7 @@ def hull_mask(shape: tuple[int, ...], points: np.ndarray, grow: int = 0) -> np.n
 
 
 def swap(source: np.ndarray, target: np.ndarray, **options: object) -> tuple[np.ndarray, Pipeline]:
-    pipe = Pipeline([source], SwapOptions(**options))
+    pipe = Pipeline([source], SwapOptions(**{"face_swapper_model": "mesh3d", **options}))
     return pipe.process_frame(target), pipe
 
 
@@ -54,7 +54,7 @@ def test_topology_is_one_symmetric_mesh() -> None:
 
 def test_backdrop_around_the_source_never_enters_the_result(astronaut, driver) -> None:
     """The source's face on a saturated magenta backdrop: the swapped face carries none of it."""
-    pipe = Pipeline([astronaut], SwapOptions())
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
     mesh = main_mesh(pipe, astronaut)
     source = astronaut.copy()
     source[~hull_mask(source.shape, mesh)] = MAGENTA  # the backdrop reaches the face's silhouette
@@ -76,7 +76,7 @@ def teeth_pixels(image: np.ndarray, lips: np.ndarray) -> int:
 
 
 def test_an_open_smiling_source_puts_no_teeth_on_a_closed_mouth(astronaut, driver) -> None:
-    pipe = Pipeline([astronaut], SwapOptions())
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
     src_mesh = main_mesh(pipe, astronaut)
     src_lips = np.zeros(astronaut.shape[:2], np.uint8)
     cv2.fillPoly(src_lips, [np.round(src_mesh[OUTER_LIPS]).astype(np.int32)], 1)
@@ -151,3 +151,17 @@ def test_face_shape_transfer_moves_the_jaw_and_keeps_the_background(astronaut, d
     far = ~hull_mask(driver.shape, mesh, grow=int(0.9 * (mesh[:, 0].max() - mesh[:, 0].min())))
     assert np.array_equal(shaped[far], driver[far])
     assert np.abs(shaped.astype(int) - plain.astype(int)).mean() > 0.5
+
+
+@pytest.mark.parametrize(("options", "field"), [
+    ({"face_swapper_model": "mesh", "face_mask_types": ("box", "region")}, "face_mask_types"),
+    ({"face_swapper_model": "mesh3d", "face_mask_types": ("box", "occlusion")}, "face_mask_types"),
+    ({"face_swapper_model": "mesh3d", "face_mask_types": ("region",), "face_mask_regions": ("skin", "glasses")},
+     "face_mask_regions"),
+    ({"face_swapper_model": "mesh", "face_shape_transfer": 0.5}, "face_shape_transfer"),
+])
+def test_options_a_built_in_swapper_cannot_honour_are_refused(astronaut, options, field) -> None:
+    from swapface.errors import InputError
+
+    with pytest.raises(InputError, match=field):
+        Pipeline([astronaut], SwapOptions(**options))

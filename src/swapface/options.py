@@ -21,6 +21,8 @@ from pydantic import (
 from swapface.errors import InputError
 
 FaceSelectorMode = Literal["one", "many", "reference"]
+#: Swapper models built in (no downloaded weights): the mesh warp, and the 3D-aware mesh renderer.
+BUILTIN_SWAPPERS = ("mesh", "mesh3d")
 FaceSelectorOrder = Literal[
     "large-small", "small-large", "left-right", "right-left", "top-bottom", "bottom-top", "best-worst", "worst-best"
 ]
@@ -60,13 +62,15 @@ class SwapOptions(BaseModel):
     processors: tuple[str, ...] = Field(
         ("face_swapper",), min_length=1, description="Frame processors run in order (face_swapper, face_debugger, ...)"
     )
-    face_swapper_model: str = Field("mesh", description="Swapper model: mesh (built in) or an ONNX swapper")
+    face_swapper_model: str = Field(
+        "mesh", description="Swapper model: mesh or mesh3d (built in; mesh3d renders with the 3D mesh, relights, keeps "
+        "backdrop and hair out and honours mask regions) or an ONNX swapper")
     face_swapper_pixel_boost: int = Field(
         128, description="ONNX swappers: crop resolution, a multiple of the model's size up to 8× (inswapper: 128 … 1024)")
     face_swapper_weight: float = Field(1.0, ge=0.0, le=1.0, description="Strength of the swap, 0..1")
     face_shape_transfer: float = Field(
         0.0, ge=0.0, le=1.0,
-        description="Built-in swapper: how far the target's jaw, chin and cheek outline moves to the source's, 0..1",
+        description="mesh3d swapper: how far the target's jaw, chin and cheek outline moves to the source's, 0..1",
     )
     face_enhancer_model: str = Field("gfpgan_1.4", description="Face enhancer model")
     face_enhancer_blend: int = Field(80, ge=0, le=100, description="Face enhancer blend with the frame, percent")
@@ -187,15 +191,16 @@ def option_choices(name: str) -> tuple[str, ...] | None:
         return ("cpu", "cuda", "tensorrt")
     if name == "processors":
         return ("face_swapper", "face_enhancer", "frame_enhancer", "face_debugger", "label")
-    tasks = {"face_swapper_model": ("mesh", "face_swapper"), "face_enhancer_model": (None, "face_enhancer"),
-             "frame_enhancer_model": (None, "frame_enhancer"), "face_detector_model": ("mediapipe", "face_detector"),
-             "face_recognizer_model": ("dlib", "face_recognizer")}
+    tasks: dict[str, tuple[tuple[str, ...], str]] = {
+        "face_swapper_model": (BUILTIN_SWAPPERS, "face_swapper"), "face_enhancer_model": ((), "face_enhancer"),
+        "frame_enhancer_model": ((), "frame_enhancer"), "face_detector_model": (("mediapipe",), "face_detector"),
+        "face_recognizer_model": (("dlib",), "face_recognizer")}
     if name in tasks:
         from swapface.models.catalogue import CATALOGUE
 
         builtin, task = tasks[name]
         names = [e.name for e in CATALOGUE.values() if e.task == task and not e.builtin]
-        return tuple(([builtin] if builtin else []) + names)
+        return tuple(list(builtin) + names)
     return None
 
 

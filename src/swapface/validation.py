@@ -10,7 +10,7 @@ files and loads no model: a model that is known but not downloaded is the worker
 from __future__ import annotations
 
 from swapface.errors import InputError
-from swapface.options import SwapOptions
+from swapface.options import BUILTIN_SWAPPERS, SwapOptions
 
 PIXEL_BOOSTS = (128, 256, 512, 1024)
 _BOOST_FACTORS = (1, 2, 4)
@@ -54,7 +54,7 @@ def check_options(options: SwapOptions, *, has_reference: bool | None = None, vi
     for name in options.processors:
         if name not in PROCESSOR_FACTORIES:
             raise _choose("processors", name, sorted(PROCESSOR_FACTORIES))
-    _model("face_swapper_model", options.face_swapper_model, "face_swapper", extra=("mesh",))
+    _model("face_swapper_model", options.face_swapper_model, "face_swapper", extra=BUILTIN_SWAPPERS)
     _model("face_enhancer_model", options.face_enhancer_model, "face_enhancer")
     _model("frame_enhancer_model", options.frame_enhancer_model, "frame_enhancer")
     if options.face_detector_model not in DETECTOR_FACTORIES:
@@ -69,6 +69,7 @@ def check_options(options: SwapOptions, *, has_reference: bool | None = None, vi
             raise _choose("face_mask_regions", region, list(FACE_REGIONS))
     if "region" in options.face_mask_types and not options.face_mask_regions:
         raise OptionError("face_mask_regions", "the region mask needs at least one region")
+    check_swapper_options(options)
     if any(not 0 <= p <= 100 for p in options.face_mask_padding):
         raise OptionError("face_mask_padding", "each side is a percentage, 0..100")
     if options.output_video_encoder not in ENCODERS:
@@ -96,6 +97,29 @@ def check_options(options: SwapOptions, *, has_reference: bool | None = None, vi
             raise OptionError("face_selector_mode", "'reference' needs a reference face photo (reference_face)")
         if has_reference and options.face_selector_mode != "reference":
             raise OptionError("reference_face", "a reference face is used only with face_selector_mode 'reference'")
+
+
+def check_swapper_options(options: SwapOptions) -> None:
+    """The mask and shape options the chosen swapper can honour; the rest are refused (never ignored).
+    Called at submit and whenever a swapper is built."""
+    if "face_swapper" not in options.processors:
+        return
+    model = options.face_swapper_model
+    extra = [m for m in options.face_mask_types if m != "box"]
+    if model == "mesh" and extra:
+        raise OptionError("face_mask_types", f"the built-in mesh swapper blends with its own feathered mesh mask, so "
+                          f"{', '.join(extra)} would be ignored; use --face-swapper-model mesh3d for regions")
+    if model == "mesh3d":
+        if "occlusion" in options.face_mask_types:
+            raise OptionError("face_mask_types", "the mesh3d swapper has no occlusion mask; use box and region")
+        from swapface.geometry.face_topology import REGIONS
+
+        unknown = [r for r in options.face_mask_regions if r not in REGIONS]
+        if "region" in options.face_mask_types and unknown:
+            raise OptionError("face_mask_regions", f"the mesh3d swapper's regions are {', '.join(REGIONS)}; "
+                              f"{', '.join(unknown)} is not one of them")
+    if options.face_shape_transfer and model != "mesh3d":
+        raise OptionError("face_shape_transfer", "applies to the mesh3d swapper only (--face-swapper-model mesh3d)")
 
 
 def _check_pixel_boost(options: SwapOptions, catalogue: dict) -> None:

@@ -12,7 +12,7 @@ import typer
 from swapface.cli.options import collect_options, with_option_flags
 from swapface.cli.targets import Task, check_paths, expand_batch
 from swapface.errors import InputError
-from swapface.options import SwapOptions, parse_options
+from swapface.options import BUILTIN_SWAPPERS, SwapOptions, parse_options
 
 
 def swap_image_file(
@@ -121,7 +121,7 @@ def models_needed(opts: SwapOptions) -> list[tuple[str, str]]:
     from swapface.models.catalogue import OCCLUDER_MODEL, PARSER_MODEL
 
     needed = []
-    if "face_swapper" in opts.processors and opts.face_swapper_model != "mesh":
+    if "face_swapper" in opts.processors and opts.face_swapper_model not in BUILTIN_SWAPPERS:
         needed.append(("--face-swapper-model", opts.face_swapper_model))
     if "face_enhancer" in opts.processors:
         needed.append(("--face-enhancer-model", opts.face_enhancer_model))
@@ -133,7 +133,7 @@ def models_needed(opts: SwapOptions) -> list[tuple[str, str]]:
         needed.append(("--face-recognizer-model", opts.face_recognizer_model))
     if "occlusion" in opts.face_mask_types:
         needed.append(("--face-mask-types occlusion", OCCLUDER_MODEL))
-    if "region" in opts.face_mask_types:
+    if "region" in opts.face_mask_types and opts.face_swapper_model != "mesh3d":  # mesh3d's regions are its mesh's
         needed.append(("--face-mask-types region", PARSER_MODEL))
     return needed
 

@@ -58,7 +58,9 @@ class FaceAnalyser:
         largest_only = options.face_selector_mode == "one"
         # neural swappers keep every face the detector scored high enough (as FaceFusion); the mesh's own
         # face-presence score gates only the mesh swapper, which needs a good mesh
-        presence = 0.5 if getattr(options, "face_swapper_model", "mesh") == "mesh" else 0.0
+        from swapface.options import BUILTIN_SWAPPERS
+
+        presence = 0.5 if getattr(options, "face_swapper_model", "mesh") in BUILTIN_SWAPPERS else 0.0
         return cls(
             detector, MeshLandmarker(presence=presence), embedder, video=video, need_embeddings=need, largest_only=largest_only, **kwargs
         )

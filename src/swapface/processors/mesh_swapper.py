@@ -1,35 +1,35 @@
-"""The built-in swapper: the source face rendered onto the target's 468-point mesh (see ``mesh_render``).
+"""The built-in swapper: the source face warped onto the target's 468-point mesh, colour-matched and feathered.
 
-The target keeps its pose, expression, eyes, mouth interior, silhouette and light; the source gives the
-skin, brows, lids, nose, lips and their texture. Per track, the target's fitted light is smoothed over
-time so a video's face does not flicker.
+The target keeps its pose and expression (the mesh is the target's), its open mouth's interior and its
+eyes (so gaze and teeth stay the target's); the source gives the skin, features and shape of the face.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
+import cv2
 import numpy as np
 
 from swapface.faces.face import Face
-from swapface.faces.mediapipe import MOUTH_CENTRE
-from swapface.geometry.face_topology import REGIONS, FaceTopology, face_topology
-from swapface.geometry.reshape import reshaped_points, warp_to_shape
+from swapface.faces.mediapipe import LEFT_EYE_RING, MOUTH_CENTRE, RIGHT_EYE_RING
+from swapface.geometry.color import feather, lab_stats, match_lab
+from swapface.geometry.mesh_warp import (
+    Triangulation,
+    bounding_rect,
+    rasterise_ids,
+    triangle_affines,
+    triangulate,
+    warp_maps,
+)
 from swapface.options import SwapOptions
 from swapface.processors.base import SourceIdentity
-from swapface.processors.mesh_render import (
-    FaceShape,
-    RenderSettings,
-    SourceFace,
-    face_shape,
-    prepare_source,
-    render_face,
-)
 
-LIGHT_SMOOTHING = 0.35  # share of a new frame's fitted light in a track's running estimate
-MAX_TARGET_YAW = 62.0  # degrees: beyond this a target face is left unchanged (it would smear)
-SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
-TURNED_SOURCE_YAW = 30.0  # degrees
+INNER_LIPS = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191]
+# The mesh's upper rim runs into the hairline: triangles touching it would carry the source's hair.
+# Two rows down from the rim: fringes often reach the brows, and hair must stay the target's.
+FOREHEAD_RIM = [10, 338, 297, 332, 284, 251, 389, 21, 54, 103, 67, 109, 162,
+                151, 108, 69, 104, 68, 71, 337, 299, 333, 298, 301, 9]
+OPENINGS = [INNER_LIPS, RIGHT_EYE_RING, LEFT_EYE_RING]
+COLOUR_SMOOTHING = 0.35  # share of a new frame's colour statistics in a track's running estimate
 
 
 def pose_signature(face: Face) -> np.ndarray:
@@ -47,21 +47,6 @@ def pose_signature(face: Face) -> np.ndarray:
     return np.array([float(nose @ ux) / iod, float(nose @ uy) / iod, mouth], np.float32)
 
 
-def head_angles(points: np.ndarray, topology: FaceTopology) -> tuple[float, float, float]:
-    """Yaw, pitch and roll in degrees of a (468, 3) mesh, from its rotation away from the canonical face."""
-    canon = topology.canonical.astype(np.float64)
-    pts = points.astype(np.float64)
-    a = canon - canon.mean(0)
-    b = pts - pts.mean(0)
-    u, _, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(u @ vt))
-    rot = (u @ np.diag([1.0, 1.0, d]) @ vt).T  # canonical → frame
-    yaw = float(np.degrees(np.arctan2(rot[2, 0], rot[0, 0])))
-    pitch = float(np.degrees(np.arctan2(rot[2, 1], rot[1, 1])))
-    roll = float(np.degrees(np.arctan2(rot[1, 0], rot[0, 0])))
-    return yaw, pitch, roll
-
-
 class MeshSwapper:
     """Frame processor ``face_swapper`` with model ``mesh``."""
 
@@ -71,51 +56,28 @@ class MeshSwapper:
 
     def __init__(self, options: SwapOptions) -> None:
         self.options = options
-        self.topology = face_topology()
-        types = tuple(options.face_mask_types)
-        regions = tuple(options.face_mask_regions) if "region" in types else REGIONS
-        self.settings = RenderSettings(
-            regions=regions, relight=options.color_transfer == "on", blur=float(options.face_mask_blur),
-            padding=tuple(options.face_mask_padding), weight=float(options.face_swapper_weight),  # type: ignore[arg-type]
-        )
         self._source_key: int | None = None
-        self._sources: list[SourceFace] = []
+        self._triangulations: list[Triangulation] = []
         self._signatures: list[np.ndarray] = []
-        self._light: dict[int, np.ndarray] = {}
-        self.notices: list[str] = []
-
-    def _notice(self, text: str) -> None:
-        if text not in self.notices:
-            self.notices.append(text)
+        self._colour: dict[int, np.ndarray] = {}
 
     def _prepare(self, source: SourceIdentity) -> None:
         if self._source_key == id(source):
             return
-        self._sources, self._signatures = [], []
-        for number, (image, face) in enumerate(zip(source.images, source.faces), start=1):
+        self._triangulations, self._signatures = [], []
+        for face in source.faces:
             if face.landmarks is None:
                 raise ValueError("the mesh swapper needs source faces with landmarks")
-            prepared = prepare_source(image, face.landmarks, face.depth, self.topology)
-            self._sources.append(prepared)
+            tri = triangulate(face.landmarks, OPENINGS)
+            rim = np.isin(tri.triangles, FOREHEAD_RIM).any(axis=1)
+            self._triangulations.append(Triangulation(tri.triangles, tri.holes | rim))
             self._signatures.append(pose_signature(face))
-            self._check_source(number, prepared)
         self._source_key = id(source)
-        self._light.clear()
-
-    def _check_source(self, number: int, prepared: SourceFace) -> None:
-        """One-line warnings about source photos that limit the result, with what to use instead."""
-        iod = prepared.shape.interocular
-        if iod < SMALL_SOURCE_IOD:
-            self._notice(f"source image #{number}: the face is small ({iod:.0f} px between the eyes), so the swap is "
-                         "upscaled and soft; a photo with at least 80 px between the eyes gives a sharper face")
-        yaw = head_angles(prepared.shape.points, self.topology)[0]
-        if abs(yaw) > TURNED_SOURCE_YAW:
-            self._notice(f"source image #{number}: the face is turned {abs(yaw):.0f}°; its far side is filled in from "
-                         "the near side — a frontal photo gives a truer face")
+        self._colour.clear()
 
     def reset(self) -> None:
-        """Forget the per-track light smoothing (a new clip or chunk begins)."""
-        self._light.clear()
+        """Forget the per-track colour smoothing (a new clip or chunk begins)."""
+        self._colour.clear()
 
     def choose_source(self, target: Face) -> int:
         """Index of the source photo whose head pose and mouth state are closest to the target's."""
@@ -133,33 +95,47 @@ class MeshSwapper:
         out = frame.copy()
         for face in faces:
             if face.landmarks is not None:
-                self._swap_one(out, face)
+                self._swap_one(out, face, source)
         return out
 
-    def _swap_one(self, out: np.ndarray, target: Face) -> None:
-        assert target.landmarks is not None
-        shape = face_shape(out, target.landmarks, target.depth, self.topology)
-        yaw = head_angles(shape.points, self.topology)[0]
-        if abs(yaw) > MAX_TARGET_YAW:
-            self._notice(f"a face turned {abs(yaw):.0f}° was left unchanged: the built-in swapper renders faces "
-                         f"turned up to {MAX_TARGET_YAW:.0f}°")
+    def _swap_one(self, out: np.ndarray, target: Face, source: SourceIdentity) -> None:
+        k = self.choose_source(target)
+        src_image, src_points = source.images[k], source.faces[k].landmarks
+        tri = self._triangulations[k]
+        dst = target.landmarks
+        assert dst is not None and src_points is not None
+        rect = bounding_rect(dst, out.shape)
+        if rect is None:
             return
-        chosen = self._sources[self.choose_source(target)]
-        strength = float(self.options.face_shape_transfer)
-        if strength > 0:
-            reshaped = reshaped_points(shape.points, chosen.shape.points, self.topology, strength)
-            out[:] = warp_to_shape(out, shape.points[:, :2], reshaped, shape.interocular)
-            shape = face_shape(out, reshaped, target.depth, self.topology)
-        shape = self._smoothed(shape, target.track_id)
-        render_face(out, shape, chosen, self.topology, self.settings)
+        affines, ok = triangle_affines(dst, src_points, tri.triangles)
+        ids = rasterise_ids(dst, tri.triangles, ok & ~tri.holes, rect)
+        map_x, map_y, covered = warp_maps(ids, affines, rect)
+        sh, sw = src_image.shape[:2]
+        covered &= (map_x >= 0) & (map_y >= 0) & (map_x <= sw - 1) & (map_y <= sh - 1)
+        if np.count_nonzero(covered) < 16:
+            return
+        warped = cv2.remap(src_image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        x, y, w, h = rect
+        region = out[y : y + h, x : x + w]
+        if self.options.color_transfer == "on":
+            warped = match_lab(warped, covered, self._target_stats(region, covered, target))
+        size = max(target.interocular * 2.5, 8.0)
+        alpha = feather(covered, size, self.options.face_mask_blur, self.options.face_mask_padding)
+        alpha *= float(self.options.face_swapper_weight)
+        blended = warped.astype(np.float32)  # region + alpha * (warped - region), in place
+        blended -= region
+        blended *= alpha[..., None]
+        blended += region
+        blended += 0.5
+        out[y : y + h, x : x + w] = np.clip(blended, 0, 255, out=blended)
 
-    def _smoothed(self, shape: FaceShape, track_id: int | None) -> FaceShape:
-        """The target's light, smoothed over time per track so the face does not flicker."""
-        if track_id is None:
-            return shape
-        light = shape.light
-        previous = self._light.get(track_id)
+    def _target_stats(self, region: np.ndarray, mask: np.ndarray, target: Face) -> np.ndarray:
+        """The target skin's colour statistics, smoothed over time per track so the face does not flicker."""
+        stats = lab_stats(region, mask)
+        if target.track_id is None:
+            return stats
+        previous = self._colour.get(target.track_id)
         if previous is not None:
-            light = (1 - LIGHT_SMOOTHING) * previous + LIGHT_SMOOTHING * light
-        self._light[track_id] = light
-        return dataclasses.replace(shape, light=light)
+            stats = (1 - COLOUR_SMOOTHING) * previous + COLOUR_SMOOTHING * stats
+        self._colour[target.track_id] = stats
+        return stats

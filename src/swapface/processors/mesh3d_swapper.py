@@ -1,0 +1,151 @@
+"""The built-in 3D-aware swapper (model ``mesh3d``): the source face rendered onto the target's 468-point mesh
+(see ``mesh_render``).
+
+The target keeps its pose, expression, eyes, mouth interior, silhouette and light; the source gives the
+skin, brows, lids, nose, lips and their texture. Per track, the target's fitted light is smoothed over
+time so a video's face does not flicker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from swapface.faces.face import Face
+from swapface.geometry.face_topology import REGIONS, FaceTopology, face_topology
+from swapface.geometry.reshape import reshaped_points, warp_to_shape
+from swapface.options import SwapOptions
+from swapface.processors.base import SourceIdentity
+from swapface.processors.mesh_render import (
+    FaceShape,
+    RenderSettings,
+    SourceFace,
+    face_shape,
+    prepare_source,
+    render_face,
+)
+from swapface.processors.mesh_swapper import pose_signature
+
+LIGHT_SMOOTHING = 0.35  # share of a new frame's fitted light in a track's running estimate
+MAX_TARGET_YAW = 62.0  # degrees: beyond this a target face is left unchanged (it would smear)
+SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
+TURNED_SOURCE_YAW = 30.0  # degrees
+
+
+def head_angles(points: np.ndarray, topology: FaceTopology) -> tuple[float, float, float]:
+    """Yaw, pitch and roll in degrees of a (468, 3) mesh, from its rotation away from the canonical face."""
+    canon = topology.canonical.astype(np.float64)
+    pts = points.astype(np.float64)
+    a = canon - canon.mean(0)
+    b = pts - pts.mean(0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    rot = (u @ np.diag([1.0, 1.0, d]) @ vt).T  # canonical → frame
+    yaw = float(np.degrees(np.arctan2(rot[2, 0], rot[0, 0])))
+    pitch = float(np.degrees(np.arctan2(rot[2, 1], rot[1, 1])))
+    roll = float(np.degrees(np.arctan2(rot[1, 0], rot[0, 0])))
+    return yaw, pitch, roll
+
+
+class Mesh3DSwapper:
+    """Frame processor ``face_swapper`` with model ``mesh3d``."""
+
+    name = "face_swapper"
+    needs_source = True
+    whole_frame = False
+
+    def __init__(self, options: SwapOptions) -> None:
+        self.options = options
+        self.topology = face_topology()
+        types = tuple(options.face_mask_types)
+        regions = tuple(options.face_mask_regions) if "region" in types else REGIONS
+        self.settings = RenderSettings(
+            regions=regions, relight=options.color_transfer == "on", blur=float(options.face_mask_blur),
+            padding=tuple(options.face_mask_padding), weight=float(options.face_swapper_weight),  # type: ignore[arg-type]
+        )
+        self._source_key: int | None = None
+        self._sources: list[SourceFace] = []
+        self._signatures: list[np.ndarray] = []
+        self._light: dict[int, np.ndarray] = {}
+        self.notices: list[str] = []
+
+    def _notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
+
+    def _prepare(self, source: SourceIdentity) -> None:
+        if self._source_key == id(source):
+            return
+        self._sources, self._signatures = [], []
+        for number, (image, face) in enumerate(zip(source.images, source.faces), start=1):
+            if face.landmarks is None:
+                raise ValueError("the mesh swapper needs source faces with landmarks")
+            prepared = prepare_source(image, face.landmarks, face.depth, self.topology)
+            self._sources.append(prepared)
+            self._signatures.append(pose_signature(face))
+            self._check_source(number, prepared)
+        self._source_key = id(source)
+        self._light.clear()
+
+    def _check_source(self, number: int, prepared: SourceFace) -> None:
+        """One-line warnings about source photos that limit the result, with what to use instead."""
+        iod = prepared.shape.interocular
+        if iod < SMALL_SOURCE_IOD:
+            self._notice(f"source image #{number}: the face is small ({iod:.0f} px between the eyes), so the swap is "
+                         "upscaled and soft; a photo with at least 80 px between the eyes gives a sharper face")
+        yaw = head_angles(prepared.shape.points, self.topology)[0]
+        if abs(yaw) > TURNED_SOURCE_YAW:
+            self._notice(f"source image #{number}: the face is turned {abs(yaw):.0f}°; its far side is filled in from "
+                         "the near side — a frontal photo gives a truer face")
+
+    def reset(self) -> None:
+        """Forget the per-track light smoothing (a new clip or chunk begins)."""
+        self._light.clear()
+
+    def choose_source(self, target: Face) -> int:
+        """Index of the source photo whose head pose and mouth state are closest to the target's."""
+        if len(self._signatures) == 1:
+            return 0
+        want = pose_signature(target)
+        weights = np.array([1.0, 1.0, 0.5], np.float32)
+        return int(np.argmin([float((np.abs(s - want) * weights).sum()) for s in self._signatures]))
+
+    def process(self, frame: np.ndarray, faces: list[Face], source: SourceIdentity | None) -> np.ndarray:
+        """The frame with every given face replaced by the source's."""
+        if source is None or not faces:
+            return frame
+        self._prepare(source)
+        out = frame.copy()
+        for face in faces:
+            if face.landmarks is not None:
+                self._swap_one(out, face)
+        return out
+
+    def _swap_one(self, out: np.ndarray, target: Face) -> None:
+        assert target.landmarks is not None
+        shape = face_shape(out, target.landmarks, target.depth, self.topology)
+        yaw = head_angles(shape.points, self.topology)[0]
+        if abs(yaw) > MAX_TARGET_YAW:
+            self._notice(f"a face turned {abs(yaw):.0f}° was left unchanged: the built-in swapper renders faces "
+                         f"turned up to {MAX_TARGET_YAW:.0f}°")
+            return
+        chosen = self._sources[self.choose_source(target)]
+        strength = float(self.options.face_shape_transfer)
+        if strength > 0:
+            reshaped = reshaped_points(shape.points, chosen.shape.points, self.topology, strength)
+            out[:] = warp_to_shape(out, shape.points[:, :2], reshaped, shape.interocular)
+            shape = face_shape(out, reshaped, target.depth, self.topology)
+        shape = self._smoothed(shape, target.track_id)
+        render_face(out, shape, chosen, self.topology, self.settings)
+
+    def _smoothed(self, shape: FaceShape, track_id: int | None) -> FaceShape:
+        """The target's light, smoothed over time per track so the face does not flicker."""
+        if track_id is None:
+            return shape
+        light = shape.light
+        previous = self._light.get(track_id)
+        if previous is not None:
+            light = (1 - LIGHT_SMOOTHING) * previous + LIGHT_SMOOTHING * light
+        self._light[track_id] = light
+        return dataclasses.replace(shape, light=light)

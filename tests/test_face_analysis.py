@@ -213,3 +213,48 @@ def test_face_debugger_draws_rejected_candidates_in_red(group):
     out = debugger.process(canvas, [], None)
     red = np.all(out == np.array(REJECTED, np.uint8), axis=-1)
     assert red.sum() > 50
+
+
+def test_offset_jitter_is_the_change_of_output_minus_input_in_eye_distances():
+    from swapface.evaluation import offset_jitter
+
+    still = np.zeros((68, 2), np.float32)
+    assert offset_jitter(still, still + 0.0, 50.0) == 0.0
+    assert offset_jitter(still, still + [3, 4], 50.0) == pytest.approx(0.1)
+
+
+def swap_jitter(frames: list[np.ndarray], source: np.ndarray, optical_flow: bool) -> tuple[float, float]:
+    """Landmark jitter of a swap measured by dlib's 68-point model (not ours), and its temporal change ratio."""
+    from swapface.evaluation import clip_box, offset_jitter, region_change
+    from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
+
+    options = SwapOptions()
+    analyser = FaceAnalyser.from_options(options, video=True, optical_flow=optical_flow)
+    pipeline = Pipeline([source], options, analyser=analyser, video=True)
+    outputs = [pipeline.process_frame(f) for f in frames]
+    finder = FaceAnalyser.from_options(options)
+    finder.embedder = None
+    measure = Dlib68Landmarker()
+    jitters, change_out, change_in, last = [], 0.0, 0.0, None
+    for t, (inp, out) in enumerate(zip(frames, outputs)):
+        box = finder.analyse_still(inp)[0].box
+        points_in = measure.points(inp, box)
+        offset = measure.points(out, box) - points_in
+        if last is not None:
+            jitters.append(offset_jitter(last, offset, interocular_68(points_in)))
+            region = clip_box(box, inp.shape)
+            change_out += region_change(outputs[t - 1], out, region)
+            change_in += region_change(frames[t - 1], inp, region)
+        last = offset
+    return float(np.mean(jitters)), change_out / change_in
+
+
+def test_carphone_swap_wobbles_less_with_flow_tracked_landmarks_and_still_follows_the_motion(astronaut):
+    from media_fixtures import carphone_path
+
+    with av.open(str(carphone_path())) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    filtered, _ = swap_jitter(frames, astronaut, optical_flow=False)  # per-frame mesh + One Euro filter
+    tracked, ratio = swap_jitter(frames, astronaut, optical_flow=True)
+    assert tracked < 0.85 * filtered, (tracked, filtered)
+    assert 0.9 <= ratio <= 1.1, ratio

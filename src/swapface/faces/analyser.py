@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import cv2
 import numpy as np
 
 from swapface.faces.face import Face
+from swapface.faces.flow import follow as follow_points
 from swapface.faces.interfaces import FaceDetector, FaceEmbedder, FaceLandmarker
 from swapface.faces.registry import build_detector, build_embedder
 from swapface.faces.tracker import FaceTracker
@@ -79,6 +81,7 @@ class FaceAnalyser:
         largest_only: bool = False,
         still_quarter_turns: tuple[int, ...] = (0, 1, 2, 3),
         border_pass: bool = True,
+        optical_flow: bool = True,
     ) -> None:
         self.detector = detector
         self.landmarker = landmarker
@@ -90,6 +93,8 @@ class FaceAnalyser:
         self.largest_only = largest_only
         self.still_quarter_turns = still_quarter_turns
         self.border_pass = border_pass
+        self.optical_flow = optical_flow
+        self._previous_grey: np.ndarray | None = None
         self.tracker = FaceTracker(fps=fps)
         self._frame = 0
 
@@ -113,6 +118,7 @@ class FaceAnalyser:
         """Forget tracks (a new clip begins)."""
         self.tracker.reset()
         self._frame = 0
+        self._previous_grey = None
 
     def _landmark(self, frame: np.ndarray, faces: list[Face]) -> list[Face]:
         return self.landmarker.landmark(frame, faces) if self.landmarker is not None else faces
@@ -209,7 +215,13 @@ class FaceAnalyser:
             faces, _ = collapse(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
-        seen = self.tracker.update(faces)
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        previous = self._previous_grey
+        follow = None
+        if self.optical_flow and previous is not None and previous.shape == grey.shape:
+            follow = partial(follow_points, previous, grey)
+        self._previous_grey = grey
+        seen = self.tracker.update(faces, follow)
         out = []
         for track in seen:
             face = track.face

@@ -12,7 +12,6 @@ import numpy as np
 import typer
 
 from swapface.errors import InputError
-from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
 from swapface.evaluation import (
     EvalSummary,
     FrameMetrics,
@@ -23,6 +22,7 @@ from swapface.evaluation import (
     region_change,
     summarize,
 )
+from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
 
 
 def _frames(path: Path) -> Iterator[np.ndarray]:

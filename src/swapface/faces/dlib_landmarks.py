@@ -9,7 +9,6 @@ import numpy as np
 
 from swapface.models.builtin import dlib_model_path
 
-
 MEASURE_WIDTH = 240  # pixels: smaller faces are measured on an upscaled crop (dlib returns whole pixels)
 
 

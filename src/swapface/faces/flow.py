@@ -24,7 +24,7 @@ MAX_FLOW_ERROR = 0.04  # forward-backward disagreement (inter-ocular distances) 
 def follow(previous: np.ndarray, current: np.ndarray, points: np.ndarray, interocular: float) -> tuple[np.ndarray, np.ndarray]:
     """Points of the previous grey frame followed into the current one, and which were followed reliably."""
     win = int(np.clip(round(interocular * 0.5) | 1, 9, 31))
-    params = dict(winSize=(win, win), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+    params = {"winSize": (win, win), "maxLevel": 3, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
     start = np.ascontiguousarray(points, np.float32).reshape(-1, 1, 2)
     ahead, ok, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, None, **params)
     back, ok_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, ahead, None, **params)

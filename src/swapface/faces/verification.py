@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from swapface.faces.face import Face
+from swapface.faces.tracker import box_iou
 
 if TYPE_CHECKING:
     from swapface.faces.mediapipe import MeshFit
@@ -59,13 +60,6 @@ class Rejection:
     box: np.ndarray
     score: float
     reason: str
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two x1,y1,x2,y2 boxes."""
-    inter = _intersection(a, b)
-    union = _area(a) + _area(b) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def containment(a: np.ndarray, b: np.ndarray) -> float:

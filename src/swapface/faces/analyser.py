@@ -94,7 +94,7 @@ class FaceAnalyser:
         self.still_quarter_turns = still_quarter_turns
         self.border_pass = border_pass
         self.optical_flow = optical_flow
-        self._previous_grey: np.ndarray | None = None
+        self._previous_frame: np.ndarray | None = None
         self.tracker = FaceTracker(fps=fps)
         self._frame = 0
 
@@ -118,7 +118,7 @@ class FaceAnalyser:
         """Forget tracks (a new clip begins)."""
         self.tracker.reset()
         self._frame = 0
-        self._previous_grey = None
+        self._previous_frame = None
 
     def _landmark(self, frame: np.ndarray, faces: list[Face]) -> list[Face]:
         return self.landmarker.landmark(frame, faces) if self.landmarker is not None else faces
@@ -155,8 +155,11 @@ class FaceAnalyser:
                 found = self.detector.detect(image)
             else:
                 turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
-                found = [unrotate(f, quarter_turns, image.shape) for f in self.detector.detect(turned)
-                         if f.score >= MIN_SCORE_ROTATED]
+                if getattr(self.detector, "accepts_min_size", False):  # a photo lying sideways shows large faces
+                    sideways = self.detector.detect(turned, min_size=ROTATED_MIN_FACE * min(image.shape[:2]))
+                else:
+                    sideways = self.detector.detect(turned)
+                found = [unrotate(f, quarter_turns, image.shape) for f in sideways if f.score >= MIN_SCORE_ROTATED]
             out += found
             rotated += [bool(quarter_turns)] * len(found)
         if self.border_pass:
@@ -215,12 +218,11 @@ class FaceAnalyser:
             faces, _ = collapse(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        previous = self._previous_grey
+        previous = self._previous_frame
         follow = None
-        if self.optical_flow and previous is not None and previous.shape == grey.shape:
-            follow = partial(follow_points, previous, grey)
-        self._previous_grey = grey
+        if self.optical_flow and previous is not None and previous.shape == frame.shape:
+            follow = partial(follow_points, previous, frame)
+        self._previous_frame = frame
         seen = self.tracker.update(faces, follow)
         out = []
         for track in seen:
@@ -256,6 +258,7 @@ class FaceAnalyser:
         return out
 
 
+ROTATED_MIN_FACE = 0.08  # rotated passes look for faces at least this share of the image's short side
 BORDER_MARGIN = 0.25  # black frame around a still for faces cut by its border, in long sides
 BORDER_PASS_SIZE = 512  # long side (pixels) the framed copy is scaled down to
 TRACKED_IOU = 0.6  # a detection overlapping a tracked face this much is that face (its mesh would be deduped)

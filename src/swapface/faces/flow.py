@@ -21,16 +21,42 @@ FLOW_GAIN = 0.15
 MAX_FLOW_ERROR = 0.04  # forward-backward disagreement (inter-ocular distances) above which a point's flow is distrusted
 
 
+FLOW_INTEROCULAR = 32.0  # the flow runs on a crop around the face scaled so the eyes are about this far apart (pixels)
+FLOW_WINDOW = 13  # Lucas-Kanade window (pixels of that crop)
+
+
 def follow(previous: np.ndarray, current: np.ndarray, points: np.ndarray, interocular: float) -> tuple[np.ndarray, np.ndarray]:
-    """Points of the previous grey frame followed into the current one, and which were followed reliably."""
-    win = int(np.clip(round(interocular * 0.5) | 1, 9, 31))
-    params = {"winSize": (win, win), "maxLevel": 3, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
-    start = np.ascontiguousarray(points, np.float32).reshape(-1, 1, 2)
-    ahead, ok, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, None, **params)
-    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, ahead, None, **params)
-    error = np.linalg.norm((back - start).reshape(-1, 2), axis=1)
+    """Points of the previous frame (RGB or grey) followed into the current one, and which were followed reliably.
+
+    The flow runs on a crop around the points, scaled down to ``FLOW_INTEROCULAR``: its cost then does not
+    grow with the face's size (a face filling a 720p frame costs what a small one does).
+    """
+    pts = np.asarray(points, np.float32).reshape(-1, 2)
+    h, w = current.shape[:2]
+    lo, hi = pts.min(0), pts.max(0)
+    margin = 0.3 * float(max(hi - lo))
+    x1, y1 = (max(0, int(v - margin)) for v in lo)
+    x2, y2 = min(w, int(hi[0] + margin) + 1), min(h, int(hi[1] + margin) + 1)
+    if x2 - x1 < 8 or y2 - y1 < 8:
+        return pts.copy(), np.zeros(len(pts), bool)
+    scale = min(1.0, FLOW_INTEROCULAR / max(interocular, 1.0))
+    size = (max(8, round((x2 - x1) * scale)), max(8, round((y2 - y1) * scale)))
+    a = _grey(cv2.resize(previous[y1:y2, x1:x2], size, interpolation=cv2.INTER_AREA))
+    b = _grey(cv2.resize(current[y1:y2, x1:x2], size, interpolation=cv2.INTER_AREA))
+    sx, sy = size[0] / (x2 - x1), size[1] / (y2 - y1)
+    start = ((pts - [x1, y1]) * [sx, sy]).astype(np.float32).reshape(-1, 1, 2)
+    params = {"winSize": (FLOW_WINDOW, FLOW_WINDOW), "maxLevel": 2,
+              "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
+    ahead, ok, _ = cv2.calcOpticalFlowPyrLK(a, b, start, None, **params)
+    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(b, a, ahead, None, **params)
+    error = np.linalg.norm((back - start).reshape(-1, 2), axis=1) / sx
     good = (ok.reshape(-1) == 1) & (ok_back.reshape(-1) == 1) & (error < MAX_FLOW_ERROR * max(interocular, 1.0))
-    return ahead.reshape(-1, 2).astype(np.float32), good
+    moved = ahead.reshape(-1, 2) / [sx, sy] + [x1, y1]
+    return moved.astype(np.float32), good
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
 
 
 def fuse(flowed: np.ndarray, good: np.ndarray, mesh: np.ndarray, gain: float = FLOW_GAIN) -> np.ndarray:

@@ -156,7 +156,7 @@ class FaceAnalyser:
             else:
                 turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
                 if getattr(self.detector, "accepts_min_size", False):  # a photo lying sideways shows large faces
-                    sideways = self.detector.detect(turned, min_size=ROTATED_MIN_FACE * min(image.shape[:2]))
+                    sideways = self.detector.detect(turned, min_size=ROTATED_MIN_FACE * min(image.shape[:2]))  # type: ignore[call-arg]
                 else:
                     sideways = self.detector.detect(turned)
                 found = [unrotate(f, quarter_turns, image.shape) for f in sideways if f.score >= MIN_SCORE_ROTATED]

@@ -25,7 +25,7 @@ class Dlib68Landmarker:
 
     def points(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         """The 68 landmarks (float32, 68×2, frame pixels) of the face in ``box`` (x1, y1, x2, y2)."""
-        import dlib  # type: ignore[import-untyped]
+        import dlib
 
         if self._predictor is None:
             self._predictor = dlib.shape_predictor(str(dlib_model_path("shape_predictor_68_face_landmarks")))

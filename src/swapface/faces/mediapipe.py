@@ -279,6 +279,7 @@ class MeshLandmarker:
         if not refine:
             return [MeshFit(f.with_(landmark_confidence=float(p)), float(p), 0.0, float(p)) for f, p in zip(first, presence)]
         first_presence = presence
+        detector_points = [f.detector_keypoints for f in first]  # kept as the detector gave them through refits
         presence, second, batch = self._fit_once(frame, first)
         cut = [i for i, f in enumerate(faces) if not _inside(f.box.reshape(2, 2), frame.shape).all()]
         if cut:  # a face cut by the border starts from the detector's guesses for its hidden half: refit once more
@@ -291,13 +292,14 @@ class MeshLandmarker:
             scores, _ = self.session.run(None, {"input": np.ascontiguousarray(batch[doubtful, :, :, ::-1])})
             mirrored[doubtful] = scores.reshape(-1)
         fits = []
-        for a, b, p, p1, pm in zip(first, second, presence, first_presence, mirrored):
+        for a, b, p, p1, pm, points in zip(first, second, presence, first_presence, mirrored, detector_points):
             assert a.landmarks is not None and b.landmarks is not None
             moved = np.linalg.norm(a.landmarks - b.landmarks, axis=1)
             inside = _inside(b.landmarks, frame.shape)
             if inside.mean() >= 0.3:  # points past the border are guesses in both fits: judge the visible ones
                 moved = moved[inside]
             drift = float(moved.mean()) / max(b.interocular, 1.0)
+            b = b.with_(detector_keypoints=points)
             fits.append(MeshFit(b, float(p), drift, float(p1), float(pm)))
         return fits
 

@@ -48,7 +48,7 @@ SAME_FACE_IOU = 0.4
 CONFIDENCE_DRIFT_SCALE = 0.15  # drift (IOD) at which landmark confidence falls to 1/e of the presence score
 
 # A source photo's face must also be usable: large enough, not too turned, mostly inside the photo.
-MIN_SOURCE_WIDTH = 40.0  # pixels between the mesh's outermost points
+MIN_SOURCE_WIDTH = 12.0  # pixels between the mesh's outermost points (the renderer warns below 80 px itself)
 MAX_SOURCE_YAW = 60.0  # degrees
 MIN_SOURCE_INSIDE = 0.9  # fraction of the mesh's landmarks inside the photo
 

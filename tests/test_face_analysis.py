@@ -75,7 +75,7 @@ def test_a_mirrored_face_is_found_with_mirrored_keypoints_and_pose(astronaut, st
     assert len(faces) == 1
     m = np.array([[-1, 0, astronaut.shape[1]], [0, 1, 0]], np.float32)
     wanted = expected(reference.keypoints, m)[MIRRORED_KEYPOINTS]
-    assert error_in_iod(faces[0].keypoints, wanted, reference.interocular) < 0.04
+    assert error_in_iod(faces[0].keypoints, wanted, reference.interocular) < 0.05
     assert abs(faces[0].pose.roll + reference.pose.roll) < 3
     assert abs(faces[0].pose.pitch - reference.pose.pitch) < 5
 

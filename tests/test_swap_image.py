@@ -54,8 +54,8 @@ def test_many_changes_every_face_and_reference_only_the_chosen_person(group, ast
     driver_face = min(faces, key=lambda f: identity_distance(f.embedding, main_face(analyser, driver).embedding))
 
     many = swapface.swap_image(driver, group, face_selector_mode="many")
-    # (the driver's own face changes least: it is swapped with a photo of himself; untouched faces change 0.0)
-    assert all(region_changed(group, many, f.box) > 1.0 for f in faces)
+    # (the driver's own face changes least: it is swapped with a photo of himself, ~0.5; untouched faces change 0.0)
+    assert all(region_changed(group, many, f.box) > 0.2 for f in faces)
 
     only = swapface.swap_image(astronaut, group, face_selector_mode="reference", reference_face=driver)
     assert region_changed(group, only, driver_face.box) > 2.0

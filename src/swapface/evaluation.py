@@ -5,7 +5,10 @@
 - landmark error: mean distance between output and input landmarks in percent of the input face's
   inter-ocular distance (small = pose and expression kept);
 - temporal change ratio: frame-to-frame change inside the face region of the output divided by the
-  same in the input (1.0 = the swap adds no flicker).
+  same in the input (1.0 = the swap adds no flicker);
+- landmark jitter: the frame-to-frame change of (output landmarks − input landmarks), in inter-ocular
+  distances, both measured by an independent landmarker: what a viewer sees wobble that the input
+  does not (0 = the swapped face moves exactly as the original; a frozen face shows the input's motion).
 """
 
 from __future__ import annotations
@@ -60,6 +63,15 @@ def temporal_change_ratio(output_changes: Sequence[float], input_changes: Sequen
     return float(np.sum(output_changes)) / total_in
 
 
+def offset_jitter(previous_offset: np.ndarray, offset: np.ndarray, interocular: float) -> float:
+    """Mean change between two frames' (output − input) landmark offsets, in inter-ocular distances."""
+    a = np.asarray(previous_offset, np.float32).reshape(-1, 2)
+    b = np.asarray(offset, np.float32).reshape(-1, 2)
+    if a.shape != b.shape:
+        raise ValueError("landmark sets differ in size")
+    return float(np.linalg.norm(b - a, axis=1).mean() / max(interocular, 1e-6))
+
+
 @dataclass(frozen=True)
 class FrameMetrics:
     """Metrics of one frame; None where the frame has no face (or, for change, no previous frame)."""
@@ -70,11 +82,13 @@ class FrameMetrics:
     landmark_error_pct: float | None = None
     change_output: float | None = None
     change_input: float | None = None
+    jitter: float | None = None
 
 
 @dataclass(frozen=True)
 class EvalSummary:
-    """Means over the frames that have a face, and the temporal change ratio over the whole clip."""
+    """Means over the frames that have a face (jitter: over consecutive pairs of them), and the temporal
+    change ratio over the whole clip."""
 
     frames: int
     frames_with_face: int
@@ -82,6 +96,7 @@ class EvalSummary:
     identity_to_original: float | None
     landmark_error_pct: float | None
     temporal_change_ratio: float | None
+    landmark_jitter: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,4 +118,5 @@ def summarize(frames: Sequence[FrameMetrics]) -> EvalSummary:
         identity_to_original=_mean([f.to_original for f in frames]),
         landmark_error_pct=_mean([f.landmark_error_pct for f in frames]),
         temporal_change_ratio=ratio,
+        landmark_jitter=_mean([f.jitter for f in frames]),
     )

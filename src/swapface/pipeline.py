@@ -123,16 +123,29 @@ class Pipeline:
             raise InputError("no source image given: pass at least one photo of the face to put in")
         images, faces = [], []
         for number, image in enumerate(sources, start=1):
-            found = self.analyser.analyse_still(image)
-            if not found:
-                raise InputError(f"no face found in source image #{number}; use a photo where the face is clearly visible",
-                                 code="no_face_in_source")
             images.append(image)
-            faces.append(max(found, key=lambda f: f.area))
+            faces.append(self._source_face(image, number))
         embeddings = [f.embedding for f in faces if f.embedding is not None]
         mean = np.mean(embeddings, axis=0) if embeddings else np.zeros(1, np.float32)
         mean = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
         return SourceIdentity(images=tuple(images), faces=tuple(faces), embedding=mean)
+
+    def _source_face(self, image: np.ndarray, number: int) -> Face:
+        """The largest usable face of a source photo, or ``no_face_in_source`` saying why there is none."""
+        from swapface.faces.verification import source_problem
+
+        analysis = self.analyser.analyse_still_detailed(image)
+        problems = [source_problem(f, image.shape) for f in analysis.faces]
+        usable = [f for f, problem in zip(analysis.faces, problems) if problem is None]
+        if usable:
+            return max(usable, key=lambda f: f.area)
+        why = next((p for p in problems if p), None)
+        if why is None and analysis.rejected:
+            best = max(analysis.rejected, key=lambda r: r.score)
+            why = f"the best candidate was rejected, {best.reason}"
+        detail = f": {why}" if why else ""
+        raise InputError(f"no face found in source image #{number}{detail}; use a photo where the face is clearly "
+                         "visible", code="no_face_in_source")
 
     def _reference_embedding(self, reference: np.ndarray | None) -> np.ndarray | None:
         if self.options.face_selector_mode != "reference":

@@ -18,9 +18,11 @@ from swapface.evaluation import (
     clip_box,
     identity_distance,
     landmark_error,
+    offset_jitter,
     region_change,
     summarize,
 )
+from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
 
 
 def _frames(path: Path) -> Iterator[np.ndarray]:
@@ -74,6 +76,8 @@ def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
         raise InputError("no face found in the source image")
     source_embedding = found[0].embedding
     metrics: list[FrameMetrics] = []
+    independent = Dlib68Landmarker()
+    last_offset: tuple[int, np.ndarray] | None = None  # (frame index, output − input 68-point offsets)
     previous: tuple[np.ndarray, np.ndarray] | None = None
     box = None
     count = 0
@@ -81,11 +85,16 @@ def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
         count += 1
         if inp.shape != out.shape:
             raise InputError("the output's frames do not have the input's size")
-        to_source = to_original = error = None
+        to_source = to_original = error = jitter = None
         if index % every == 0:
             faces_in = analyser.analyse_still(inp)
             if faces_in:
                 main = faces_in[0]
+                points_in = independent.points(inp, main.box)
+                offset = independent.points(out, main.box) - points_in
+                if last_offset is not None and last_offset[0] == index - every:
+                    jitter = offset_jitter(last_offset[1], offset, interocular_68(points_in))
+                last_offset = (index, offset)
                 box = clip_box(main.box, inp.shape)
                 faces_out = analyser.analyse_still(out)
                 match = max(faces_out, key=lambda f: _box_iou(f.box, main.box), default=None)
@@ -99,11 +108,12 @@ def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
                         error = landmark_error(match.keypoints, main.keypoints, main.interocular)
             else:
                 box = None
+                last_offset = None
         change_out = change_in = None
         if previous is not None and box is not None:
             change_out = region_change(previous[1], out, box)
             change_in = region_change(previous[0], inp, box)
-        metrics.append(FrameMetrics(index, to_source, to_original, error, change_out, change_in))
+        metrics.append(FrameMetrics(index, to_source, to_original, error, change_out, change_in, jitter))
         previous = (inp, out)
         if on_frame is not None:
             on_frame(count)
@@ -189,6 +199,8 @@ def evaluate(
         typer.echo(f"identity distance to original  {_fmt(summary.identity_to_original)}  (higher = less like the original)")
         typer.echo(f"landmark error                 {_fmt(summary.landmark_error_pct, '{:.1f}')} % of inter-ocular distance")
         typer.echo(f"temporal change ratio          {_fmt(summary.temporal_change_ratio, '{:.2f}')}  (1.00 = no added flicker)")
+        typer.echo(f"landmark jitter                {_fmt(summary.landmark_jitter)}  of inter-ocular distance per frame "
+                   "(0 = moves as the original)")
         if still is not None:
             typer.echo(f"seam                           {_fmt(still['seam'], '{:.2f}')}  (over 1.00 = a hard pasted edge)")
             typer.echo(f"cheek colour ΔE                {_fmt(still['cheek_delta_e'], '{:.1f}')}  (CIELAB; over 10 = another skin tone)")

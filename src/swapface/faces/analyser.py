@@ -2,20 +2,64 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import cv2
 import numpy as np
 
 from swapface.faces.face import Face
+from swapface.faces.flow import follow as follow_points
 from swapface.faces.interfaces import FaceDetector, FaceEmbedder, FaceLandmarker
 from swapface.faces.registry import build_detector, build_embedder
 from swapface.faces.tracker import FaceTracker
+from swapface.faces.verification import (
+    MIN_SCORE_ROTATED,
+    Rejection,
+    collapse,
+    judge,
+    landmark_confidence,
+    trusted_presence,
+)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The faces kept in an image, and the candidates rejected with their reasons."""
+
+    faces: list[Face]
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def unrotate(face: Face, quarter_turns: int, shape: tuple[int, ...]) -> Face:
+    """A face found in ``np.rot90(image, quarter_turns)`` in the image's own coordinates."""
+    if quarter_turns % 4 == 0:
+        return face
+    h, w = shape[:2]
+
+    def back(points: np.ndarray) -> np.ndarray:
+        pts = np.asarray(points, np.float32).reshape(-1, 2)
+        x, y = pts[:, 0], pts[:, 1]
+        k = quarter_turns % 4
+        if k == 1:
+            out = np.stack([w - y, x], 1)
+        elif k == 2:
+            out = np.stack([w - x, h - y], 1)
+        else:
+            out = np.stack([y, h - x], 1)
+        return out.astype(np.float32)
+
+    corners = back(np.array([[face.box[0], face.box[1]], [face.box[2], face.box[3]]]))
+    box = np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32)
+    return face.with_(box=box, keypoints=back(face.keypoints))
 
 
 class FaceAnalyser:
     """Finds faces with every stage replaceable.
 
-    Stills: full detection pyramid, mesh, identity. Video: a full detection every ``detect_every``
+    Stills: full detection pyramid on the image turned by each of ``still_quarter_turns`` (faces at any
+    roll), every candidate verified on its refined mesh (``swapface.faces.verification``), identity. Video: a full detection every ``detect_every``
     frames; in between each track's mesh is re-fitted from its last landmarks (as MediaPipe does),
     which is several times cheaper; identities are refreshed every ``embed_every`` frames per track.
     With ``largest_only`` (selector mode ``one``) a re-detection while faces are tracked does not look
@@ -35,6 +79,9 @@ class FaceAnalyser:
         embed_every: int = 30,
         fps: float = 30.0,
         largest_only: bool = False,
+        still_quarter_turns: tuple[int, ...] = (0, 1, 2, 3),
+        border_pass: bool = True,
+        optical_flow: bool = True,
     ) -> None:
         self.detector = detector
         self.landmarker = landmarker
@@ -44,11 +91,15 @@ class FaceAnalyser:
         self.detect_every = detect_every
         self.embed_every = embed_every
         self.largest_only = largest_only
+        self.still_quarter_turns = still_quarter_turns
+        self.border_pass = border_pass
+        self.optical_flow = optical_flow
+        self._previous_frame: np.ndarray | None = None
         self.tracker = FaceTracker(fps=fps)
         self._frame = 0
 
     @classmethod
-    def from_options(cls, options: Any, *, video: bool = False, **kwargs: Any) -> "FaceAnalyser":
+    def from_options(cls, options: Any, *, video: bool = False, **kwargs: Any) -> FaceAnalyser:
         """The analyser the options name (detector, recogniser); embeddings only where selection needs them."""
         from swapface.faces.mediapipe import MeshLandmarker
 
@@ -69,23 +120,93 @@ class FaceAnalyser:
         """Forget tracks (a new clip begins)."""
         self.tracker.reset()
         self._frame = 0
+        self._previous_frame = None
 
     def _landmark(self, frame: np.ndarray, faces: list[Face]) -> list[Face]:
         return self.landmarker.landmark(frame, faces) if self.landmarker is not None else faces
 
-    def analyse_still(self, image: np.ndarray) -> list[Face]:
-        """Every face of an image, with landmarks and identity, largest first."""
-        faces = self._landmark(image, self.detector.detect(image))
-        faces = _dedupe(faces)
+    def verify(self, frame: np.ndarray, candidates: list[Face], rotated: list[bool] | None = None) -> Analysis:
+        """Detector candidates checked on their refined mesh; boxes of one face collapsed to the best one.
+
+        ``rotated`` marks candidates from a rotated detection pass, which must pass a stricter check.
+        """
+        fit = getattr(self.landmarker, "fit", None)
+        if fit is None:  # a landmarker without presence scores: its own landmark() is the check
+            kept, dupes = collapse(self._landmark(frame, candidates))
+            return Analysis(kept, dupes)
+        rotated = rotated or [False] * len(candidates)
+        verified: list[Face] = []
+        rejected: list[Rejection] = []
+        for candidate, turned, result in zip(candidates, rotated, fit(frame, candidates)):
+            reason = judge(candidate, result, frame.shape, turned)
+            if reason is None:
+                confidence = landmark_confidence(trusted_presence(candidate, result), result.drift)
+                verified.append(result.face.with_(landmark_confidence=confidence))
+            else:
+                rejected.append(Rejection(candidate.box, candidate.score, reason))
+        kept, dupes = collapse(verified)
+        return Analysis(kept, rejected + dupes)
+
+    def detect_candidates(self, image: np.ndarray) -> tuple[list[Face], list[bool]]:
+        """Detector candidates of a still from every rotated pass (faces at any roll), in image coordinates,
+        and which came from a rotated pass. Rotated passes keep only confident candidates (see verification)."""
+        out: list[Face] = []
+        rotated: list[bool] = []
+        for quarter_turns in self.still_quarter_turns:
+            if not quarter_turns:
+                found = self.detector.detect(image)
+            else:
+                turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
+                if getattr(self.detector, "accepts_min_size", False):  # a photo lying sideways shows large faces
+                    sideways = self.detector.detect(turned, min_size=ROTATED_MIN_FACE * min(image.shape[:2]))  # type: ignore[call-arg]
+                else:
+                    sideways = self.detector.detect(turned)
+                found = [unrotate(f, quarter_turns, image.shape) for f in sideways if f.score >= MIN_SCORE_ROTATED]
+            out += found
+            rotated += [bool(quarter_turns)] * len(found)
+        if self.border_pass:
+            found = self._detect_past_border(image)
+            out += found
+            rotated += [False] * len(found)
+        return out, rotated
+
+    def _detect_past_border(self, image: np.ndarray) -> list[Face]:
+        """Faces whose centre lies outside the image (cut by its border): detection on a black-framed copy.
+
+        The detector only proposes faces centred inside its input; framing the image by
+        ``BORDER_MARGIN`` of its long side on each side lets it see half faces at the edges. The copy is
+        scaled down to ``BORDER_PASS_SIZE`` (such faces are large), so the pass is cheap.
+        """
+        h, w = image.shape[:2]
+        margin = round(BORDER_MARGIN * max(h, w))
+        scale = min(1.0, BORDER_PASS_SIZE / (max(h, w) + 2 * margin))
+        small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        pad = round(margin * scale)
+        framed = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        out = []
+        for face in self.detector.detect(framed):
+            box = (face.box - pad) / scale
+            if box[0] < 0 or box[1] < 0 or box[2] > w or box[3] > h:  # only faces the border cuts
+                out.append(face.with_(box=box.astype(np.float32), keypoints=((face.keypoints - pad) / scale).astype(np.float32)))
+        return out
+
+    def analyse_still_detailed(self, image: np.ndarray) -> Analysis:
+        """Every verified face of an image (landmarks, identity, largest first) and the rejected candidates."""
+        result = self.verify(image, *self.detect_candidates(image))
+        faces = result.faces
         if self.embedder is not None:
             faces = self.embedder.embed(image, faces)
-        return sorted(faces, key=lambda f: -f.area)
+        return Analysis(sorted(faces, key=lambda f: -f.area), result.rejected)
+
+    def analyse_still(self, image: np.ndarray) -> list[Face]:
+        """Every verified face of an image, with landmarks and identity, largest first."""
+        return self.analyse_still_detailed(image).faces
 
     def analyse(self, frame: np.ndarray) -> list[Face]:
         """Faces of one frame: a still analysis for images, tracked and smoothed faces for video."""
         if not self.video:
-            faces = self._landmark(frame, self.detector.detect(frame))
-            faces = _dedupe(faces)
+            result = self.verify(frame, *self.detect_candidates(frame))
+            faces = result.faces
             if self.need_embeddings and self.embedder is not None:
                 faces = self.embedder.embed(frame, faces)
             return sorted(faces, key=lambda f: -f.area)
@@ -95,11 +216,16 @@ class FaceAnalyser:
         carried = [t.face.with_(track_id=t.track_id) for t in self.tracker.tracks if t.lost <= 2]
         faces = self._landmark(frame, carried) if carried else []
         if index % self.detect_every == 0 or not faces:
-            fresh = self._landmark(frame, _untracked(self._redetect(frame, faces), faces))
-            faces = _dedupe(faces + fresh)
+            fresh = self.verify(frame, _untracked(self._redetect(frame, faces), faces)).faces
+            faces, _ = collapse(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
-        seen = self.tracker.update(faces)
+        previous = self._previous_frame
+        follow = None
+        if self.optical_flow and previous is not None and previous.shape == frame.shape:
+            follow = partial(follow_points, previous, frame)
+        self._previous_frame = frame
+        seen = self.tracker.update(faces, follow)
         out = []
         for track in seen:
             face = track.face
@@ -134,6 +260,9 @@ class FaceAnalyser:
         return out
 
 
+ROTATED_MIN_FACE = 0.08  # rotated passes look for faces at least this share of the image's short side
+BORDER_MARGIN = 0.25  # black frame around a still for faces cut by its border, in long sides
+BORDER_PASS_SIZE = 512  # long side (pixels) the framed copy is scaled down to
 TRACKED_IOU = 0.6  # a detection overlapping a tracked face this much is that face (its mesh would be deduped)
 
 
@@ -142,14 +271,3 @@ def _untracked(detected: list[Face], tracked: list[Face]) -> list[Face]:
     from swapface.faces.tracker import box_iou
 
     return [d for d in detected if all(box_iou(d.box, t.box) < TRACKED_IOU for t in tracked)]
-
-
-def _dedupe(faces: list[Face], iou: float = 0.4) -> list[Face]:
-    """One face per person: drop faces whose box mostly overlaps a larger one's (tracked faces win ties)."""
-    from swapface.faces.tracker import box_iou
-
-    kept: list[Face] = []
-    for face in sorted(faces, key=lambda f: (f.track_id is None, -f.area)):
-        if all(box_iou(face.box, k.box) < iou for k in kept):
-            kept.append(face)
-    return kept

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from swapface.faces.pose import HeadPose
 
 
 @dataclass(frozen=True, eq=False)
@@ -19,6 +23,9 @@ class Face:
     camera, zero-mean per face; with ``landmarks`` it makes the 3D mesh the renderer needs.
     ``detector_keypoints`` are the five points the detector itself gave (template order), kept when a
     landmarker replaces ``keypoints`` with its own: neural models were trained on detector-aligned crops.
+    ``landmark_confidence`` (0..1) says how far the mesh can be trusted: the face-presence score of the
+    refined fit, lowered when the refit moved the landmarks (see ``swapface.faces.verification``).
+    ``pose`` is the head's yaw, pitch and roll in degrees, read off the 3D mesh (``landmarks`` + ``depth``).
     """
 
     box: np.ndarray
@@ -29,6 +36,7 @@ class Face:
     track_id: int | None = None
     depth: np.ndarray | None = None
     detector_keypoints: np.ndarray | None = None
+    landmark_confidence: float | None = None
 
     @property
     def width(self) -> float:
@@ -47,6 +55,15 @@ class Face:
         return np.array([(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2], np.float32)
 
     @property
+    def pose(self) -> HeadPose | None:
+        """Yaw, pitch and roll (degrees) of the 3D mesh; None without a mesh and its depth."""
+        if self.landmarks is None or self.depth is None:
+            return None
+        from swapface.faces.pose import head_pose
+
+        return head_pose(self.landmarks, self.depth)
+
+    @property
     def interocular(self) -> float:
         """Distance between the eye centres, the natural unit for landmark errors."""
         return float(np.linalg.norm(self.keypoints[1] - self.keypoints[0]))
@@ -58,11 +75,13 @@ class Face:
             parts.append(f"landmarks={len(self.landmarks)}")
         if self.embedding is not None:
             parts.append(f"embedding={len(self.embedding)}")
+        if self.landmark_confidence is not None:
+            parts.append(f"confidence={self.landmark_confidence:.2f}")
         if self.track_id is not None:
             parts.append(f"track_id={self.track_id}")
         return f"Face({', '.join(parts)})"
 
-    def with_(self, **changes: object) -> "Face":
+    def with_(self, **changes: object) -> Face:
         """A copy with some fields changed (faces are immutable)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 

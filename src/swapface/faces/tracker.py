@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from swapface.faces.face import Face, identity_distance
+from swapface.faces.flow import fuse
+from swapface.faces.mediapipe import keypoints_from_mesh
 from swapface.faces.smoothing import OneEuroFilter
+
+Follow = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -35,10 +40,23 @@ class Track:
     def __post_init__(self) -> None:
         self.filter = OneEuroFilter(fps=self.fps)
 
-    def smooth(self, face: Face) -> Face:
-        """The face with its landmarks and keypoints filtered over time."""
+    def smooth(self, face: Face, follow: Follow | None = None) -> Face:
+        """The face with its landmarks and keypoints filtered over time.
+
+        With ``follow`` (optical flow from the previous frame) the previous landmarks are carried along by the
+        flow and fused with the new mesh (``swapface.faces.flow``) instead: a low-pass filter on top only
+        adds lag, which shows as wobble against the real face. The One Euro filter smooths a track's first
+        frame after a gap and analyses without flow.
+        """
         if face.landmarks is None:
             return face
+        before = self.face.landmarks
+        if follow is not None and self.lost == 0 and before is not None and before.shape == face.landmarks.shape:
+            self.filter.reset()  # the filter restarts from here should the flow be unavailable later
+            flowed, good = follow(before, max(face.interocular, 1.0))
+            landmarks = fuse(flowed, good, face.landmarks)
+            keypoints = keypoints_from_mesh(landmarks) if len(landmarks) == 468 else face.keypoints
+            return face.with_(landmarks=landmarks, keypoints=keypoints)
         scale = max(face.interocular, 1.0)
         n = len(face.landmarks)
         both = self.filter(np.concatenate([face.landmarks, face.keypoints]), scale=scale)
@@ -65,8 +83,11 @@ class FaceTracker:
             iou += max(0.0, 0.5 - identity_distance(track.embedding, face.embedding))
         return iou
 
-    def update(self, faces: list[Face]) -> list[Track]:
-        """Match this frame's faces to tracks; returns the tracks seen in this frame (smoothed faces inside)."""
+    def update(self, faces: list[Face], follow: Follow | None = None) -> list[Track]:
+        """Match this frame's faces to tracks; returns the tracks seen in this frame (smoothed faces inside).
+
+        ``follow(points, interocular)`` carries points of the previous frame into this one (optical flow).
+        """
         pairs = sorted(
             ((self._score(t, f), ti, fi) for ti, t in enumerate(self.tracks) for fi, f in enumerate(faces)),
             reverse=True,
@@ -83,7 +104,7 @@ class FaceTracker:
             face = faces[fi]
             if face.embedding is not None:
                 track.embedding = face.embedding
-            track.face = track.smooth(face.with_(track_id=track.track_id))
+            track.face = track.smooth(face.with_(track_id=track.track_id), follow)
             track.lost = 0
             track.age += 1
             seen.append(track)

@@ -1,0 +1,167 @@
+"""Face analysis benchmark: detection recall and false faces on a folder of photos, landmark jitter of a video swap
+(flow-tracked vs filtered landmarks, side by side), and analysis CPU time per frame and per still (CPU time, so a
+busy shared machine does not inflate it; the built-in models run one thread each).
+
+    python scripts/bench_analysis.py FACES_DIR [--frames 120] [--json out.json] [--skip-jitter]
+
+FACES_DIR holds ``groups/`` (photos of people), ``negatives/`` (no human face) and ``video/*.mp4``. The true
+face counts of the photos are in TRUTH below (counted by eye); photos not listed there are reported without
+a verdict. Jitter is measured with dlib's 68-point model, independent of the mesh the analysis fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from swapface.demo_media import astronaut, carphone_path
+from swapface.evaluation import clip_box, offset_jitter, region_change
+from swapface.faces.analyser import FaceAnalyser
+from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
+from swapface.media.image import read_image
+from swapface.options import SwapOptions
+from swapface.pipeline import Pipeline
+
+# Human faces in each photo, counted by eye (faces turned away or too small to make out are not counted;
+# the magazine cover in dogs.jpg shows one printed human face).
+TRUTH = {
+    "2007_007763.jpg": 7, "2008_001009.jpg": 2, "2008_001322.jpg": 3, "2008_002079.jpg": 6, "2008_002470.jpg": 6,
+    "2008_002506.jpg": 3, "2008_004176.jpg": 7, "2008_007676.jpg": 7, "2009_004587.jpg": 2,
+    "Tom_Cruise_avp_2014_4.jpg": 1, "bald_guys.jpg": 24, "kit_with_rose.jpg": 2, "obama_and_biden.jpg": 3,
+    "two_people.jpg": 2, "dogs.jpg": 1,
+}
+
+
+def still_analyser() -> FaceAnalyser:
+    analyser = FaceAnalyser.from_options(SwapOptions(face_selector_mode="many"))
+    analyser.embedder = None
+    return analyser
+
+
+def detection(folder: Path) -> dict:
+    """Faces found against the true count per photo, and the time each analysis took."""
+    analyser = still_analyser()
+    rows, found_total, truth_total, false_total, missed_total = [], 0, 0, 0, 0
+    for path in sorted(p for sub in ("groups", "negatives") for p in (folder / sub).glob("*") if p.is_file()):
+        image = read_image(path)
+        start = time.process_time()
+        faces = analyser.analyse_still(image)
+        ms = (time.process_time() - start) * 1000
+        truth = TRUTH.get(path.name)
+        row = {"photo": f"{path.parent.name}/{path.name}", "size": f"{image.shape[1]}x{image.shape[0]}",
+               "found": len(faces), "truth": truth, "cpu_ms": round(ms)}
+        if truth is not None:
+            found_total += min(len(faces), truth)
+            truth_total += truth
+            false_total += max(0, len(faces) - truth)
+            missed_total += max(0, truth - len(faces))
+        rows.append(row)
+    return {"photos": rows, "recall": found_total / max(truth_total, 1), "true_faces": truth_total,
+            "false_faces": false_total, "missed_faces": missed_total}
+
+
+def still_speed(folder: Path) -> dict:
+    """Still analysis time on a 12-megapixel photo (a group photo scaled to 4000×3000)."""
+    analyser = still_analyser()
+    image = cv2.resize(read_image(folder / "groups" / "two_people.jpg"), (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    analyser.analyse_still(image)  # warm-up
+    start = time.process_time()
+    faces = analyser.analyse_still(image)
+    detect_start = time.process_time()
+    analyser.detector.detect(image)
+    return {"12mp_analysis_cpu_ms": round((detect_start - start) * 1000), "faces": len(faces),
+            "12mp_one_detector_pass_cpu_ms": round((time.process_time() - detect_start) * 1000)}
+
+
+def frames_of(path: Path, limit: int) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        out = []
+        for frame in container.decode(video=0):
+            out.append(frame.to_ndarray(format="rgb24"))
+            if len(out) == limit:
+                break
+    return out
+
+
+def jitter(frames: list[np.ndarray], source: np.ndarray, optical_flow: bool) -> dict:
+    """Swap jitter (dlib-measured), temporal change ratio and analysis ms per frame for one tracking mode."""
+    options = SwapOptions()
+    analyser = FaceAnalyser.from_options(options, video=True, optical_flow=optical_flow)
+    pipeline = Pipeline([source], options, analyser=analyser, video=True)
+    analysis_ms = []
+    outputs = []
+    for frame in frames:
+        start = time.process_time()
+        event = pipeline.analyse_frame(frame)
+        analysis_ms.append((time.process_time() - start) * 1000)
+        outputs.append(pipeline.render_frame(event))
+    finder = still_analyser()
+    finder.still_quarter_turns = (0,)
+    measure = Dlib68Landmarker()
+    jitters, change_out, change_in, last = [], 0.0, 0.0, None
+    for t, (inp, out) in enumerate(zip(frames, outputs)):
+        faces = finder.analyse_still(inp)
+        if not faces:
+            last = None
+            continue
+        box = faces[0].box
+        points_in = measure.points(inp, box)
+        offset = measure.points(out, box) - points_in
+        if last is not None:
+            jitters.append(offset_jitter(last, offset, interocular_68(points_in)))
+            region = clip_box(box, inp.shape)
+            change_out += region_change(outputs[t - 1], out, region)
+            change_in += region_change(frames[t - 1], inp, region)
+        last = offset
+    return {"jitter": float(np.mean(jitters)) if jitters else None,
+            "temporal_change_ratio": change_out / change_in if change_in else None,
+            "analysis_cpu_ms_per_frame": float(np.mean(analysis_ms[1:] or analysis_ms))}
+
+
+def video_speed(frames: list[np.ndarray]) -> dict:
+    """Video analysis time per frame at 720p (the clip scaled to 1280×720), mode one and mode many."""
+    big = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for f in frames]
+    out = {}
+    for mode in ("one", "many"):
+        analyser = FaceAnalyser.from_options(SwapOptions(face_selector_mode=mode), video=True)
+        times, faces = [], 0
+        for frame in big:
+            start = time.process_time()
+            found = analyser.analyse(frame)
+            times.append((time.process_time() - start) * 1000)
+            faces += len(found)
+        out[mode] = {"cpu_ms_per_frame": float(np.mean(times[1:])), "faces_per_frame": faces / len(big)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("faces_dir", type=Path)
+    parser.add_argument("--frames", type=int, default=120, help="frames of each clip to use")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--skip-jitter", action="store_true", help="detection and speed only (faster)")
+    args = parser.parse_args()
+    source = astronaut()
+    report: dict = {"detection": detection(args.faces_dir), "still_speed": still_speed(args.faces_dir)}
+    clips = {"carphone": carphone_path(), **{p.stem: p for p in sorted((args.faces_dir / "video").glob("*.mp4"))}}
+    report["video"] = {}
+    for name, path in clips.items():
+        frames = frames_of(path, args.frames)
+        report["video"][name] = {"720p_analysis": video_speed(frames[:61])}
+        if not args.skip_jitter:
+            report["video"][name]["filtered (per-frame mesh + One Euro)"] = jitter(frames, source, optical_flow=False)
+            report["video"][name]["flow-tracked"] = jitter(frames, source, optical_flow=True)
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

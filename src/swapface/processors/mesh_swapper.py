@@ -47,6 +47,15 @@ def pose_signature(face: Face) -> np.ndarray:
     return np.array([float(nose @ ux) / iod, float(nose @ uy) / iod, mouth], np.float32)
 
 
+def closest_source(signatures: list[np.ndarray], target: Face) -> int:
+    """Index of the source photo (by its pose signature) whose head pose and mouth state are closest to the target's."""
+    if len(signatures) == 1:
+        return 0
+    want = pose_signature(target)
+    weights = np.array([1.0, 1.0, 0.5], np.float32)
+    return int(np.argmin([float((np.abs(s - want) * weights).sum()) for s in signatures]))
+
+
 class MeshSwapper:
     """Frame processor ``face_swapper`` with model ``mesh``."""
 
@@ -81,11 +90,7 @@ class MeshSwapper:
 
     def choose_source(self, target: Face) -> int:
         """Index of the source photo whose head pose and mouth state are closest to the target's."""
-        if len(self._signatures) == 1:
-            return 0
-        want = pose_signature(target)
-        weights = np.array([1.0, 1.0, 0.5], np.float32)
-        return int(np.argmin([float((np.abs(s - want) * weights).sum()) for s in self._signatures]))
+        return closest_source(self._signatures, target)
 
     def process(self, frame: np.ndarray, faces: list[Face], source: SourceIdentity | None) -> np.ndarray:
         """The frame with every given face replaced by the source's."""

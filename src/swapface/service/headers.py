@@ -13,11 +13,12 @@ PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src
                "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' blob:; object-src 'none'; "
                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
+PAGE_PATHS = ("/", "/live")  # the web pages: the jobs page and the live view
 DOCS_PATHS = ("/docs", "/redoc")  # interactive API docs load their own assets: framing is still refused
 
 
 def _policy(path: str) -> str | None:
-    if path == "/":
+    if path in PAGE_PATHS:
         return PAGE_POLICY
     if path.startswith(DOCS_PATHS):
         return "frame-ancestors 'none'"

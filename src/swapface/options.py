@@ -14,8 +14,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from swapface.errors import InputError
@@ -164,12 +164,13 @@ class SwapOptions(BaseModel):
     def _known_regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _known("face mask region", value, MASK_REGIONS)
 
-    @model_validator(mode="after")
-    def _trim_in_order(self) -> SwapOptions:
-        start, end = self.trim_frame_start, self.trim_frame_end
+    @field_validator("trim_frame_end")
+    @classmethod
+    def _trim_in_order(cls, end: int | None, info: ValidationInfo) -> int | None:
+        start = info.data.get("trim_frame_start")
         if start is not None and end is not None and end <= start:
-            raise ValueError("trim_frame_end must be after trim_frame_start")
-        return self
+            raise ValueError(f"must be after trim_frame_start ({start})")
+        return end
 
 
 def _known(what: str, values: tuple[str, ...], choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -209,11 +210,15 @@ def parse_options(values: dict[str, object]) -> SwapOptions:
     try:
         return SwapOptions.model_validate(values)
     except ValidationError as exc:
-        problems = []
+        problems, fields = [], set()
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "options"
             problems.append(f"{where}: {err['msg']}")
-        raise InputError("invalid option(s): " + "; ".join(problems), code="bad_option") from None
+            fields.add(str(err["loc"][0]) if err["loc"] else "options")
+        error = InputError("invalid option(s): " + "; ".join(problems), code="bad_option")
+        if len(fields) == 1 and "options" not in fields:
+            error.field = fields.pop()  # type: ignore[attr-defined]  # the API names the field in its answer
+        raise error from None
 
 
 def option_help(name: str) -> str:

@@ -214,9 +214,10 @@ def parse_options(values: dict[str, object]) -> SwapOptions:
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "options"
             problems.append(f"{where}: {err['msg']}")
-            fields.add(str(err["loc"][0]) if err["loc"] else "options")
+            if err["type"] == "value_error" and err["loc"]:  # our own checks between fields name their field
+                fields.add(str(err["loc"][0]))
         error = InputError("invalid option(s): " + "; ".join(problems), code="bad_option")
-        if len(fields) == 1 and "options" not in fields:
+        if len(fields) == 1 and len(problems) == 1:
             error.field = fields.pop()  # type: ignore[attr-defined]  # the API names the field in its answer
         raise error from None
 

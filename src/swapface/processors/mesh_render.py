@@ -86,7 +86,6 @@ class SourceFace:
     mirror_shading: np.ndarray  # (468, 3) its light at the mirror vertices' normals
     mirror_facing: np.ndarray  # (T,) facing of each triangle's mirror image on the source
     not_face: np.ndarray  # float32 map over the image: probability that a pixel is hair or background
-    sharpness: float  # high-frequency energy of the skin (grey levels)
 
 
 def interocular(points: np.ndarray) -> float:
@@ -141,7 +140,7 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     mirrored_triangles = mirror[topology.triangles][:, [0, 2, 1]]  # mirrored triangles keep their orientation
     mirror_facing = triangle_facing(shape.points, mirrored_triangles)
     return SourceFace(image, shape, shading, mirror_shading, mirror_facing,
-                      not_face_probability(image, shape.points, topology), _skin_sharpness(image, shape.points, topology))
+                      not_face_probability(image, shape.points, topology))
 
 
 def _fill_triangles(shape: tuple[int, int], points: np.ndarray, triangles: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
@@ -201,23 +200,6 @@ def _log_chroma(rgb: np.ndarray) -> np.ndarray:
     """log(R/G), log(B/G) per pixel: colour without brightness."""
     rgb = np.maximum(rgb, 1e-4)
     return np.stack([np.log(rgb[..., 0] / rgb[..., 1]), np.log(rgb[..., 2] / rgb[..., 1])], axis=-1)
-
-
-def _skin_sharpness(image: np.ndarray, points: np.ndarray, topology: FaceTopology) -> float:
-    """Per inter-ocular distance normalised high-frequency energy on the cheeks and forehead."""
-    rect = bounding_rect(points[:, :2], image.shape)
-    if rect is None:
-        return 0.0
-    x, y, w, h = rect
-    grey = cv2.cvtColor(image[y : y + h, x : x + w], cv2.COLOR_RGB2GRAY).astype(np.float32)
-    mask = np.zeros((h, w), np.uint8)
-    usable = topology.triangles_in(("skin",)) & ~topology.outer
-    for tri in topology.triangles[usable]:
-        cv2.fillConvexPoly(mask, np.round(points[tri, :2] - (x, y)).astype(np.int32), 1)
-    if mask.sum() < 32:
-        return 0.0
-    detail = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
-    return float(np.sqrt((detail[mask > 0] ** 2).mean()))
 
 
 @dataclass(frozen=True)

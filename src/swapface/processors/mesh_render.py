@@ -18,6 +18,7 @@ The steps, each a pure function of arrays:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -30,7 +31,7 @@ from swapface.geometry.blend import (
     pyramid_levels,
 )
 from swapface.geometry.color import feather, lab_to_srgb, masked_low_pass, srgb_to_lab
-from swapface.geometry.face_topology import INNER_LIPS, REGIONS, FaceTopology
+from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, REGIONS, FaceTopology
 from swapface.geometry.mesh_warp import (
     NO_TRIANGLE,
     DestinationTriangles,
@@ -58,6 +59,9 @@ ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and
 TONE_STRENGTH = np.array([0.7, 1.0, 1.0], np.float32)
 LOCAL_TONE_SCALE = 0.4  # inter-ocular distances: the scale above which tone and light follow the target's skin
 MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their height
+CHROMA_NOISE = 0.5  # CIELAB units added to both chroma spreads: a flat-coloured target does not erase all colour
+CHROMA_GAIN_FLOOR = 0.3  # the least share of the source's chroma variation kept
+EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
 _LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
@@ -86,6 +90,22 @@ class SourceFace:
     mirror_shading: np.ndarray  # (468, 3) its light at the mirror vertices' normals
     mirror_facing: np.ndarray  # (T,) facing of each triangle's mirror image on the source
     not_face: np.ndarray  # float32 map over the image: probability that a pixel is hair or background
+
+
+def edge_ramp(area: np.ndarray, width: float) -> np.ndarray:
+    """0 on and outside the edge of ``area``, rising smoothly to 1 at ``width`` pixels inside: the change a
+    swap makes fades out before the edge of the visible face instead of being cut there (no hard seam)."""
+    distance = cv2.distanceTransform(area.view(np.uint8), cv2.DIST_L2, 3)
+    t = np.clip(distance / max(width, 1.0), 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
+def hairline_reach(topology: FaceTopology) -> np.ndarray:
+    """Per vertex, how much of the source may show there: 1 up to the hairline, falling to 0 at the mesh's
+    upper rim, so the upper forehead (an identity cue) is drawn but fades out before the target's hair."""
+    y = topology.canonical[:, 1]
+    top = float(y.min())
+    return np.clip((y - top) / (HAIRLINE_Y - top), 0.0, 1.0).astype(np.float32)
 
 
 def interocular(points: np.ndarray) -> float:
@@ -230,7 +250,7 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     own_weight = np.where(own_f >= high, 1.0, np.clip(0.5 + (own_f - mirror_f) / (high - low), 0.0, 1.0))
     solved = DestinationTriangles.of(dst, tri)
     front = (target.facing > 0) & solved.ok
-    drawn = front & (target.facing > DRAW_FACING) & ~topology.hairline & ~topology.opening
+    drawn = front & (target.facing > DRAW_FACING) & ~topology.opening
     drawn &= (own_f > low) | (mirror_f > low)  # the regions the user keeps are cut at the end, so the
     # light and tone worked out below do not depend on that choice
     if drawn.sum() < 8:
@@ -268,10 +288,11 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     np.clip(b1, 0.0, 1.0, out=b1)  # pixels on a triangle's rim may fall a little outside it
     np.clip(b2, 0.0, 1.0 - b1, out=b2)
     per_vertex = np.concatenate([source.shading, source.mirror_shading,
-                                 evaluate_shading(target.light, target.normals)], axis=1)
-    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 9): one gather for every per-vertex quantity
+                                 evaluate_shading(target.light, target.normals), hairline_reach(topology)[:, None]], axis=1)
+    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 10): one gather for every per-vertex quantity
     lights = v[..., 0, :] + b1[..., None] * (v[..., 1, :] - v[..., 0, :]) + b2[..., None] * (v[..., 2, :] - v[..., 0, :])
     source_light, mirror_light, target_light = lights[..., 0:3], lights[..., 3:6], lights[..., 6:9]
+    reach = lights[..., 9]
     albedo = to_linear(shrink(texture)) / source_light
     weight_own = own_weight[safe].astype(np.float32)
     mixed: np.ndarray = texture
@@ -297,30 +318,32 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     donors = valid & np.isin(regions, _SKIN_REGIONS)
     region = frame[y : y + h, x : x + w]
     lit_c = albedo * source_light  # the source texture as lit in its photo, on the coarse grid
-    offset = np.zeros_like(lit_c)
+    tone = _Tone(np.zeros_like(lit_c), np.zeros_like(lit_c[..., 1:]), 1.0)
     if settings.relight:
-        offset = _tone_offset(lit_c, albedo, source, source_light, target, target_light,
-                              to_linear(shrink(region)), donors, step)
-    toned = lab_to_srgb(srgb_to_lab(mixed) + grow(offset))
+        tone = _tone_offset(lit_c, albedo, source, source_light, target, target_light,
+                            to_linear(shrink(region)), donors, step)
+    toned = lab_to_srgb(tone.apply(srgb_to_lab(mixed), grow))
     if not valid[covered_c].all():
-        toned_c = lab_to_srgb(srgb_to_lab(to_srgb(lit_c)) + offset)
+        toned_c = lab_to_srgb(tone.apply(srgb_to_lab(to_srgb(lit_c)), lambda field: field))
         filled = fill_from_surroundings(toned_c.astype(np.float32), covered_c & ~valid, donors, 0.05 * target.interocular / step)
-        holes = grow((covered_c & ~valid).astype(np.float32))[..., 0] > 0.5
-        toned = np.where(holes[..., None], np.clip(grow(filled) + 0.5, 0, 255).astype(np.uint8), toned)
+        # a soft edge around each refilled patch: grid-sized blocks would show at full size
+        holes = cv2.GaussianBlur((covered_c & ~valid).astype(np.float32), (0, 0), 0.7)
+        share = grow(holes)
+        toned = np.clip(toned * (1.0 - share) + grow(filled) * share + 0.5, 0, 255).astype(np.uint8)
     overlay = _match_detail(toned, region, covered)
     chosen = topology.triangles_in(settings.regions)[safe]
     mask = covered & chosen
     _cut_openings(mask, dst, rect, target.interocular)
     if occluded is not None:
         mask &= ~occluded[y : y + h, x : x + w]
-    soft = feather(mask, max(target.interocular * 2.5, 8.0), settings.blur, settings.padding)
+    soft = feather(mask, max(target.interocular * 2.5, 8.0), settings.blur, settings.padding) * grow(reach)[..., 0]
     base = region.astype(np.float32)
     over = np.where(covered[..., None], overlay.astype(np.float32), base)
     blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
     area = silhouette.copy()  # what may change: the visible face, less the regions the user keeps
     if len(settings.regions) < len(REGIONS):
         area &= chosen
-    inward = cv2.GaussianBlur(cv2.erode(area.view(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 1.0)
+    inward = edge_ramp(area, EDGE_RAMP * target.interocular)
     change = (blended - base) * (inward * settings.weight)[..., None]
     frame[y : y + h, x : x + w] = np.clip(base + change + 0.5, 0, 255).astype(np.uint8)
     return True
@@ -384,9 +407,27 @@ def _skin_likeness(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.nda
     return cv2.GaussianBlur(likeness, (0, 0), max(smooth, 0.5)) if smooth > 0 else likeness
 
 
+@dataclass(frozen=True)
+class _Tone:
+    """How the source texture's CIELAB colours move to the target's: a smooth offset field, and a gain on
+    each pixel's chroma about the source's local mean chroma (a saturated, rosy source onto a pale or
+    greyscale target loses that much of its colour variation instead of overshooting into cyan)."""
+
+    offset: np.ndarray  # (h, w, 3) coarse grid
+    chroma_mean: np.ndarray  # (h, w, 2) the source skin's local mean (a, b), coarse grid
+    chroma_gain: float
+
+    def apply(self, lab: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``lab`` (full size) under the target's tone; ``grow`` brings a coarse field to ``lab``'s size."""
+        out = lab + grow(self.offset)
+        if self.chroma_gain < 0.999:
+            out[..., 1:] -= (1.0 - self.chroma_gain) * (lab[..., 1:] - grow(self.chroma_mean))
+        return out
+
+
 def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, source_light: np.ndarray,
                  target: FaceShape, target_light: np.ndarray, target_lin: np.ndarray, skin_area: np.ndarray,
-                 step: int) -> np.ndarray:
+                 step: int) -> _Tone:
     """Per-pixel CIELAB offset that puts the source texture under the target's light and skin tone.
 
     The smooth skin-colour fields (each face's fitted light, evaluated at its normals) give the change
@@ -401,17 +442,25 @@ def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     target_skin = _skin_likeness(target_lin / target_light, target, 0.03 * iod)
     smooth = srgb_to_lab(to_srgb(target_light)) - srgb_to_lab(to_srgb(source_light))
     both = skin_area & (source_skin > 0.6) & (target_skin > 0.6)
+    source_lab = srgb_to_lab(to_srgb(texture))
+    chroma_mean = np.broadcast_to(np.median(source_lab[skin_area][:, 1:], axis=0) if skin_area.any()
+                                  else np.zeros(2, np.float32), source_lab.shape[:2] + (2,)).astype(np.float32)
+    gain = 1.0
     if both.sum() >= 16:
-        source_lab = srgb_to_lab(to_srgb(texture))
         target_lab = srgb_to_lab(to_srgb(target_lin))
         sigma = LOCAL_TONE_SCALE * iod
         source_lp, density = masked_low_pass(source_lab, both, sigma)
         target_lp, _ = masked_low_pass(target_lab, both, sigma)
         trust = np.clip(density / 0.3, 0.0, 1.0)[..., None]
         smooth = trust * (target_lp - source_lp) + (1 - trust) * smooth
+        chroma_mean = source_lp[..., 1:]
+        spread_s = float(np.median(np.abs(source_lab[both][:, 1:] - source_lp[both][:, 1:]))) + CHROMA_NOISE
+        spread_t = float(np.median(np.abs(target_lab[both][:, 1:] - target_lp[both][:, 1:]))) + CHROMA_NOISE
+        gain = float(np.clip(spread_t / spread_s, CHROMA_GAIN_FLOOR, 1.0))
     skin = source_skin[..., None]
-    hair = np.concatenate([0.5 * smooth[..., :1], np.zeros_like(smooth[..., 1:])], axis=-1)
-    return (TONE_STRENGTH * (skin * smooth + (1 - skin) * hair)).astype(np.float32)  # (L, a, b) shares
+    hair = np.concatenate([0.5 * smooth[..., :1], smooth[..., 1:]], axis=-1)
+    offset = (TONE_STRENGTH * (skin * smooth + (1 - skin) * hair)).astype(np.float32)  # (L, a, b) shares
+    return _Tone(offset, chroma_mean, gain)
 
 
 def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper: np.ndarray,
@@ -424,7 +473,7 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     skin = upper & np.isin(regions, _SKIN_REGIONS)
     distance = np.linalg.norm(chroma - source.shape.skin_chroma, axis=-1)
     coloured = (distance > SKIN_CHROMA_LIMIT) & (luma > 0.5)  # paint, dyed hair, a coloured light; not a shadow
-    foreign = (skin & coloured) | (upper & (not_face > NOT_FACE_LIMIT))
+    foreign = (skin & coloured) | (skin & (not_face > NOT_FACE_LIMIT))  # brows are the face's own, never hair
     lips = np.isin(regions, _LIP_REGIONS)
     if lips.sum() > 16:
         lip_redness = float(np.median(chroma[lips][:, 0]))

@@ -59,7 +59,8 @@ ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and
 TONE_STRENGTH = np.array([0.7, 1.0, 1.0], np.float32)
 LOCAL_TONE_SCALE = 0.4  # inter-ocular distances: the scale above which tone and light follow the target's skin
 MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their height
-CHROMA_NOISE = 0.5  # CIELAB units added to both chroma spreads: a flat-coloured target does not erase all colour
+CHROMA_NOISE = 0.01  # added to both chromaticity spreads: a flat-coloured target does not erase all colour
+CHROMA_DARK_FLOOR = 8.0  # CIELAB lightness under which a pixel's chromaticity is measured as at this lightness
 CHROMA_GAIN_FLOOR = 0.3  # the least share of the source's chroma variation kept
 EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
@@ -318,7 +319,7 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     donors = valid & np.isin(regions, _SKIN_REGIONS)
     region = frame[y : y + h, x : x + w]
     lit_c = albedo * source_light  # the source texture as lit in its photo, on the coarse grid
-    tone = _Tone(np.zeros_like(lit_c), np.zeros_like(lit_c[..., 1:]), 1.0)
+    tone = _Tone.identity(lit_c.shape[:2])
     if settings.relight:
         tone = _tone_offset(lit_c, albedo, source, source_light, target, target_light,
                             to_linear(shrink(region)), donors, step)
@@ -409,42 +410,59 @@ def _skin_likeness(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.nda
 
 @dataclass(frozen=True)
 class _Tone:
-    """How the source texture's CIELAB colours move to the target's: a smooth offset field, and a gain on
-    each pixel's chroma about the source's local mean chroma (a saturated, rosy source onto a pale or
-    greyscale target loses that much of its colour variation instead of overshooting into cyan)."""
+    """How the source texture's CIELAB colours move to the target's skin tone and light (coarse-grid fields).
 
-    offset: np.ndarray  # (h, w, 3) coarse grid
-    chroma_mean: np.ndarray  # (h, w, 2) the source skin's local mean (a, b), coarse grid
-    chroma_gain: float
+    Lightness takes an additive offset. Colour is moved as chromaticity, (a, b) per unit of lightness:
+    each pixel's chromaticity keeps its difference from the source skin's local chromaticity, scaled by
+    ``gain``, around the target skin's, and is then multiplied by the new lightness. A colour cast so
+    scales with light as it does in a photograph: dark stubble and brows change colour in proportion to
+    their lightness instead of being dyed, and a rosy source onto a pale or greyscale target loses that
+    share of its colour variation instead of overshooting into cyan."""
+
+    lightness: np.ndarray  # (h, w, 1) CIELAB L offset
+    source_chroma: np.ndarray  # (h, w, 2) the source skin's local (a, b) / L
+    target_chroma: np.ndarray  # (h, w, 2) the target skin's local (a, b) / L
+    gain: float  # share of the source's chromaticity variation kept
+
+    @classmethod
+    def identity(cls, shape: tuple[int, int]) -> _Tone:
+        """No change of tone (colour transfer off)."""
+        zeros = np.zeros(shape + (2,), np.float32)
+        return cls(np.zeros(shape + (1,), np.float32), zeros, zeros, 1.0)
 
     def apply(self, lab: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``lab`` (full size) under the target's tone; ``grow`` brings a coarse field to ``lab``'s size."""
-        out = lab + grow(self.offset)
-        if self.chroma_gain < 0.999:
-            out[..., 1:] -= (1.0 - self.chroma_gain) * (lab[..., 1:] - grow(self.chroma_mean))
-        return out
+        lightness = lab[..., :1] + grow(self.lightness)
+        chroma = lab[..., 1:] / np.maximum(lab[..., :1], CHROMA_DARK_FLOOR)
+        moved = grow(self.target_chroma) + self.gain * (chroma - grow(self.source_chroma))
+        return np.concatenate([lightness, moved * np.maximum(lightness, 0.0)], axis=-1)
+
+
+def _chromaticity(lab: np.ndarray) -> np.ndarray:
+    """(a, b) per unit of CIELAB lightness."""
+    return lab[..., 1:] / np.maximum(lab[..., :1], CHROMA_DARK_FLOOR)
 
 
 def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, source_light: np.ndarray,
                  target: FaceShape, target_light: np.ndarray, target_lin: np.ndarray, skin_area: np.ndarray,
                  step: int) -> _Tone:
-    """Per-pixel CIELAB offset that puts the source texture under the target's light and skin tone.
+    """The tone change that puts the source texture under the target's light and skin tone.
 
     The smooth skin-colour fields (each face's fitted light, evaluated at its normals) give the change
     everywhere; where plain skin is seen on both faces, their actual low-pass colours refine it region by
-    region (a shadowed jaw, stubble's shade, make-up). Offsets are added in CIELAB, not multiplied in
-    RGB: a dark skin's texture going pale keeps its contrast instead of having its noise amplified.
-    What is not skin (brows, lashes, stubble) keeps its hue and takes half the change of lightness.
-    All arrays are on the coarse grid (``step`` frame pixels per grid pixel); returns (h, w, 3) float32.
+    region (a shadowed jaw, stubble's shade, make-up). Lightness moves by an offset, not a gain: a dark
+    skin's texture going pale keeps its contrast instead of having its noise amplified. What is not skin
+    (brows, lashes, stubble) takes half the change of lightness. All arrays are on the coarse grid
+    (``step`` frame pixels per grid pixel).
     """
     iod = target.interocular / step
     source_skin = _skin_likeness(albedo, source.shape, 0.03 * iod)
     target_skin = _skin_likeness(target_lin / target_light, target, 0.03 * iod)
-    smooth = srgb_to_lab(to_srgb(target_light)) - srgb_to_lab(to_srgb(source_light))
-    both = skin_area & (source_skin > 0.6) & (target_skin > 0.6)
     source_lab = srgb_to_lab(to_srgb(texture))
-    chroma_mean = np.broadcast_to(np.median(source_lab[skin_area][:, 1:], axis=0) if skin_area.any()
-                                  else np.zeros(2, np.float32), source_lab.shape[:2] + (2,)).astype(np.float32)
+    # each face's fitted light is its skin's colour as lit: the means wherever no plain skin is seen on both
+    source_mean = srgb_to_lab(to_srgb(source_light))
+    target_mean = srgb_to_lab(to_srgb(target_light))
+    both = skin_area & (source_skin > 0.6) & (target_skin > 0.6)
     gain = 1.0
     if both.sum() >= 16:
         target_lab = srgb_to_lab(to_srgb(target_lin))
@@ -452,15 +470,16 @@ def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
         source_lp, density = masked_low_pass(source_lab, both, sigma)
         target_lp, _ = masked_low_pass(target_lab, both, sigma)
         trust = np.clip(density / 0.3, 0.0, 1.0)[..., None]
-        smooth = trust * (target_lp - source_lp) + (1 - trust) * smooth
-        chroma_mean = source_lp[..., 1:]
-        spread_s = float(np.median(np.abs(source_lab[both][:, 1:] - source_lp[both][:, 1:]))) + CHROMA_NOISE
-        spread_t = float(np.median(np.abs(target_lab[both][:, 1:] - target_lp[both][:, 1:]))) + CHROMA_NOISE
-        gain = float(np.clip(spread_t / spread_s, CHROMA_GAIN_FLOOR, 1.0))
+        source_mean = trust * source_lp + (1 - trust) * source_mean
+        target_mean = trust * target_lp + (1 - trust) * target_mean
+        spread = [float(np.median(np.abs(_chromaticity(lab[both]) - _chromaticity(lp[both])))) + CHROMA_NOISE
+                  for lab, lp in ((source_lab, source_lp), (target_lab, target_lp))]
+        gain = float(np.clip(spread[1] / spread[0], CHROMA_GAIN_FLOOR, 1.0))
     skin = source_skin[..., None]
-    hair = np.concatenate([0.5 * smooth[..., :1], smooth[..., 1:]], axis=-1)
-    offset = (TONE_STRENGTH * (skin * smooth + (1 - skin) * hair)).astype(np.float32)  # (L, a, b) shares
-    return _Tone(offset, chroma_mean, gain)
+    change = (target_mean - source_mean)[..., :1]
+    lightness = (TONE_STRENGTH[0] * (skin + 0.5 * (1 - skin)) * change).astype(np.float32)
+    return _Tone(lightness, _chromaticity(source_mean).astype(np.float32),
+                 _chromaticity(target_mean).astype(np.float32), gain)
 
 
 def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper: np.ndarray,

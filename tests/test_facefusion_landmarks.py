@@ -251,3 +251,30 @@ def test_models_check_compares_2dfan4_with_the_built_in_68_points(tmp_path):
         result = check_landmarker("2dfan4", media, tmp_path)
         assert result.ok is ok, (shift, peak, result.detail)
     assert "eye distances from the built-in dlib predictor's" in result.detail
+
+
+def test_cli_offers_face_mask_areas_and_refuses_what_cannot_apply(tmp_path, astronaut):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from swapface.media.image import write_image
+
+    exe = str(Path(sys.executable).with_name("swapface"))
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": str(src)}
+    photo = tmp_path / "a.png"
+    write_image(astronaut, photo)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120, env=env)
+
+    assert "--face-mask-areas" in run("run", "--help").stdout
+    common = ["run", "-s", str(photo), "-t", str(photo), "-o", str(tmp_path / "o.png")]
+    for extra in (["--face-mask-types", "area"],  # the built-in mesh swapper has no area mask
+                  ["--face-swapper-model", "inswapper_128", "--face-mask-types", "area", "--face-mask-areas", "nose"]):
+        proc = run(*common, *extra)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "area" in lines[0], proc.stderr
+    assert not (tmp_path / "o.png").exists()

@@ -89,7 +89,7 @@ class SwapOptions(BaseModel):
     # masks and blending
     face_mask_types: tuple[str, ...] = Field(("box",), description="Masks combined for pasting: box, occlusion, area, region")
     face_mask_areas: tuple[str, ...] = Field(
-        MASK_AREAS, description="Face areas (from 68 landmarks) the area mask keeps: upper-face, lower-face, mouth")
+        MASK_AREAS, description="Face areas the area mask keeps (convex hulls of 68 landmarks)")
     face_mask_regions: tuple[str, ...] = Field(
         ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "nose", "mouth", "upper-lip", "lower-lip"),
         description="Face-parsing regions used by the region mask",

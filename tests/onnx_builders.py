@@ -365,3 +365,31 @@ def fan68(path: Path, points: np.ndarray, peak: float) -> Path:
     heat = np.zeros((1, 68, 64, 64), np.float32)
     heat[:, :, 10, 10] = peak
     return _save(_constant_heads("input", {"landmarks": pts, "heatmaps": heat}, 256), path)
+
+
+def probing_fan68(path: Path, probes: np.ndarray, base: np.ndarray, gain: float, peaks: np.ndarray) -> Path:
+    """2DFAN4-shaped, with points that read the input: landmark k's x (64-px heatmap coordinates) is
+    ``base[k, 0] + gain · input[0, c, v, u]`` for ``probes[k] = (c, v, u)``, its y ``base[k, 1]``; heatmap k
+    peaks at ``peaks[k]``. A wrong crop, colour order, scale or contrast step moves the points."""
+    c, v, u = np.asarray(probes, np.int64).T
+    flat = (c * 256 + v) * 256 + u
+    heat = np.zeros((1, 68, 64, 64), np.float32)
+    heat[0, np.arange(68), 5, 7] = np.asarray(peaks, np.float32)
+    nodes = [helper.make_node("Reshape", ["input", "flat_shape"], ["flat"]),
+             helper.make_node("Gather", ["flat", "probes"], ["read"], axis=1),
+             helper.make_node("Mul", ["read", "gain"], ["scaled"]),
+             helper.make_node("Reshape", ["scaled", "column"], ["dx"]),
+             helper.make_node("Add", ["dx", "base_x"], ["x"]),
+             helper.make_node("Concat", ["x", "base_y", "ones"], ["landmarks"], axis=2),
+             helper.make_node("Identity", ["heat"], ["heatmaps"])]
+    g = helper.make_graph(
+        nodes, "probing_fan68", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 256, 256])],
+        [helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, [1, 68, 3]),
+         helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [1, 68, 64, 64])],
+        [_const("flat_shape", np.array([1, -1], np.int64)), _const("probes", flat), _const("gain", np.float32(gain)),
+         _const("column", np.array([1, 68, 1], np.int64)),
+         _const("base_x", np.asarray(base, np.float32)[:, 0].reshape(1, 68, 1)),
+         _const("base_y", np.asarray(base, np.float32)[:, 1].reshape(1, 68, 1)),
+         _const("ones", np.ones((1, 68, 1), np.float32)), _const("heat", heat)],
+    )
+    return _save(g, path)

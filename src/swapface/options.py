@@ -27,7 +27,8 @@ FaceSelectorOrder = Literal[
     "large-small", "small-large", "left-right", "right-left", "top-bottom", "bottom-top", "best-worst", "worst-best"
 ]
 OnOff = Literal["on", "off"]
-MASK_TYPES = ("box", "occlusion", "region")
+MASK_TYPES = ("box", "occlusion", "area", "region")
+MASK_AREAS = ("upper-face", "lower-face", "mouth")
 MASK_REGIONS = ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "glasses", "nose", "mouth",
                 "upper-lip", "lower-lip")
 PIXEL_BOOSTS = (128, 256, 384, 512, 768, 1024)
@@ -86,7 +87,9 @@ class SwapOptions(BaseModel):
     face_detector_score: float = Field(0.5, ge=0.0, le=1.0, description="Smallest detection score kept")
     face_recognizer_model: str = Field("dlib", description="Identity embedder: dlib (built in) or arcface_w600k_r50")
     # masks and blending
-    face_mask_types: tuple[str, ...] = Field(("box",), description="Masks combined for pasting: box, occlusion, region")
+    face_mask_types: tuple[str, ...] = Field(("box",), description="Masks combined for pasting: box, occlusion, area, region")
+    face_mask_areas: tuple[str, ...] = Field(
+        MASK_AREAS, description="Face areas the area mask keeps (convex hulls of 68 landmarks)")
     face_mask_regions: tuple[str, ...] = Field(
         ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "nose", "mouth", "upper-lip", "lower-lip"),
         description="Face-parsing regions used by the region mask",
@@ -159,6 +162,11 @@ class SwapOptions(BaseModel):
     def _known_mask_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _known("face mask type", value, MASK_TYPES)
 
+    @field_validator("face_mask_areas")
+    @classmethod
+    def _known_areas(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _known("face mask area", value, MASK_AREAS)
+
     @field_validator("face_mask_regions")
     @classmethod
     def _known_regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -186,6 +194,8 @@ def option_choices(name: str) -> tuple[str, ...] | None:
         return MASK_TYPES
     if name == "face_mask_regions":
         return MASK_REGIONS
+    if name == "face_mask_areas":
+        return MASK_AREAS
     if name == "face_swapper_pixel_boost":
         return tuple(map(str, PIXEL_BOOSTS))
     if name == "execution_providers":

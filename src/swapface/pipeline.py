@@ -57,6 +57,7 @@ def scale_face(face: Face, sx: float, sy: float) -> Face:
         box=(face.box * np.array([sx, sy, sx, sy], np.float32)).astype(np.float32),
         keypoints=points(face.keypoints), landmarks=points(face.landmarks),
         detector_keypoints=points(face.detector_keypoints),
+        detector_box=None if face.detector_box is None else (face.detector_box * np.array([sx, sy, sx, sy], np.float32)).astype(np.float32),
         depth=None if face.depth is None else (face.depth * (sx + sy) / 2).astype(np.float32),
     )
 

@@ -69,6 +69,8 @@ def check_options(options: SwapOptions, *, has_reference: bool | None = None, vi
             raise _choose("face_mask_regions", region, list(FACE_REGIONS))
     if "region" in options.face_mask_types and not options.face_mask_regions:
         raise OptionError("face_mask_regions", "the region mask needs at least one region")
+    if "area" in options.face_mask_types and not options.face_mask_areas:
+        raise OptionError("face_mask_areas", "the area mask needs at least one area")
     check_swapper_options(options)
     if any(not 0 <= p <= 100 for p in options.face_mask_padding):
         raise OptionError("face_mask_padding", "each side is a percentage, 0..100")
@@ -110,8 +112,8 @@ def check_swapper_options(options: SwapOptions) -> None:
         raise OptionError("face_mask_types", f"the built-in mesh swapper blends with its own feathered mesh mask, so "
                           f"{', '.join(extra)} would be ignored; use --face-swapper-model mesh3d for regions")
     if model == "mesh3d":
-        if "occlusion" in options.face_mask_types:
-            raise OptionError("face_mask_types", "the mesh3d swapper has no occlusion mask; use box and region")
+        if "occlusion" in options.face_mask_types or "area" in options.face_mask_types:
+            raise OptionError("face_mask_types", "the mesh3d swapper has no occlusion or area mask; use box and region")
         from swapface.geometry.face_topology import REGIONS
 
         unknown = [r for r in options.face_mask_regions if r not in REGIONS]

@@ -23,6 +23,8 @@ class Face:
     camera, zero-mean per face; with ``landmarks`` it makes the 3D mesh the renderer needs.
     ``detector_keypoints`` are the five points the detector itself gave (template order), kept when a
     landmarker replaces ``keypoints`` with its own: neural models were trained on detector-aligned crops.
+    ``detector_box`` is the detector's own box (x1, y1, x2, y2), kept when the mesh replaces ``box`` with its
+    extent: FaceFusion crops 2DFAN4's input from the detector's box.
     ``landmark_confidence`` (0..1) says how far the mesh can be trusted: the face-presence score of the
     refined fit, lowered when the refit moved the landmarks (see ``swapface.faces.verification``).
     ``pose`` is the head's yaw, pitch and roll in degrees, read off the 3D mesh (``landmarks`` + ``depth``).
@@ -36,6 +38,7 @@ class Face:
     track_id: int | None = None
     depth: np.ndarray | None = None
     detector_keypoints: np.ndarray | None = None
+    detector_box: np.ndarray | None = None
     landmark_confidence: float | None = None
 
     @property

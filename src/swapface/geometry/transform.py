@@ -36,3 +36,11 @@ def apply_affine(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Points (N×2) mapped by a 2×3 affine."""
     pts = np.asarray(points, np.float32)
     return (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
+
+
+def move_box(m: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """An x1, y1, x2, y2 box carried by a similarity: its centre mapped, its sides scaled (it stays upright)."""
+    b = np.asarray(box, np.float32)
+    centre = apply_affine(m, ((b[:2] + b[2:]) / 2)[None])[0]
+    half = (b[2:] - b[:2]) / 2 * float(np.sqrt(abs(np.linalg.det(np.asarray(m, np.float64)[:, :2]))))
+    return np.concatenate([centre - half, centre + half]).astype(np.float32)

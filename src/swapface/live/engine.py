@@ -23,7 +23,7 @@ from swapface.pipeline import FrameEvent, Pipeline
 FIXED_WHILE_LIVE = frozenset({
     "processors", "face_swapper_model", "face_swapper_pixel_boost", "face_enhancer_model", "frame_enhancer_model",
     "face_detector_model", "face_detector_score", "face_recognizer_model", "face_mask_types", "face_mask_regions",
-    "execution_providers", "execution_device_ids", "execution_batch_size", "execution_precision",
+    "face_mask_areas", "execution_providers", "execution_device_ids", "execution_batch_size", "execution_precision",
 })
 # Options about files and clips: a live stream has neither, so setting them is refused rather than ignored.
 NOT_LIVE = frozenset({

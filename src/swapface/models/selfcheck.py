@@ -4,7 +4,8 @@ A file with the wrong contract (another model under this name, a broken export) 
 gives nonsense; these checks catch that on a user's real files: ArcFace must call the astronaut and her
 mirror image one person and the carphone driver another; a swapper swapping a face onto itself must keep
 the identity; an enhancer at low blend must stay close to its input; a detector must find the astronaut
-where the built-in detector does; an upscaler must look like its input when shrunk back.
+where the built-in detector does; a 68-point landmarker must put her landmarks where the built-in dlib
+predictor does; an upscaler must look like its input when shrunk back.
 """
 
 from __future__ import annotations
@@ -161,6 +162,21 @@ def check_detector(name: str, media: Media, models_dir: Path) -> CheckResult:
                        f"{eye:.2f} face widths away (below 0.15)")
 
 
+LANDMARK_TOLERANCE = 0.10  # mean distance to dlib's 68 points, in eye distances (the two models' published errors differ by less)
+
+
+def check_landmarker(name: str, media: Media, models_dir: Path) -> CheckResult:
+    from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
+    from swapface.faces.landmark68 import MIN_SCORE, Landmarker68, detector_box
+
+    points, score = Landmarker68(name, None, models_dir).detect(media.astronaut, media.face, _points(media.face))
+    reference = Dlib68Landmarker().points(media.astronaut, detector_box(media.face))
+    error = float(np.linalg.norm(points - reference, axis=1).mean()) / max(interocular_68(reference), 1.0)
+    ok = bool(score > MIN_SCORE and error < LANDMARK_TOLERANCE)
+    return CheckResult(name, ok, f"the astronaut's 68 points lie {error:.3f} eye distances from the built-in dlib "
+                                 f"predictor's on average (below {LANDMARK_TOLERANCE:.2f}); score {score:.2f} (above {MIN_SCORE})")
+
+
 def _aligned(media: Media, size: int) -> np.ndarray:
     from swapface.models.templates import warp_face
 
@@ -204,6 +220,7 @@ CHECKS: dict[str, Callable[[str, Media, Path], CheckResult]] = {
     "face_enhancer": check_face_enhancer,
     "frame_enhancer": check_frame_enhancer,
     "face_detector": check_detector,
+    "face_landmarker": check_landmarker,
     "face_occluder": check_occluder,
     "face_parser": check_parser,
     "embedding_converter": check_converter,

@@ -1,8 +1,10 @@
-"""Face masks for pasting aligned crops back: a soft box, XSeg occlusion and BiSeNet regions, combined by minimum.
+"""Face masks for pasting aligned crops back: a soft box, XSeg occlusion, 68-landmark areas and BiSeNet
+regions, combined by minimum.
 
 Masks are float32 in [0, 1] on the aligned crop; ``paste_back`` warps crop and mask back into the frame.
 As in FaceFusion, the box and the occlusion mask are computed on the target's crop (what covers the
-face in the frame), the region mask on the swapped crop (the face that is pasted).
+face in the frame), the region mask on the swapped crop (the face that is pasted), the area mask from
+the target's 68 landmarks carried into the crop.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ from swapface.models.runtime import LazyModel
 from swapface.models.session import input_dtype, run_batched
 from swapface.models.templates import to_tensor
 
-MASK_TYPES = ("box", "occlusion", "region")
+MASK_TYPES = ("box", "occlusion", "area", "region")
+
+#: The 68-landmark indices (iBUG layout) whose convex hull is each ``face_mask_areas`` area (FaceFusion's
+#: ``face_mask_area_set``): upper face = jaw ends, brows and the nose's base; lower face = jaw and the
+#: nose's base; mouth = the lips.
+FACE_AREAS: dict[str, tuple[int, ...]] = {
+    "upper-face": (0, 1, 2, 31, 32, 33, 34, 35, 14, 15, 16, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17),
+    "lower-face": (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 35, 34, 33, 32, 31),
+    "mouth": tuple(range(48, 68)),
+}
 
 
 def box_mask(size: int, blur: float, padding: Sequence[int] = (0, 0, 0, 0)) -> np.ndarray:
@@ -42,6 +53,19 @@ def _soften(m: np.ndarray) -> np.ndarray:
     """The contract's post-processing for learned masks: blur σ 5, clip to [0.5, 1], stretch to [0, 1]."""
     m = cv2.GaussianBlur(np.clip(m, 0, 1).astype(np.float32), (0, 0), 5)
     return (np.clip(m, 0.5, 1.0) - 0.5) * 2.0
+
+
+def area_mask(size: int, points: np.ndarray, areas: Sequence[str]) -> np.ndarray:
+    """A size×size mask: the filled convex hull of the chosen areas' landmarks (68×2, crop pixels, truncated
+    to whole pixels as FaceFusion does), softened as the learned masks are."""
+    unknown = [a for a in areas if a not in FACE_AREAS]
+    if unknown or not areas:
+        raise InputError(f"unknown or no face mask area(s) {', '.join(unknown)}; choose from {', '.join(FACE_AREAS)}")
+    index = [i for a in areas for i in FACE_AREAS[a]]
+    hull = cv2.convexHull(np.asarray(points)[index].astype(np.int32))
+    m: np.ndarray = np.zeros((size, size), np.float32)
+    cv2.fillConvexPoly(m, hull, 1.0)
+    return _soften(m)
 
 
 class OcclusionMasker:
@@ -100,6 +124,9 @@ class FaceMasker:
         self.types = types or ("box",)
         self.blur = float(getattr(options, "face_mask_blur", 0.3) if blur is None else blur)
         self.padding = tuple(getattr(options, "face_mask_padding", (0, 0, 0, 0)))
+        self.areas = tuple(getattr(options, "face_mask_areas", tuple(FACE_AREAS))) if "area" in self.types else ()
+        if "area" in self.types:
+            area_mask(8, np.zeros((68, 2)), self.areas)  # refuses unknown or no areas now, not at the first face
         self.occlusion = OcclusionMasker(options, models_dir) if "occlusion" in self.types else None
         self.region = (
             RegionMasker(tuple(getattr(options, "face_mask_regions", ())), options, models_dir)
@@ -111,14 +138,24 @@ class FaceMasker:
         """The catalogue models these masks need."""
         return [m.model.entry.name for m in (self.occlusion, self.region) if m is not None]
 
-    def target_masks(self, crops: np.ndarray) -> np.ndarray:
-        """N×S×S float32 masks in [0, 1] from the targets' aligned S×S crops: the box and the occlusion mask."""
+    @property
+    def needs_landmarks(self) -> bool:
+        """Whether ``target_masks`` needs each face's 68 landmarks (the ``area`` mask)."""
+        return "area" in self.types
+
+    def target_masks(self, crops: np.ndarray, landmarks: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """N×S×S float32 masks in [0, 1] from the targets' aligned S×S crops: the box, the occlusion mask and,
+        from ``landmarks`` (each face's 68 points in its crop's pixels), the area mask."""
         n, s = crops.shape[:2]
         out = np.ones((n, s, s), np.float32)
         if "box" in self.types:
             out = np.minimum(out, box_mask(s, self.blur, self.padding)[None])
         if self.occlusion is not None:
             out = np.minimum(out, self.occlusion.masks(crops))
+        if self.needs_landmarks:
+            if landmarks is None or len(landmarks) != n:
+                raise ValueError("the area mask needs every face's 68 landmarks")
+            out = np.minimum(out, np.stack([area_mask(s, p, self.areas) for p in landmarks]))
         return out
 
     def swapped_masks(self, swapped: np.ndarray) -> np.ndarray:

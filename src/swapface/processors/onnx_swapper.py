@@ -37,7 +37,8 @@ def alignment_points(face: Face) -> np.ndarray:
 
 class NeuralAligner:
     """The points a neural model aligns a face on: the detector's, refined by 68 landmarks when asked
-    (``face_landmarker_model=2dfan4``, FaceFusion's ``5/68`` points)."""
+    (``face_landmarker_model=2dfan4``, FaceFusion's ``5/68`` points); and the face's 68 landmarks for the
+    ``area`` mask (2DFAN4's, or the built-in dlib predictor's on the same box when no landmarker is chosen)."""
 
     def __init__(self, options: Any, models_dir: Path | None = None) -> None:
         name = str(getattr(options, "face_landmarker_model", "none") or "none")
@@ -46,6 +47,7 @@ class NeuralAligner:
         from swapface.faces.landmark68 import Landmarker68
 
         self.landmarker = Landmarker68(name, options, models_dir) if name != "none" else None
+        self._fallback68: Any = None
 
     @property
     def model_names(self) -> list[str]:
@@ -53,8 +55,25 @@ class NeuralAligner:
 
     def points(self, frame: np.ndarray, face: Face) -> np.ndarray:
         """The five alignment points of ``face`` in ``frame``."""
+        return self.align(frame, face)[0]
+
+    def align(self, frame: np.ndarray, face: Face, with_68: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """The five alignment points and, with ``with_68``, the 68 landmarks (frame pixels); one 2DFAN4 run."""
+        from swapface.faces.landmark68 import refined_five
+
         detector = alignment_points(face)
-        return detector if self.landmarker is None else self.landmarker.refine(frame, face, detector)
+        if self.landmarker is None:
+            return detector, self._dlib68(frame, face) if with_68 else None
+        points, score = self.landmarker.detect(frame, face, detector)
+        return refined_five(points, score, detector), points
+
+    def _dlib68(self, frame: np.ndarray, face: Face) -> np.ndarray:
+        from swapface.faces.dlib_landmarks import Dlib68Landmarker
+        from swapface.faces.landmark68 import detector_box
+
+        if self._fallback68 is None:
+            self._fallback68 = Dlib68Landmarker()
+        return self._fallback68.points(frame, detector_box(face))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -191,16 +210,21 @@ class OnnxSwapper:
         c = self.model.contract
         size = c.size * self.k
         jobs: list[tuple[int, np.ndarray, np.ndarray]] = []
+        landmarks: list[np.ndarray] = []  # each face's 68 points in its crop, for the area mask
         for i, (frame, frame_faces) in enumerate(zip(frames, faces)):
             for face in frame_faces:
-                crop, affine = warp_face(frame, self.aligner.points(frame, face), c.template, size)
+                points, points68 = self.aligner.align(frame, face, self.masker.needs_landmarks)
+                crop, affine = warp_face(frame, points, c.template, size)
                 jobs.append((i, crop, affine))
+                if points68 is not None:
+                    landmarks.append(np.asarray(points68, np.float64) @ affine[:, :2].T + affine[:, 2])
         outs = [f.copy() for f in frames]
         if not jobs:
             return outs
         crops = np.stack([j[1] for j in jobs])
         swapped = self.swap_crops(crops, self.source_latent(source))
-        masks = np.minimum(self.masker.target_masks(crops), self.masker.swapped_masks(swapped)) * self.weight
+        target = self.masker.target_masks(crops, landmarks if self.masker.needs_landmarks else None)
+        masks = np.minimum(target, self.masker.swapped_masks(swapped)) * self.weight
         for (i, _, affine), crop, mask in zip(jobs, swapped, masks):
             outs[i] = paste_back(outs[i], crop, affine, mask)
         return outs

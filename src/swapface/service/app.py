@@ -31,6 +31,7 @@ from swapface import storage
 from swapface.config import Settings
 from swapface.errors import InputError, JobError, SwapfaceError
 from swapface.jobs.store import STATES, JobRecord, LimitReached, NewJob, new_job_id
+from swapface.media.video_limits import VideoLimits, limits_to_spec
 from swapface.service import intake, limits, openapi, streams
 from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
 from swapface.service.faults import install_fault_handlers
@@ -285,8 +286,8 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
         job = rt.store.get(job_id)
         return None if job is None else job.owner
 
-    inputs = intake.checked_inputs(parsed, settings, key.id, owner_of, scratch,
-                                   intake.VideoLimits.for_key(settings, key.name))
+    video_limits = VideoLimits.for_key(settings, key.name)
+    inputs = intake.checked_inputs(parsed, settings, key.id, owner_of, scratch, video_limits)
     intake.check_combination(options, inputs)
     digest = intake.request_hash(inputs, options, parsed.webhook_url)
     if idempotency_key:
@@ -303,6 +304,7 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
     job_id = new_job_id()
     try:
         spec = intake.store_inputs(job_id, inputs, options, settings)
+        spec["video_limits"] = limits_to_spec(video_limits)  # the worker checks again what it decodes
     except BaseException:  # a full disk mid-way: nothing of this job may stay behind
         rt.discard_media(job_id)
         raise
@@ -512,9 +514,12 @@ def _install_pubsub(app: FastAPI, rt: ServiceRuntime) -> None:
         locations = intake.job_locations(job_id, kind, req.target.rsplit(".", 1)[-1].lower(), rt.settings)
         if req.output:
             locations["output"] = req.output
+        owner = str(req.rule.get("owner") or "pubsub")
+        # the object was never seen here: the worker applies the video caps (the owner's overrides) once it probes it
         spec = {"sources": list(req.sources), "target": req.target, "reference_face": None, **locations,
-                "options": options.model_dump(mode="json", exclude_defaults=True)}
-        job, _ = rt.store.create(NewJob(owner=str(req.rule.get("owner") or "pubsub"), kind=kind, spec=spec,
+                "options": options.model_dump(mode="json", exclude_defaults=True),
+                "video_limits": limits_to_spec(VideoLimits.for_key(rt.settings, owner))}
+        job, _ = rt.store.create(NewJob(owner=owner, kind=kind, spec=spec,
                                         idempotency_key=req.idempotency_key, request_hash=req.idempotency_key,
                                         job_id=job_id))
         return job.id

@@ -147,7 +147,8 @@ def test_killed_worker_leaves_no_decrypted_copy(tmp_path, driver):
                         data={"chunk_seconds": "0.3"}).json()
         first = _worker(env, tmp_path / "worker1.log")
         deadline = time.monotonic() + 120
-        while http.get(f"/v1/jobs/{job['id']}").json()["progress"]["chunks_done"] < 1:
+        while (state := http.get(f"/v1/jobs/{job['id']}").json())["progress"]["chunks_done"] < 1 \
+                or not state["usage"]["providers"]:
             assert first.poll() is None, (tmp_path / "worker1.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "the worker made no progress"
             time.sleep(0.05)
@@ -156,6 +157,7 @@ def test_killed_worker_leaves_no_decrypted_copy(tmp_path, driver):
         assert not plaintext_copies(system_tmp, clip), "a decrypted copy of the upload is in the system temp folder"
         killed = http.get(f"/v1/jobs/{job['id']}").json()["usage"]
         assert killed["compute_seconds"] > 0, "the killed attempt's compute was not metered"  # (14)
+        assert killed["providers"] == ["cpu"] and killed["gpu_seconds"] == 0, killed  # built-in models: CPU only
 
         second = _worker(env, tmp_path / "worker2.log")  # start-up sweeps the killed worker's working copies
         try:

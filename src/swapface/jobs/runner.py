@@ -41,7 +41,7 @@ class Progress:
     chunks_done: int
     chunks_total: int
     stage: str = "processing"  # processing | merging | done
-    providers: tuple[str, ...] = ()  # ONNX Runtime providers this run's finished chunks ran on
+    providers: tuple[str, ...] = ()  # ONNX Runtime providers this run's chunks have run on so far
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,9 +88,10 @@ class _Tracker:
         self.should_stop = should_stop
         self.lock = threading.Lock()
 
-    def frames(self, chunk_index: int, done: int) -> None:
+    def frames(self, chunk_index: int, done: int, providers: tuple[str, ...] = ()) -> None:
         with self.lock:
             self.in_flight[chunk_index] = done
+            self.providers.update(providers)
         self.emit(chunk_index)
 
     def segment(self, segment: Segment) -> None:

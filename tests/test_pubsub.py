@@ -125,8 +125,8 @@ def test_outputs_unmatched_objects_and_bad_options_are_ignored(client, jobs):
         response = client.post("/v1/events/pubsub", json=event)
         assert response.status_code == 200 and response.json()["status"] == "ignored"
     assert jobs.created == []
-    assert client.post("/v1/events/pubsub", json={"message": {"data": "%%%"}}).status_code == 400
-    assert client.post("/v1/events/pubsub", json={"hello": 1}).status_code == 400
+    assert client.post("/v1/events/pubsub", json={"message": {"data": "%%%"}}).status_code == 422  # not base64
+    assert client.post("/v1/events/pubsub", json={"hello": 1}).status_code == 422  # not a push envelope
 
 
 def test_object_metadata_chooses_source_and_options(client, jobs):

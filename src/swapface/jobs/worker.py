@@ -62,9 +62,10 @@ class _Heartbeat(threading.Thread):
     """Renews the lease, stores the latest progress and meters the compute used so far, every third of the
     lease (a worker killed mid-job has billed its attempt up to its last beat).
 
-    GPU seconds follow what ONNX Runtime actually ran, not what was asked for: finished chunks report the
-    providers their sessions ran on (``session.get_providers()``), and once one of them is an accelerator the
-    whole attempt so far, and from then on, is billed as GPU time. Built-in models always run on the CPU."""
+    GPU seconds follow what ONNX Runtime actually ran, not what was asked for: chunks report, from their first
+    frames, the providers their sessions ran on (``session.get_providers()``), and once one of them is an
+    accelerator the whole attempt so far, and from then on, is billed as GPU time. Built-in models always run
+    on the CPU."""
 
     def __init__(self, store: JobStore, job: JobRecord, worker_id: str, config: WorkerConfig) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{job.id[:8]}")
@@ -73,11 +74,17 @@ class _Heartbeat(threading.Thread):
         self.lost = threading.Event()
         self.cancelled = threading.Event()
         self._stop_event = threading.Event()
-        self.providers: set[str] = set()  # what this attempt's models ran on, as finished chunks report it
+        self.providers: set[str] = set()  # what this attempt's models ran on, as its chunks report it
         self._metered = time.monotonic()
         self._billed = 0.0  # compute seconds of this attempt already added to the job
         self._gpu_billed = 0.0
         self._meter_lock = threading.Lock()
+
+    def saw(self, providers: tuple[str, ...]) -> None:
+        """Note providers the attempt's chunks ran on (called from the executor's progress thread)."""
+        if providers:
+            with self._meter_lock:
+                self.providers.update(providers)
 
     def meter(self) -> None:
         """Add the compute time since the last call to the job's usage (and GPU time, see the class)."""
@@ -171,7 +178,7 @@ class Worker:
 
         def on_progress(progress: Progress) -> None:
             heartbeat.progress = progress
-            heartbeat.providers.update(progress.providers)
+            heartbeat.saw(progress.providers)
 
         last_look = [time.monotonic()]
 
@@ -197,7 +204,7 @@ class Worker:
                 state = "cancelled"
             else:
                 result = run_job(job_spec(job), executor=self.executor, on_progress=on_progress, should_stop=should_stop)
-                heartbeat.providers.update(result.providers)
+                heartbeat.saw(result.providers)
                 heartbeat.beat()
                 if result.status == "done" and self._too_damaged(result):
                     state, error = "failed", InputError(

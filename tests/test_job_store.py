@@ -126,3 +126,47 @@ def test_failures_command_summarises_and_exports(tmp_path, monkeypatch, capsys):
     assert [r["code"] for r in rows] == ["no_face", "no_face", "timeout"]
     assert set(rows[0]) >= {"job_id", "owner", "attempt", "code", "message", "retried", "at"}
     assert cli(["jobs", "failures", "--format", "xml"]) == 2
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'old.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def test_a_database_made_by_an_older_version_gains_the_new_columns(db_url):
+    """A jobs table without ``lost_frames`` and ``providers`` (as an older release made it, with a job in it) is
+    brought up to date when the store opens it: the old job reads with defaults, the new columns take values."""
+    import sqlalchemy as sa
+
+    from swapface.jobs import store as store_module
+
+    old = sa.MetaData()
+    sa.Table("jobs", old, *[sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                             for c in store_module.jobs.columns if c.name not in ("lost_frames", "providers")])
+    engine = make_engine(db_url)
+    try:
+        old.create_all(engine)
+        now = time.time()
+        with engine.begin() as conn:
+            conn.execute(old.tables["jobs"].insert().values(
+                id="old-job", owner="k1", status="queued", kind="video", spec=json.dumps({"sources": [], "target": "t"}),
+                frames_done=0, frames_total=0, chunks_done=0, chunks_total=0, chunks_reused=0, attempts=0,
+                max_attempts=3, created_at=now, updated_at=now, run_after=now, cancel_requested=False, frames=0,
+                compute_seconds=0.0, gpu_seconds=0.0))
+        store = JobStore(engine, max_attempts=3)
+        columns = {c["name"]: c for c in sa.inspect(engine).get_columns("jobs")}
+        assert {"lost_frames", "providers"} <= set(columns)
+        assert columns["lost_frames"]["nullable"] is False  # added NOT NULL with its default
+        old_job = store.get("old-job")
+        assert old_job is not None and old_job.public()["lost_frames"] == 0
+        assert old_job.public()["usage"]["providers"] == []
+        JobStore(engine)  # opening it again changes nothing
+        claimed = store.claim("w1", lease_seconds=30)
+        assert claimed is not None and claimed.id == "old-job"
+        store.add_usage("old-job", compute_seconds=1.5, gpu_seconds=0.0, providers=["cpu"])
+        assert store.fail_attempt("old-job", "w1", "damaged_video", "damaged", retryable=False, lost_frames=45) == "failed"
+        done = store.get("old-job").public()
+        assert done["lost_frames"] == 45 and done["usage"]["providers"] == ["cpu"], done
+        assert done["error"]["code"] == "damaged_video"
+    finally:
+        engine.dispose()

@@ -125,8 +125,8 @@ def test_outputs_unmatched_objects_and_bad_options_are_ignored(client, jobs):
         response = client.post("/v1/events/pubsub", json=event)
         assert response.status_code == 200 and response.json()["status"] == "ignored"
     assert jobs.created == []
-    assert client.post("/v1/events/pubsub", json={"message": {"data": "%%%"}}).status_code == 400
-    assert client.post("/v1/events/pubsub", json={"hello": 1}).status_code == 400
+    assert client.post("/v1/events/pubsub", json={"message": {"data": "%%%"}}).status_code == 422  # not base64
+    assert client.post("/v1/events/pubsub", json={"hello": 1}).status_code == 422  # not a push envelope
 
 
 def test_object_metadata_chooses_source_and_options(client, jobs):
@@ -235,3 +235,43 @@ def test_dedupe_on_postgres(tmp_path, jobs):
     with TestClient(create_app(_settings(tmp_path, database_url=url), jobs)) as client:
         codes = [client.post("/v1/events/pubsub", json=envelope(generation=generation)).status_code for _ in range(3)]
     assert codes == [201, 200, 200] and len(jobs.created) == 1
+
+
+# --- the video caps apply to jobs from events, whose target the service never saw at submit -------------
+
+def test_video_caps_fail_pubsub_jobs_with_their_code(tmp_path, fake_gcs, driver):
+    """Events create jobs for objects nobody uploaded to the API: the worker applies the same caps (and the rule
+    owner's overrides) once it probes the object, failing the job at once with the cap's code."""
+    import fsspec
+
+    from media_fixtures import moving_face_clip
+    from service_fixtures import jpeg_bytes, live_service
+
+    clip = moving_face_clip(tmp_path / "clip.mp4", frames=24, tone_hz=None)  # 640×360, 24 frames
+    gcs = fsspec.filesystem("gs")
+    gcs.pipe("studio/faces/actor.jpg", jpeg_bytes(driver))
+    gcs.pipe("studio/plates/shot.mp4", clip.read_bytes())
+    gcs.pipe("studio/small/shot.mp4", clip.read_bytes())
+    rules = [{"bucket": "studio", "prefix": "plates/", "source": "gs://studio/faces/actor.jpg"},
+             {"bucket": "studio", "prefix": "small/", "source": "gs://studio/faces/actor.jpg", "owner": "tiny"}]
+    caps = {"max_video_frames": 10, "video_limits_by_key": {"tiny": {"max_video_frames": 1000,
+                                                                     "max_video_pixels": 100_000}}}
+    with live_service(tmp_path, workers=1, pubsub_rules=rules, **caps) as svc, svc.client() as http:
+        ids = {}
+        for name in ("plates/shot.mp4", "small/shot.mp4"):
+            created = http.post("/v1/events/pubsub", json=envelope(name=name, bucket="studio"))
+            assert created.status_code == 201, created.text
+            ids[name] = created.json()["job_id"]
+        deadline = time.monotonic() + 120
+        jobs = {}
+        while time.monotonic() < deadline and len(jobs) < len(ids):
+            for name, job_id in ids.items():
+                record = svc.runtime.store.get(job_id)
+                if record is not None and record.terminal:
+                    jobs[name] = record
+            time.sleep(0.3)
+    too_long, too_large = jobs["plates/shot.mp4"], jobs["small/shot.mp4"]
+    assert too_long.status == "failed" and too_long.error_code == "video_too_long", too_long
+    assert "24 frames" in (too_long.error_message or "") and too_long.attempts == 1
+    assert too_large.status == "failed" and too_large.error_code == "video_too_large", too_large
+    assert too_large.owner == "tiny" and too_large.attempts == 1

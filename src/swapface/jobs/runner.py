@@ -26,6 +26,7 @@ from swapface.jobs.merger import merge_segments
 from swapface.jobs.planner import plan_chunks, plan_image
 from swapface.jobs.spec import JobSpec, Segment
 from swapface.media.image import is_image_path
+from swapface.media.video_limits import check_video_size
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Progress:
     chunks_done: int
     chunks_total: int
     stage: str = "processing"  # processing | merging | done
+    providers: tuple[str, ...] = ()  # ONNX Runtime providers this run's chunks have run on so far
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +61,7 @@ class JobResult:
     chunks_reused: int
     seconds: float
     audio_streams: int = 0
+    providers: tuple[str, ...] = ()  # ONNX Runtime providers this run's chunks ran on (reused chunks excluded)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -79,14 +82,16 @@ class _Tracker:
         self.chunks_done = len(manifest.segments)
         self.in_flight: dict[int, int] = {}
         self.finished = 0
+        self.providers: set[str] = set()
         self.started = time.monotonic()
         self.on_progress = on_progress
         self.should_stop = should_stop
         self.lock = threading.Lock()
 
-    def frames(self, chunk_index: int, done: int) -> None:
+    def frames(self, chunk_index: int, done: int, providers: tuple[str, ...] = ()) -> None:
         with self.lock:
             self.in_flight[chunk_index] = done
+            self.providers.update(providers)
         self.emit(chunk_index)
 
     def segment(self, segment: Segment) -> None:
@@ -94,6 +99,7 @@ class _Tracker:
             self.in_flight.pop(segment.chunk.index, None)
             self.finished += segment.chunk.frames
             self.chunks_done += 1
+            self.providers.update(segment.providers)
         self.emit(segment.chunk.index)
 
     def emit(self, chunk_index: int | None, stage: str = "processing") -> None:
@@ -105,10 +111,11 @@ class _Tracker:
             fresh = self.finished + sum(self.in_flight.values())
             done = min(self.total, self.reused + fresh)
             elapsed = max(time.monotonic() - self.started, 1e-6)
+            providers = tuple(sorted(self.providers))
         fps = fresh / elapsed
         eta = (self.total - done) / fps if fps > 0 else None
         self.on_progress(Progress(done, self.total, round(fps, 2), None if eta is None else round(eta, 1), chunk_index,
-                                  self.chunks_done, self.chunks_total, stage))
+                                  self.chunks_done, self.chunks_total, stage, providers))
 
 
 SIGNATURE_BYTES = 1 << 20
@@ -161,6 +168,8 @@ def run_job(spec: JobSpec, *, executor: Executor | None = None, on_progress: Pro
                 from swapface.media.video import check_encoder, probe
 
                 info = probe(target)
+                if spec.video_limits is not None:  # before any frame is decoded
+                    check_video_size(info, spec.video_limits)
                 if not is_sequence_output(spec.output):  # a folder of frames uses lossless FFV1 segments
                     check_encoder(spec.options.output_video_encoder, "." + spec.output.rsplit(".", 1)[-1].lower())
                 chunks = plan_chunks(info.frames, info.fps, spec.options)
@@ -179,7 +188,7 @@ def run_job(spec: JobSpec, *, executor: Executor | None = None, on_progress: Pro
                 executor.run(spec, pending, commit, **kwargs)
             except _Stopped:
                 return JobResult(spec.job_id, spec.output, "stopped", 0, tracker.total, 0, len(chunks), reused,
-                                 time.monotonic() - started)
+                                 time.monotonic() - started, providers=tuple(sorted(tracker.providers)))
             segments = manifest.ordered()
             if len(segments) != len(chunks):
                 raise JobError("some chunks have no segment after the run; start it again to resume", code="incomplete")
@@ -199,7 +208,7 @@ def run_job(spec: JobSpec, *, executor: Executor | None = None, on_progress: Pro
             job_id=spec.job_id, output=spec.output, status="done", frames=merged.frames,
             frames_total=(info.declared_frames or info.frames) if info is not None else 1, lost_frames=lost,
             chunks=len(chunks), chunks_reused=reused, seconds=round(time.monotonic() - started, 3),
-            audio_streams=merged.audio_copied + merged.audio_reencoded,
+            audio_streams=merged.audio_copied + merged.audio_reencoded, providers=tuple(sorted(tracker.providers)),
         )
     finally:
         if owns_executor:

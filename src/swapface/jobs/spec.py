@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from swapface.media.video_limits import VideoLimits
 from swapface.options import SwapOptions
 
 
@@ -11,7 +12,8 @@ from swapface.options import SwapOptions
 class JobSpec:
     """What to swap into what. Paths are local paths or fsspec URIs (file://, gs://, s3://, memory://).
 
-    ``work_dir`` holds the manifest and the per-chunk segments; it is the job's checkpoint.
+    ``work_dir`` holds the manifest and the per-chunk segments; it is the job's checkpoint. A video target over
+    ``video_limits`` fails before any frame is decoded.
     """
 
     job_id: str
@@ -21,6 +23,7 @@ class JobSpec:
     work_dir: str
     options: SwapOptions = field(default_factory=SwapOptions)
     reference_face: str | None = None
+    video_limits: VideoLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,11 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Segment:
-    """A finished chunk: where its encoded frames are, how many were written, how many were lost."""
+    """A finished chunk: where its encoded frames are, how many were written, how many were lost, and the
+    ONNX Runtime providers (short names) its models ran on."""
 
     chunk: Chunk
     uri: str
     frames: int
     lost_frames: int = 0
+    providers: tuple[str, ...] = ()

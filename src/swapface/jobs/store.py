@@ -13,17 +13,18 @@ import builtins
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 
 from swapface.errors import InputError
 from swapface.jobs.db import create_tables, make_engine, read_only
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATES: tuple[str, ...] = get_args(JobState)
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE = ("queued", "running")
 
@@ -62,6 +63,7 @@ jobs = sa.Table(
     sa.Column("frames", sa.Integer, nullable=False, default=0),  # usage: frames output
     sa.Column("compute_seconds", sa.Float, nullable=False, default=0.0),
     sa.Column("gpu_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("providers", sa.String(128), nullable=True),  # usage: ONNX Runtime providers that ran, comma-separated
     sa.UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency"),
     sa.Index("ix_jobs_claim", "status", "run_after"),
     sa.Index("ix_jobs_owner_created", "owner", "created_at"),
@@ -120,6 +122,7 @@ class JobRecord:
     frames: int
     compute_seconds: float
     gpu_seconds: float
+    providers: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> "JobRecord":
@@ -153,7 +156,8 @@ class JobRecord:
             "purged": self.purged_at is not None,
             "lost_frames": self.lost_frames,
             "usage": {"frames": self.frames, "compute_seconds": round(self.compute_seconds, 3),
-                      "gpu_seconds": round(self.gpu_seconds, 3)},
+                      "gpu_seconds": round(self.gpu_seconds, 3),
+                      "providers": self.providers.split(",") if self.providers else []},
             "has_webhook": bool(self.webhook_url),
         }
 
@@ -380,14 +384,25 @@ class JobStore:
         with read_only(self.engine) as conn:
             return bool(conn.execute(sa.select(jobs.c.cancel_requested).where(jobs.c.id == job_id)).scalar())
 
-    def add_usage(self, job_id: str, *, compute_seconds: float, gpu_seconds: float) -> None:
-        """Add one attempt's compute to the job's metered usage (failed attempts cost too)."""
+    def add_usage(self, job_id: str, *, compute_seconds: float, gpu_seconds: float,
+                  providers: Iterable[str] = ()) -> None:
+        """Add one attempt's compute to the job's metered usage (failed attempts cost too); ``providers`` (the
+        ONNX Runtime providers its models ran on) join those already recorded."""
         with self.engine.begin() as conn:
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(
-                compute_seconds=jobs.c.compute_seconds + compute_seconds, gpu_seconds=jobs.c.gpu_seconds + gpu_seconds))
+            values: dict[str, Any] = {"compute_seconds": jobs.c.compute_seconds + compute_seconds,
+                                      "gpu_seconds": jobs.c.gpu_seconds + gpu_seconds}
+            providers = set(providers)
+            if providers:
+                known = conn.execute(sa.select(jobs.c.providers).where(jobs.c.id == job_id)).scalar()
+                merged = providers | set(filter(None, (known or "").split(",")))
+                values["providers"] = ",".join(sorted(merged))
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
 
-    def fail_attempt(self, job_id: str, worker_id: str, code: str, message: str, *, retryable: bool) -> str:
-        """Record a failed attempt; re-queue it with exponential backoff while attempts remain. Returns the new state."""
+    def fail_attempt(self, job_id: str, worker_id: str, code: str, message: str, *, retryable: bool,
+                     **values: Any) -> str:
+        """Record a failed attempt; re-queue it with exponential backoff while attempts remain. Returns the new state.
+
+        ``values`` are other columns the attempt found out (``lost_frames`` of a damaged video)."""
         now = time.time()
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(jobs).where((jobs.c.id == job_id) & (jobs.c.lease_owner == worker_id)
@@ -401,10 +416,10 @@ class JobStore:
                 delay = self.retry_backoff_s * 2 ** (job.attempts - 1)
                 conn.execute(jobs.update().where(jobs.c.id == job_id).values(
                     status="queued", run_after=now + delay, lease_owner=None, lease_expires_at=None, updated_at=now,
-                    error_code=code, error_message=message))
+                    error_code=code, error_message=message, **values))
                 return "queued"
             status = "cancelled" if job.cancel_requested else "failed"
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**_ended(status, now, code, message)))
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**_ended(status, now, code, message), **values))
             return status
 
     def release(self, job_id: str, worker_id: str, *, delay_s: float) -> bool:

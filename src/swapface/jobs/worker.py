@@ -25,13 +25,14 @@ from swapface.executors.base import Executor
 from swapface.jobs.runner import JobResult, Progress, run_job
 from swapface.jobs.spec import JobSpec
 from swapface.jobs.store import TERMINAL, JobRecord, JobStore
+from swapface.media.video_limits import limits_from_spec
+from swapface.models.session import ACCELERATOR_PROVIDERS
 from swapface.options import SwapOptions
 from swapface.storage.space import is_disk_full
 
 log = logging.getLogger("swapface.worker")
 
 FinishedCallback = Callable[[JobRecord], None]
-GPU_PROVIDERS = {"cuda", "tensorrt"}
 CANCEL_POLL_S = 0.5
 
 
@@ -53,24 +54,18 @@ def job_spec(job: JobRecord) -> JobSpec:
     return JobSpec(
         job_id=job.id, sources=tuple(spec["sources"]), target=spec["target"], output=spec["output"],
         work_dir=spec["work_dir"], options=SwapOptions.model_validate(spec.get("options", {})),
-        reference_face=spec.get("reference_face"),
+        reference_face=spec.get("reference_face"), video_limits=limits_from_spec(spec.get("video_limits")),
     )
-
-
-def gpu_ran(options: dict) -> bool:
-    """Whether the job's models run on a GPU here: a GPU provider was asked for *and* this worker's ONNX Runtime
-    offers it (a CPU-only worker that was asked for cuda computes on the CPU, and bills CPU seconds)."""
-    requested = GPU_PROVIDERS & set(options.get("execution_providers", ()))
-    if not requested:
-        return False
-    from swapface.models.session import available_providers
-
-    return bool(requested & set(available_providers()))
 
 
 class _Heartbeat(threading.Thread):
     """Renews the lease, stores the latest progress and meters the compute used so far, every third of the
-    lease (a worker killed mid-job has billed its attempt up to its last beat)."""
+    lease (a worker killed mid-job has billed its attempt up to its last beat).
+
+    GPU seconds follow what ONNX Runtime actually ran, not what was asked for: chunks report, from their first
+    frames, the providers their sessions ran on (``session.get_providers()``), and once one of them is an
+    accelerator the whole attempt so far, and from then on, is billed as GPU time. Built-in models always run
+    on the CPU."""
 
     def __init__(self, store: JobStore, job: JobRecord, worker_id: str, config: WorkerConfig) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{job.id[:8]}")
@@ -79,20 +74,27 @@ class _Heartbeat(threading.Thread):
         self.lost = threading.Event()
         self.cancelled = threading.Event()
         self._stop_event = threading.Event()
-        self.on_gpu = gpu_ran(job.spec.get("options", {}))
+        self.providers: set[str] = set()  # what this attempt's models ran on, as its chunks report it
         self._metered = time.monotonic()
+        self._billed = 0.0  # compute seconds of this attempt already added to the job
+        self._gpu_billed = 0.0
         self._meter_lock = threading.Lock()
 
+    def saw(self, providers: tuple[str, ...]) -> None:
+        """Note providers the attempt's chunks ran on (called from the executor's progress thread)."""
+        if providers:
+            with self._meter_lock:
+                self.providers.update(providers)
+
     def meter(self) -> None:
-        """Add the compute time since the last call to the job's usage."""
+        """Add the compute time since the last call to the job's usage (and GPU time, see the class)."""
         with self._meter_lock:
             now = time.monotonic()
-            seconds, self._metered = now - self._metered, now
-            try:
-                self.store.add_usage(self.job.id, compute_seconds=seconds, gpu_seconds=seconds if self.on_gpu else 0.0)
-            except Exception:
-                self._metered -= seconds  # not recorded: the next call adds it
-                raise
+            seconds = now - self._metered
+            providers = set(self.providers)
+            gpu = self._billed + seconds - self._gpu_billed if providers & ACCELERATOR_PROVIDERS else 0.0
+            self.store.add_usage(self.job.id, compute_seconds=seconds, gpu_seconds=gpu, providers=providers)
+            self._metered, self._billed, self._gpu_billed = now, self._billed + seconds, self._gpu_billed + gpu
 
     def beat(self) -> None:
         values = {}
@@ -176,6 +178,7 @@ class Worker:
 
         def on_progress(progress: Progress) -> None:
             heartbeat.progress = progress
+            heartbeat.saw(progress.providers)
 
         last_look = [time.monotonic()]
 
@@ -201,6 +204,7 @@ class Worker:
                 state = "cancelled"
             else:
                 result = run_job(job_spec(job), executor=self.executor, on_progress=on_progress, should_stop=should_stop)
+                heartbeat.saw(result.providers)
                 heartbeat.beat()
                 if result.status == "done" and self._too_damaged(result):
                     state, error = "failed", InputError(
@@ -263,7 +267,7 @@ class Worker:
             else:
                 code, message = "internal", f"an internal error stopped the job ({type(error).__name__})"
             retryable = not isinstance(error, (InputError, ModelError))  # neither changes on a retry
-            return self.store.fail_attempt(job.id, self.worker_id, code, message, retryable=retryable)
+            return self.store.fail_attempt(job.id, self.worker_id, code, message, retryable=retryable, **values)
         if state == "stopped":  # this worker is shutting down: hand the job back at once
             self.store.fail_attempt(job.id, self.worker_id, "worker_stopped", "the worker shut down; the job resumes",
                                     retryable=True)

@@ -147,7 +147,10 @@ def get_session(session_id: str, key: Caller, hub: Hub) -> dict[str, Any]:
     return own_session(session_id, hub, key).public()
 
 
-@router.patch("/v1/live/sessions/{session_id}", tags=["live"])
+@router.patch("/v1/live/sessions/{session_id}", tags=["live"], openapi_extra={"requestBody": {
+    "required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["options"], "additionalProperties": False,
+        "properties": {"options": {"type": "object", "description": "options to change, named like the CLI's"}}}}}}})
 async def change_options(session_id: str, request: Request, key: Caller, hub: Hub) -> dict[str, Any]:
     """Change options while running (``{"options": {...}}``): they apply from the next frame."""
     session = own_session(session_id, hub, key)

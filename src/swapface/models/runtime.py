@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from swapface.models.catalogue import ModelEntry, get_entry
-from swapface.models.session import SessionSpec, create_session
+from swapface.models.session import SessionSpec, create_session, primary_provider, record_run
 from swapface.models.store import default_models_dir, locate
 
 
@@ -20,6 +20,7 @@ class LazyModel:
             cache_dir=self.models_dir / ".cache"
         )
         self._session: Any = None
+        self._provider = "cpu"
         self._path: Path | None = None
 
     @property
@@ -31,9 +32,12 @@ class LazyModel:
 
     @property
     def session(self) -> Any:
-        """The ONNX Runtime session, created once."""
+        """The ONNX Runtime session, created once; every use is counted against the provider it runs on
+        (usage metering)."""
         if self._session is None:
             self._session = create_session(self.path, self.spec)
+            self._provider = primary_provider(self._session)
+        record_run(self._provider)
         return self._session
 
     @property

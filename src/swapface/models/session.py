@@ -3,9 +3,11 @@ disk, fp16 (dedicated files, or a conversion checked against fp32 before it is u
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +37,40 @@ FP16_PROVIDERS = ("cuda", "tensorrt")
 #: An automatic fp16 conversion is used only if, on a probe input, every output stays within this
 #: fraction of the fp32 output's largest magnitude.
 FP16_TOLERANCE = 0.02
+
+
+#: Providers whose sessions compute on an accelerator (usage bills their time as GPU seconds); OpenVINO is
+#: configured for its GPU device by :func:`provider_entries`.
+ACCELERATOR_PROVIDERS = frozenset({"cuda", "tensorrt", "rocm", "directml", "openvino"})
+
+_SHORT_NAMES = {full: short for short, full in PROVIDER_NAMES.items()}
+_runs: collections.Counter[str] = collections.Counter()
+_runs_lock = threading.Lock()
+
+
+def primary_provider(session: Any) -> str:
+    """The short name of the provider a session runs its graph on: ONNX Runtime's first *registered* provider,
+    which is CPU when a requested GPU provider could not load."""
+    names = session.get_providers() if hasattr(session, "get_providers") else []
+    return _SHORT_NAMES.get(names[0], names[0]) if names else "cpu"
+
+
+def record_run(provider: str) -> None:
+    """Count one use of a session on ``provider`` in this process (see :func:`providers_run`)."""
+    with _runs_lock:
+        _runs[provider] += 1
+
+
+def providers_run() -> dict[str, int]:
+    """Uses per provider in this process so far; the providers a piece of work ran on are those whose count
+    grew while it ran."""
+    with _runs_lock:
+        return dict(_runs)
+
+
+def providers_since(before: dict[str, int]) -> tuple[str, ...]:
+    """The providers used since the snapshot ``before`` (from :func:`providers_run`), sorted."""
+    return tuple(sorted(p for p, n in providers_run().items() if n > before.get(p, 0)))
 
 
 def onnx_runtime() -> Any:

@@ -8,10 +8,10 @@ Routes are thin: they authenticate the caller, check limits, hand the request to
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, MutableMapping
 from datetime import datetime
@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import TypeAdapter, ValidationError
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,7 +31,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from swapface import storage
 from swapface.config import Settings
 from swapface.errors import InputError, JobError, SwapfaceError
-from swapface.jobs.store import STATES, JobRecord, LimitReached, NewJob, new_job_id
+from swapface.jobs.store import JobRecord, JobState, LimitReached, NewJob, new_job_id
+from swapface.media.video_limits import VideoLimits, limits_to_spec
 from swapface.service import intake, limits, openapi, streams
 from swapface.service.auth import LOCAL_CALLER, ApiKey, is_loopback
 from swapface.service.faults import install_fault_handlers
@@ -285,8 +287,8 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
         job = rt.store.get(job_id)
         return None if job is None else job.owner
 
-    inputs = intake.checked_inputs(parsed, settings, key.id, owner_of, scratch,
-                                   intake.VideoLimits.for_key(settings, key.name))
+    video_limits = VideoLimits.for_key(settings, key.name)
+    inputs = intake.checked_inputs(parsed, settings, key.id, owner_of, scratch, video_limits)
     intake.check_combination(options, inputs)
     digest = intake.request_hash(inputs, options, parsed.webhook_url)
     if idempotency_key:
@@ -303,6 +305,7 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
     job_id = new_job_id()
     try:
         spec = intake.store_inputs(job_id, inputs, options, settings)
+        spec["video_limits"] = limits_to_spec(video_limits)  # the worker checks again what it decodes
     except BaseException:  # a full disk mid-way: nothing of this job may stay behind
         rt.discard_media(job_id)
         raise
@@ -363,24 +366,32 @@ async def wait_for_end(rt: ServiceRuntime, job: JobRecord, seconds: float) -> Jo
 
 
 def _cursor(job: JobRecord) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at!r}|{job.id}".encode()).decode()
+    """Where the next page starts: the last job's creation time and id (``openapi.CURSOR_PATTERN``)."""
+    return f"{job.created_at!r}_{job.id}"  # repr: the exact float, so the page boundary compares equal
 
 
 def _parse_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return float(created), job_id
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "bad_cursor", "the cursor is not one this API returned") from None
+    """(created_at, id) of a cursor; any string of the documented pattern is one (it pages from that point)."""
+    if not re.fullmatch(openapi.CURSOR_PATTERN, cursor):
+        raise Problem(400, "bad_cursor", "the cursor is not one this API returned")
+    created, job_id = cursor.split("_", 1)
+    return float(created), job_id
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_DATE_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 
 def _timestamp(value: str | None, default: float) -> float:
+    """Epoch seconds of an RFC 3339 time (OpenAPI's ``date-time``: a date, a time and an offset)."""
     if value is None:
         return default
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise Problem(400, "bad_time", "times must be ISO-8601, e.g. 2026-11-01T00:00:00Z") from None
+        if not _RFC3339.fullmatch(value):
+            raise ValueError(value)
+        return _DATE_TIME.validate_python(value.upper()).timestamp()
+    except (ValueError, ValidationError):
+        raise Problem(400, "bad_time", "times must be RFC 3339, e.g. 2026-11-01T00:00:00Z") from None
 
 
 async def job_events(job_id: str, request: Request, rt: ServiceRuntime, key: ApiKey,
@@ -446,6 +457,7 @@ def create_app(settings: Settings | None = None, *, runtime_: ServiceRuntime | N
     from swapface.live.routes import install_live
 
     install_live(app)
+    openapi.describe_errors(app)
     return app
 
 
@@ -512,9 +524,12 @@ def _install_pubsub(app: FastAPI, rt: ServiceRuntime) -> None:
         locations = intake.job_locations(job_id, kind, req.target.rsplit(".", 1)[-1].lower(), rt.settings)
         if req.output:
             locations["output"] = req.output
+        owner = str(req.rule.get("owner") or "pubsub")
+        # the object was never seen here: the worker applies the video caps (the owner's overrides) once it probes it
         spec = {"sources": list(req.sources), "target": req.target, "reference_face": None, **locations,
-                "options": options.model_dump(mode="json", exclude_defaults=True)}
-        job, _ = rt.store.create(NewJob(owner=str(req.rule.get("owner") or "pubsub"), kind=kind, spec=spec,
+                "options": options.model_dump(mode="json", exclude_defaults=True),
+                "video_limits": limits_to_spec(VideoLimits.for_key(rt.settings, owner))}
+        job, _ = rt.store.create(NewJob(owner=owner, kind=kind, spec=spec,
                                         idempotency_key=req.idempotency_key, request_hash=req.idempotency_key,
                                         job_id=job_id))
         return job.id
@@ -562,15 +577,17 @@ def _install_routes(app: FastAPI) -> None:
     @app.post("/v1/jobs", status_code=201, tags=["jobs"], openapi_extra=openapi.SUBMIT_BODY,
               responses=openapi.problems(400, *openapi.COMMON, 413, 415, 429, 507))
     async def submit(request: Request, rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
-                     idempotency_key: str | None = Header(None), prefer: str | None = Header(None)) -> JSONResponse:
+                     idempotency_key: str | None = Header(None, json_schema_extra={
+                         "pattern": openapi.IDEMPOTENCY_KEY_PATTERN}),
+                     prefer: str | None = Header(None)) -> JSONResponse:
         """Create a job: multipart uploads (``source`` one or more, ``target``, optional ``reference_face``) and
         options as form fields named like the CLI's (``face_selector_mode=many``) or an ``options`` JSON field;
         or a JSON body ``{"sources": [...], "target": ..., "options": {...}}`` referencing stored objects.
         The same ``Idempotency-Key`` with the same request returns the same job. ``Prefer: wait=N`` (up to 60)
         answers once the job has ended or after N seconds, whichever comes first (small images finish in time)."""
         wait_s = prefer_wait(prefer)
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-            raise Problem(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 characters")
+        if idempotency_key is not None and not re.fullmatch(openapi.IDEMPOTENCY_KEY_PATTERN, idempotency_key):
+            raise Problem(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters")
         await run_in_threadpool(check_limits, rt, key, request.headers.get("content-length"), idempotency_key)
         with storage.temp_dir(settings=rt.settings, prefix="swapface-upload-") as tmp:
             parsed = await parse_request(request, tmp, key.max_upload_mb)
@@ -587,13 +604,13 @@ def _install_routes(app: FastAPI) -> None:
 
     @app.get("/v1/jobs", tags=["jobs"], responses=openapi.problems(400, *openapi.COMMON))
     def list_jobs(rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
-                  status: str | None = Query(None, description="queued, running, succeeded, failed or cancelled"),
-                  limit: int = Query(50, ge=1, le=500), cursor: str | None = None) -> dict[str, Any]:
+                  status: JobState | None = Query(None, description="Only jobs in this state"),
+                  limit: int = Query(50, ge=1, le=500),
+                  cursor: str | None = Query(None, description="``next_cursor`` of the previous page",
+                                             json_schema_extra={"pattern": openapi.CURSOR_PATTERN})) -> dict[str, Any]:
         """The caller's jobs, newest first, a page at a time (pass ``next_cursor`` back as ``cursor``)."""
-        if status is not None and status not in STATES:
-            raise Problem(422, "bad_status", f"status must be one of {', '.join(STATES)}")
         page = rt.store.list(key.id, status=status, limit=limit + 1,
-                             before=_parse_cursor(cursor) if cursor else None)
+                             before=_parse_cursor(cursor) if cursor is not None else None)
         more = len(page) > limit
         page = page[:limit]
         return {"jobs": [public(j) for j in page], "next_cursor": _cursor(page[-1]) if more and page else None}
@@ -681,13 +698,13 @@ def _install_routes(app: FastAPI) -> None:
 
     @app.get("/v1/usage", tags=["usage"], responses=openapi.problems(400, *openapi.COMMON))
     def usage(rt: ServiceRuntime = Depends(runtime), key: ApiKey = Depends(caller),
-              start: str | None = Query(None, description="ISO-8601; default 30 days ago"),
-              end: str | None = Query(None, description="ISO-8601; default now")) -> dict[str, Any]:
+              start: str | None = Query(None, description="ISO-8601; default 30 days ago",
+                                        json_schema_extra={"format": "date-time"}),
+              end: str | None = Query(None, description="ISO-8601, after start; default now",
+                                      json_schema_extra={"format": "date-time"})) -> dict[str, Any]:
         """The caller's metered usage (jobs, frames, compute and GPU seconds) of jobs created in [start, end)."""
         now = time.time()
-        t0, t1 = _timestamp(start, now - 30 * 86400), _timestamp(end, now + 1)
-        if t1 <= t0:
-            raise Problem(422, "bad_window", "end must be after start")
+        t0, t1 = _timestamp(start, now - 30 * 86400), _timestamp(end, now + 1)  # end <= start: an empty window
         from swapface.jobs.store import iso
 
         return {"key": key.name, "start": iso(t0), "end": iso(t1), **rt.store.usage(key.id, t0, t1)}

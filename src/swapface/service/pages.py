@@ -93,7 +93,8 @@ def install_pages(app: FastAPI) -> None:
         return {"version": __version__, "workers": int(getattr(request.app.state, "workers", 0)),
                 "models": installed_models()}
 
-    @app.post("/v1/faces", tags=["faces"], dependencies=[Depends(caller)])
+    @app.post("/v1/faces", tags=["faces"], dependencies=[Depends(caller)], openapi_extra={"requestBody": {
+        "required": True, "content": {"image/*": {"schema": {"type": "string", "format": "binary", "minLength": 1}}}}})
     async def faces(request: Request) -> dict[str, Any]:
         """The faces of one uploaded image (the raw body), largest first: boxes in pixels, for choosing a reference."""
         limit = int(FACES_MAX_MB * 1024 * 1024)

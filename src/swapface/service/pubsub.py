@@ -26,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from swapface.config import Settings, load_settings
 from swapface.errors import InputError
@@ -108,22 +109,40 @@ def verify_push_token(authorization: str | None, settings: Settings) -> None:
         raise HTTPException(403, "the Pub/Sub token belongs to another service account")
 
 
-def _parse(body: Any) -> tuple[dict[str, str], dict[str, Any]]:
-    """The message attributes and decoded data of a push envelope; InputError when malformed."""
-    if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
-        raise InputError("not a Pub/Sub push envelope (no message)")
-    message = body["message"]
-    attributes = message.get("attributes") or {}
-    if not isinstance(attributes, dict):
-        raise InputError("message.attributes must be an object")
+BASE64 = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+class PushMessage(BaseModel):
+    """The message of a push: base64 data (the notification's JSON) and string attributes."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    data: str | None = Field(None, pattern=BASE64, description="base64 of the notification's JSON")
+    attributes: dict[str, str] = Field(default_factory=dict)
+    message_id: str | None = Field(None, alias="messageId")
+    publish_time: str | None = Field(None, alias="publishTime")
+
+
+class PushEnvelope(BaseModel):
+    """A Pub/Sub push request's body (fields Pub/Sub adds later are accepted and ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: PushMessage
+    subscription: str | None = None
+
+
+def _parse(envelope: PushEnvelope) -> tuple[dict[str, str], dict[str, Any]]:
+    """The message attributes and decoded data of a push envelope (data that is not a JSON object, such as a
+    notification sent with payloadFormat NONE, reads as none: the attributes say it all)."""
     data: dict[str, Any] = {}
-    if message.get("data"):
+    if envelope.message.data:
         try:
-            decoded = json.loads(base64.b64decode(message["data"], validate=True))
-        except (binascii.Error, ValueError, TypeError):
-            raise InputError("message.data is not base64 JSON") from None
+            decoded = json.loads(base64.b64decode(envelope.message.data, validate=True))
+        except (binascii.Error, ValueError):
+            decoded = None
         data = decoded if isinstance(decoded, dict) else {}
-    return {str(k): str(v) for k, v in attributes.items()}, data
+    return dict(envelope.message.attributes), data
 
 
 def _rule_for(settings: Settings, bucket: str, name: str) -> tuple[dict[str, Any] | None, bool]:
@@ -205,15 +224,14 @@ def _finish(engine: sa.Engine, bucket: str, name: str, generation: str, job_id: 
 router = APIRouter(tags=["events"])
 
 
-@router.post("/v1/events/pubsub", status_code=201)
-def pubsub_push(request: Request, body: Any = Body(...), authorization: str | None = Header(None)) -> Response:
+@router.post("/v1/events/pubsub", status_code=201, responses={
+    200: {"description": "Acknowledged: a duplicate delivery, or an event or object that makes no job"},
+    409: {"description": "Another delivery of this object is creating its job; Pub/Sub retries"}})
+def pubsub_push(request: Request, body: PushEnvelope, authorization: str | None = Header(None)) -> Response:
     """Create a job for a Cloud Storage OBJECT_FINALIZE notification (Pub/Sub push); other events are acknowledged."""
     settings = _settings(request)
     verify_push_token(authorization, settings)  # a sync route: FastAPI runs it in its thread pool
-    try:
-        attributes, data = _parse(body)
-    except InputError as exc:
-        raise HTTPException(400, str(exc)) from None
+    attributes, data = _parse(body)
     if attributes.get("eventType") != "OBJECT_FINALIZE":
         return JSONResponse({"status": "ignored", "reason": "not an OBJECT_FINALIZE event"}, status_code=200)
     bucket = attributes.get("bucketId") or data.get("bucket")

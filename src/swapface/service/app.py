@@ -704,7 +704,9 @@ def _install_routes(app: FastAPI) -> None:
                                       json_schema_extra={"format": "date-time"})) -> dict[str, Any]:
         """The caller's metered usage (jobs, frames, compute and GPU seconds) of jobs created in [start, end)."""
         now = time.time()
-        t0, t1 = _timestamp(start, now - 30 * 86400), _timestamp(end, now + 1)  # end <= start: an empty window
+        t0, t1 = _timestamp(start, now - 30 * 86400), _timestamp(end, now + 1)
+        if t1 <= t0:  # a reversed window is a mistake worth naming, not an empty answer
+            raise Problem(422, "bad_window", "end must be after start")
         from swapface.jobs.store import iso
 
         return {"key": key.name, "start": iso(t0), "end": iso(t1), **rt.store.usage(key.id, t0, t1)}

@@ -285,8 +285,9 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
         job = rt.store.get(job_id)
         return None if job is None else job.owner
 
-    inputs = intake.checked_inputs(parsed, settings, key.id, owner_of, scratch,
-                                   intake.VideoLimits.for_key(settings, key.name))
+    limits = intake.VideoLimits.for_key(settings, key.name)
+    intake.check_output_size(options, limits)
+    inputs = intake.checked_inputs(parsed, settings, key.id, owner_of, scratch, limits)
     intake.check_combination(options, inputs)
     digest = intake.request_hash(inputs, options, parsed.webhook_url)
     if idempotency_key:

@@ -155,3 +155,14 @@ def test_an_image_target_refuses_the_video_options(media, tmp_path, flag, value)
                                    "-o", str(out), flag, value))
     assert flag in line and "image" in line and str(media / "astronaut.png") in line
     assert not out.exists()
+
+
+def test_the_python_api_and_live_streams_refuse_them_too(astronaut):
+    import swapface
+    from swapface.errors import InputError
+    from swapface.live.engine import live_options
+
+    with pytest.raises(InputError, match="output_video_fps.*image"):
+        swapface.swap_image(astronaut, astronaut, output_video_fps=24)
+    with pytest.raises(InputError, match="output_video_resolution.*live"):
+        live_options({"output_video_resolution": "640x480"})

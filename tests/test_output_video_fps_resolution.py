@@ -166,3 +166,21 @@ def test_the_python_api_and_live_streams_refuse_them_too(astronaut):
         swapface.swap_image(astronaut, astronaut, output_video_fps=24)
     with pytest.raises(InputError, match="output_video_resolution.*live"):
         live_options({"output_video_resolution": "640x480"})
+
+
+def test_a_variable_rate_clip_becomes_constant_rate_by_timestamp(tmp_path):
+    """Frames lasting 33, 50 and 100 ms in turn: at 20 fps each 50 ms slot shows the frame on screen then."""
+    from media_fixtures import vfr_clip
+    from swapface.media.retime import output_rate, retime
+    from swapface.media.video import probe
+
+    info = probe(vfr_clip(tmp_path / "vfr.mp4", 12))
+    plan = retime(info, 20)
+    ends = np.cumsum([[3000, 4500, 9000][i % 3] for i in range(12)])  # frame i is on screen until ends[i] (90 kHz)
+    # the last frame's own length is not in the timestamps (the clip's mean frame length stands in): within a frame
+    assert abs(plan.info.frames - ends[-1] / 4500) <= 1
+    expected = [int(np.searchsorted(ends, 4500 * k, side="right")) for k in range(plan.info.frames)]
+    assert plan.sources.tolist() == expected
+    assert plan.output_range(4, 8) == (expected.index(4), expected.index(8))
+    assert (output_rate(29.97), output_rate(23.976), output_rate(12.5)) == (Fraction(30000, 1001),
+                                                                            Fraction(24000, 1001), Fraction(25, 2))

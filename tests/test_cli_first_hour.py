@@ -136,6 +136,16 @@ def test_pixel_boost_and_padding_are_checked(media, tmp_path):
     assert parse_options({"face_mask_padding": (1, 2, 3)}).face_mask_padding == (1, 2, 3, 2)
 
 
+def test_usage_errors_are_one_line_too(media, tmp_path):
+    """A flag misspelt, a value of the wrong type or a missing option: one line naming it, exit 2."""
+    assert "--bogus" in one_error_line(swapface("run", "--bogus"))
+    assert "--source" in one_error_line(swapface("run", "-t", str(media / "driver.png"), "-o", str(tmp_path / "o.png")))
+    line = one_error_line(swapface("run", "-s", "a.png", "-t", "b.png", "-o", "c.png", "--face-mask-blur", "soft"))
+    assert "--face-mask-blur" in line and "swapface run -h" in line
+    bare = swapface("jobs")  # a bare command group still shows its help
+    assert "Usage: swapface jobs" in bare.stdout + bare.stderr
+
+
 def test_a_missing_execution_provider_is_named_and_cpu_runs(media, tmp_path):
     from swapface.models.session import available_providers
 

@@ -80,6 +80,18 @@ def test_segments_concat_keep_frames_timing_and_audio(clips, tmp_path) -> None:
         assert c.streams.audio[0].codec_context.name == s.streams.audio[0].codec_context.name == "aac"
 
 
+def test_joined_segments_keep_the_rate_when_the_last_is_too_short_for_b_frames(tmp_path) -> None:
+    """Each segment's decode times start before its first frame (B-frames) except a short last one's, so
+    joining them as they were stretched the stream: a 25 fps clip read as 23.5 fps."""
+    src = write_clip(tmp_path / "car25.mp4", carphone_frames(32), fps=25, tone_hz=440.0)
+    info = video.probe(src)
+    out = tmp_path / "joined.mp4"
+    concat_segments(_split(src, info, [0, 10, 20, 30, 32], tmp_path), out, info, src)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == 25
+    assert video.frame_times(out) == pytest.approx(video.frame_times(src), abs=1e-4)
+
+
 def test_vfr_timestamps_survive(clips, tmp_path) -> None:
     src = clips["vfr"]
     info = video.probe(src)

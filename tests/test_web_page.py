@@ -342,7 +342,8 @@ def test_video_options_and_synchronised_players(tmp_path, browser, files):
     with live_service(tmp_path, workers=1) as svc, svc.client() as http:
         web = Page(browser, svc.url).open()
         page = web.page
-        for name in ("face_swapper_model", "face_enhancer_model", "trim_frame_start", "trim_frame_end"):
+        for name in ("face_swapper_model", "face_enhancer_model", "trim_frame_start", "trim_frame_end",
+                     "output_video_fps", "output_video_resolution"):
             assert page.locator(f"label[for={name}]").count() == 1, f"#{name} has no label"
         page.wait_for_function("() => !document.querySelector('#enhancer-hint').hidden")  # none installed here
         assert page.locator("#face_swapper_model option").all_inner_texts() == ["mesh (built in)", "mesh3d (built in, 3D-aware, slower)"]
@@ -352,12 +353,14 @@ def test_video_options_and_synchronised_players(tmp_path, browser, files):
         page.click("#more-options summary")
         page.fill("#trim_frame_start", "5")
         page.fill("#trim_frame_end", "20")
+        page.fill("#output_video_fps", "15")
         page.click("#submit")
         page.wait_for_function(FINISHED, timeout=120_000)
         assert page.locator("#status").get_attribute("data-state") == "succeeded", page.locator("#error").inner_text()
         job = http.get("/v1/jobs").json()["jobs"][0]
-        assert job["options"] == {"trim_frame_start": 5, "trim_frame_end": 20}
-        assert page.locator("#frames").inner_text() == "15 / 15 frames"
+        assert job["options"] == {"trim_frame_start": 5, "trim_frame_end": 20, "output_video_fps": 15.0}
+        # frames 5..19 of 30 fps (0.167 s .. 0.667 s) at 15 fps: output frames 3..9 (0.2 s .. 0.6 s)
+        assert page.locator("#frames").inner_text() == "7 / 7 frames"
         assert page.locator("#sync-field").is_visible()
         assert page.locator("#input-view video").get_attribute("data-synced") == "true"
         assert page.locator("#result-video").get_attribute("data-synced") == "true"

@@ -20,6 +20,7 @@ from swapface.faces.analyser import FaceAnalyser
 from swapface.faces.face import Face, identity_distance
 from swapface.options import parse_options
 from swapface.pipeline import Hook, Pipeline
+from swapface.validation import refuse_video_options
 
 if TYPE_CHECKING:
     from swapface.jobs.runner import JobResult, ProgressCallback
@@ -52,6 +53,7 @@ def swap_image(
     (``face_selector_mode="many"``, ``face_mask_blur=0.4`` …).
     """
     opts = parse_options(options)
+    refuse_video_options(opts)
     sources = [source] if isinstance(source, (str, Path, np.ndarray)) else list(source)
     frame = _load(target)
     reference = _load(reference_face) if reference_face is not None else None

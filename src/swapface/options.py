@@ -7,6 +7,8 @@ never drift apart. Unknown names are refused (``extra="forbid"``).
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Literal
 
 from pydantic import (
@@ -32,6 +34,11 @@ MASK_AREAS = ("upper-face", "lower-face", "mouth")
 MASK_REGIONS = ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "glasses", "nose", "mouth",
                 "upper-lip", "lower-lip")
 PIXEL_BOOSTS = (128, 256, 384, 512, 768, 1024)
+MAX_OUTPUT_FPS = 240.0
+MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE = 16, 8192
+_RESOLUTION = re.compile(r"\s*(\d+)\s*[x×]\s*(\d+)\s*", re.IGNORECASE)
+#: options that only a video target can honour (an image target refuses them)
+VIDEO_ONLY_OPTIONS = ("output_video_fps", "output_video_resolution")
 
 
 class SwapOptions(BaseModel):
@@ -107,6 +114,12 @@ class SwapOptions(BaseModel):
     output_video_encoder: str = Field("libx264", description="Video encoder: libx264, libx265, libvpx-vp9, h264_nvenc")
     output_video_quality: int = Field(80, ge=1, le=100, description="Video quality, 1..100 (mapped to CRF)")
     output_video_preset: str = Field("veryfast", description="Encoder preset (ultrafast .. veryslow)")
+    output_video_fps: float | None = Field(
+        None, description=f"Frame rate of a video output, 1..{MAX_OUTPUT_FPS:g}: frames are dropped or repeated by "
+        "timestamp, so duration and audio stay in sync (default: the target's)")
+    output_video_resolution: str | None = Field(
+        None, description="Size WxH of a video output as displayed, e.g. 1280x720: the whole frame is scaled to it, "
+        f"even numbers {MIN_OUTPUT_SIDE}..{MAX_OUTPUT_SIDE} (default: the target's)")
     trim_frame_start: int | None = Field(None, ge=0, description="First frame to process")
     trim_frame_end: int | None = Field(None, ge=1, description="Frame after the last one to process")
     skip_audio: bool = Field(False, description="Drop the audio streams")
@@ -172,6 +185,29 @@ class SwapOptions(BaseModel):
     def _known_regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _known("face mask region", value, MASK_REGIONS)
 
+    @field_validator("output_video_fps")
+    @classmethod
+    def _sane_fps(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and 1.0 <= value <= MAX_OUTPUT_FPS):
+            raise ValueError(f"must be 1..{MAX_OUTPUT_FPS:g} frames per second, not {value:g}")
+        return value
+
+    @field_validator("output_video_resolution")
+    @classmethod
+    def _resolution_wxh(cls, value: str | None) -> str | None:
+        """``WxH`` with even sides (4:2:0 video needs them) in a sane range; kept as written, normalised."""
+        if value is None:
+            return None
+        match = _RESOLUTION.fullmatch(value)
+        if match is None:
+            raise ValueError(f"write it as WIDTHxHEIGHT, e.g. 1280x720, not {value[:40]!r}")
+        width, height = int(match[1]), int(match[2])
+        if not all(MIN_OUTPUT_SIDE <= side <= MAX_OUTPUT_SIDE for side in (width, height)):
+            raise ValueError(f"each side must be {MIN_OUTPUT_SIDE}..{MAX_OUTPUT_SIDE} pixels, not {width}x{height}")
+        if width % 2 or height % 2:
+            raise ValueError(f"both sides must be even (4:2:0 video), not {width}x{height}")
+        return f"{width}x{height}"
+
     @field_validator("trim_frame_end")
     @classmethod
     def _trim_in_order(cls, end: int | None, info: ValidationInfo) -> int | None:
@@ -230,6 +266,14 @@ def parse_options(values: dict[str, object]) -> SwapOptions:
         if len(fields) == 1 and len(problems) == 1:
             error.field = fields.pop()  # type: ignore[attr-defined]  # the API names the field in its answer
         raise error from None
+
+
+def output_size(options: SwapOptions) -> tuple[int, int] | None:
+    """(width, height) of ``output_video_resolution`` as displayed, None when the target's size is kept."""
+    if options.output_video_resolution is None:
+        return None
+    width, height = options.output_video_resolution.split("x")
+    return int(width), int(height)
 
 
 def option_help(name: str) -> str:

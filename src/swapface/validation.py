@@ -10,7 +10,7 @@ files and loads no model: a model that is known but not downloaded is the worker
 from __future__ import annotations
 
 from swapface.errors import InputError
-from swapface.options import BUILTIN_SWAPPERS, SwapOptions
+from swapface.options import BUILTIN_SWAPPERS, VIDEO_ONLY_OPTIONS, SwapOptions
 
 PIXEL_BOOSTS = (128, 256, 512, 1024)
 _BOOST_FACTORS = (1, 2, 4)
@@ -83,6 +83,8 @@ def check_options(options: SwapOptions, *, has_reference: bool | None = None, vi
             check_encoder(options.output_video_encoder, ".mp4")
         except InputError as exc:
             raise OptionError("output_video_encoder", str(exc)) from None
+    if video is False:
+        refuse_video_options(options)
     if options.output_video_preset not in PRESETS:
         raise _choose("output_video_preset", options.output_video_preset, PRESETS)
     start, end = options.trim_frame_start, options.trim_frame_end
@@ -99,6 +101,13 @@ def check_options(options: SwapOptions, *, has_reference: bool | None = None, vi
             raise OptionError("face_selector_mode", "'reference' needs a reference face photo (reference_face)")
         if has_reference and options.face_selector_mode != "reference":
             raise OptionError("reference_face", "a reference face is used only with face_selector_mode 'reference'")
+
+
+def refuse_video_options(options: SwapOptions, target: str = "the target") -> None:
+    """An image target cannot honour the video output options: refuse them rather than ignore them."""
+    for name in VIDEO_ONLY_OPTIONS:
+        if getattr(options, name) is not None:
+            raise OptionError(name, f"applies to video outputs only, and {target} is an image")
 
 
 def check_swapper_options(options: SwapOptions) -> None:

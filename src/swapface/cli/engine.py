@@ -12,7 +12,7 @@ import typer
 from swapface.cli.options import collect_options, with_option_flags
 from swapface.cli.targets import Task, check_paths, expand_batch
 from swapface.errors import InputError
-from swapface.options import BUILTIN_SWAPPERS, SwapOptions, parse_options
+from swapface.options import BUILTIN_SWAPPERS, VIDEO_ONLY_OPTIONS, SwapOptions, parse_options
 
 
 def swap_image_file(
@@ -94,9 +94,20 @@ def run(
     tasks = expand_batch(target, output)
     kinds = [check_paths(sources, task, reference) for task in tasks]  # every pair checked before any work
     for task, kind in zip(tasks, kinds):
+        if kind == "image":
+            _refuse_video_flags(opts, task)
+    for task, kind in zip(tasks, kinds):
         if len(tasks) > 1 and mode == "bar":
             typer.echo(f"{task.target} → {task.output}", err=True)
         run_one(sources, task, kind, opts, given, reference, executor, mode, keep_temp)
+
+
+def _refuse_video_flags(opts: SwapOptions, task: Task) -> None:
+    """The video output flags on an image target are refused, never ignored."""
+    for name in VIDEO_ONLY_OPTIONS:
+        if getattr(opts, name) is not None:
+            raise InputError(f"--{name.replace('_', '-')} applies to video outputs only, and the target "
+                             f"'{task.target}' is an image")
 
 
 def _selector_mode(given: dict[str, Any], reference_face: str | None) -> dict[str, Any]:

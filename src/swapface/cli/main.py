@@ -97,6 +97,13 @@ def plain_metavars(command: Any) -> Any:
     return command
 
 
+def usage_line(exc: Any) -> str:
+    """A usage error in one line, with where to read more (click prints a usage block and a blank line)."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    return f"{message} (see '{ctx.command_path} -h')" if ctx is not None else message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; swapface errors print one line on stderr and exit 2 (bad input) or 1 (other); Ctrl-C exits 130."""
     _interruptible()
@@ -114,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     except typer.Abort:
         return 1
-    except Exception as exc:  # Typer's (click's) usage errors carry their own message and exit code
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
+    except Exception as exc:  # Typer's (click's) usage errors: one line, as every other error
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: its help, as asked
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            typer.secho(f"error: {usage_line(exc)}", err=True, fg=typer.colors.RED)
             return int(exc.exit_code)
         raise
     if code == INTERRUPTED:

@@ -14,6 +14,7 @@ from swapface.options import SwapOptions, option_choices
 RENAMED = {"mark_output": "--mark/--no-mark"}
 HELP_SUFFIX = {"mark_output": " (--no-mark only for local, non-distributed use)"}
 METAVARS = {int: "INT", float: "NUMBER", str: "TEXT"}
+NAMED_METAVARS = {"output_video_resolution": "WxH", "output_video_fps": "FPS"}
 
 
 def _scalar(annotation: Any) -> tuple[type, tuple[str, ...] | None, bool]:
@@ -56,7 +57,7 @@ def option_parameters() -> list[inspect.Parameter]:
         if choices and len(choices) <= 4 and not is_list and kind is str:
             metavar = "[" + "|".join(choices) + "]"
         else:
-            metavar = "NAME" if choices and kind is str else METAVARS.get(kind, "TEXT")
+            metavar = "NAME" if choices and kind is str else NAMED_METAVARS.get(name, METAVARS.get(kind, "TEXT"))
             if choices:
                 help_text += f"; choices: {', '.join(choices)}"
         if is_list:

@@ -194,14 +194,26 @@ def _preroll(pipe, target: Path, info, chunk: Chunk) -> None:
 
 
 def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_frame: FrameCallback | None) -> Segment:
+    """Decode → analyse → render → encode the chunk's frames in four threads.
+
+    Every input frame is analysed (tracks stay continuous); with ``output_video_fps`` a frame is written once per
+    output timestamp it covers, so a dropped frame is not rendered and a repeated one is rendered once."""
+    from swapface.media.retime import resize_frame, retime, stored_size
     from swapface.media.video import DecodeReport, SegmentWriter, check_encoder, decode_frames, probe
+    from swapface.options import output_size
 
     info = probe(target)
+    opts = spec.options
     encoder = segment_encoder(spec)
     if encoder != "ffv1":
         check_encoder(encoder)
     pipe = pipeline_for(spec, video=True, fps=info.fps)
     _preroll(pipe, target, info, chunk)
+    timeline = retime(info, opts.output_video_fps) if opts.output_video_fps else None
+    copies = timeline.copies(chunk.frame_start, chunk.frame_end) if timeline else None
+    size = output_size(opts)
+    width, height = stored_size(info, size, pipe.output_scale)
+    out_info = replace(timeline.info if timeline else info, width=width, height=height)
     ext = "mkv" if encoder == "ffv1" else "mp4"
     local = tmp / f"segment.{ext}"
     report = DecodeReport()
@@ -213,32 +225,38 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
 
     def decode() -> None:
         try:
-            for _, pts, rgb in decode_frames(target, info, chunk.frame_start, chunk.frame_end, report):
-                if not _put(decoded, (pts, rgb), stop):
+            for index, pts, rgb in decode_frames(target, info, chunk.frame_start, chunk.frame_end, report):
+                stamps = [pts] if copies is None else copies.get(index, [])
+                if not _put(decoded, (stamps, rgb), stop):
                     return
         finally:
             _put(decoded, _DONE, stop)
 
     def render() -> None:  # the processors, one frame behind the analysis (they share no state with it)
         try:
-            for pts, event in _drain(analysed, stop):
-                if not _put(processed, (pts, pipe.render_frame(event)), stop):
+            for stamps, event in _drain(analysed, stop):
+                rgb = None
+                if stamps:  # a frame the output rate drops is analysed (for tracking) but not rendered
+                    rgb = pipe.render_frame(event)
+                    if size is not None:
+                        rgb = resize_frame(rgb, size)
+                if not _put(processed, (stamps, rgb), stop):
                     return
         finally:
             _put(processed, _DONE, stop)
 
     def encode() -> None:
         nonlocal written
-        opts = spec.options
-        scale = pipe.output_scale  # a frame enhancer's output keeps its resolution
-        size = replace(info, width=info.width * scale, height=info.height * scale) if scale != 1 else info
-        with SegmentWriter(local, size, encoder=encoder, quality=opts.output_video_quality,
+        consumed = 0
+        with SegmentWriter(local, out_info, encoder=encoder, quality=opts.output_video_quality,
                            preset=opts.output_video_preset) as writer:
-            for pts, rgb in _drain(processed, stop):
-                writer.write(rgb, pts)
+            for stamps, rgb in _drain(processed, stop):
+                for pts in stamps:
+                    writer.write(rgb, pts)
                 written = writer.frames
+                consumed += 1
                 if on_frame:
-                    on_frame(written)
+                    on_frame(consumed)  # progress counts input frames, as the chunk plan does
             if stop.is_set():
                 raise InputError("stopped")
 
@@ -246,10 +264,10 @@ def _process_video(spec: JobSpec, chunk: Chunk, target: Path, tmp: Path, on_fram
     for stage in stages:
         stage.start()
     try:
-        for pts, rgb in _drain(decoded, stop):
+        for stamps, rgb in _drain(decoded, stop):
             if renderer.error is not None or encoder_thread.error is not None:
                 break
-            _put(analysed, (pts, pipe.analyse_frame(rgb)), stop)
+            _put(analysed, (stamps, pipe.analyse_frame(rgb)), stop)
     except BaseException:
         stop.set()
         raise

@@ -35,11 +35,15 @@ def merge_segments(spec: JobSpec, segments: Sequence[Segment], local_output: Pat
             return MergeResult(frames=_frames_to_folder(paths, local_output))
         from swapface.media.mux import concat_segments
 
-        chunks = [c for c in (s.chunk for s in segments)]
-        report = concat_segments(
-            paths, local_output, info, source, first_frame=chunks[0].frame_start, end_frame=chunks[-1].frame_end,
-            skip_audio=spec.options.skip_audio,
-        )
+        first, end = segments[0].chunk.frame_start, segments[-1].chunk.frame_end
+        if spec.options.output_video_fps:  # the segments hold the output timeline's frames, not the input's
+            from swapface.media.retime import retime
+
+            timeline = retime(info, spec.options.output_video_fps)
+            (first, _), (_, end) = timeline.output_range(first, first), timeline.output_range(end, end)
+            info = timeline.info
+        report = concat_segments(paths, local_output, info, source, first_frame=first, end_frame=end,
+                                 skip_audio=spec.options.skip_audio)
         return MergeResult(report.frames, report.audio_copied, report.audio_reencoded)
 
 

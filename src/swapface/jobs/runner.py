@@ -24,8 +24,9 @@ from swapface.jobs.chunk import is_sequence_output
 from swapface.jobs.manifest import Manifest, fingerprint
 from swapface.jobs.merger import merge_segments
 from swapface.jobs.planner import plan_chunks, plan_image
-from swapface.jobs.spec import JobSpec, Segment
+from swapface.jobs.spec import Chunk, JobSpec, Segment
 from swapface.media.image import is_image_path
+from swapface.media.video import VideoInfo
 from swapface.media.video_limits import check_video_size
 
 
@@ -163,6 +164,9 @@ def run_job(spec: JobSpec, *, executor: Executor | None = None, on_progress: Pro
             target = stack.enter_context(storage.fetch(spec.target, job_id=spec.job_id))
             info = None
             if target.is_file() and is_image_path(target):
+                from swapface.validation import refuse_video_options
+
+                refuse_video_options(spec.options)
                 chunks = plan_image()
             else:
                 from swapface.media.video import check_encoder, probe
@@ -173,6 +177,7 @@ def run_job(spec: JobSpec, *, executor: Executor | None = None, on_progress: Pro
                 if not is_sequence_output(spec.output):  # a folder of frames uses lossless FFV1 segments
                     check_encoder(spec.options.output_video_encoder, "." + spec.output.rsplit(".", 1)[-1].lower())
                 chunks = plan_chunks(info.frames, info.fps, spec.options)
+                check_output_frames(info, chunks, spec)
             manifest = Manifest.open(spec, chunks, fingerprint(spec, chunks, _target_signature(target)))
             reused = len(manifest.segments)
             tracker = _Tracker(manifest, on_progress, should_stop)
@@ -213,6 +218,19 @@ def run_job(spec: JobSpec, *, executor: Executor | None = None, on_progress: Pro
     finally:
         if owns_executor:
             executor.close()
+
+
+def check_output_frames(info: VideoInfo, chunks: list[Chunk], spec: JobSpec) -> None:
+    """At another output rate, the processed range must last at least one output frame."""
+    fps = spec.options.output_video_fps
+    if not fps:
+        return
+    from swapface.media.retime import retime
+
+    k0, k1 = retime(info, fps).output_range(chunks[0].frame_start, chunks[-1].frame_end)
+    if k1 <= k0:
+        raise InputError(f"the frames [{chunks[0].frame_start}, {chunks[-1].frame_end}) last less than one frame at "
+                         f"output_video_fps {fps:g}; process a longer range", code="bad_trim")
 
 
 def _finalize(local_output: Path, spec: JobSpec) -> None:

@@ -28,7 +28,8 @@ FIXED_WHILE_LIVE = frozenset({
 # Options about files and clips: a live stream has neither, so setting them is refused rather than ignored.
 NOT_LIVE = frozenset({
     "reference_face_distance", "output_image_quality", "output_video_encoder", "output_video_quality",
-    "output_video_preset", "trim_frame_start", "trim_frame_end", "skip_audio", "chunk_seconds", "mark_output",
+    "output_video_preset", "output_video_fps", "output_video_resolution", "trim_frame_start", "trim_frame_end",
+    "skip_audio", "chunk_seconds", "mark_output",
 })
 LIVE_DEFAULTS: dict[str, Any] = {"label_output": True}
 WARM_SIZES = ((480, 640), (720, 1280))  # camera frame shapes the detector is run on once, before any stream  # live output carries the visible label unless turned off

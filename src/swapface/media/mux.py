@@ -38,32 +38,51 @@ class MuxReport:
     audio_reencoded: int = 0
 
 
+def _usable(packet: av.Packet) -> bool:
+    return packet.pts is not None and packet.dts is not None and packet.size > 0
+
+
 def _segment_packets(paths: Sequence[Path], out_stream: Any, in_tb: Fraction,
                      shift: int) -> Iterator[tuple[float, int, av.Packet]]:
-    """Video packets of every segment in order, timestamps (input ticks) moved back to the original's minus ``shift``."""
-    order = 0
-    last_dts: int | None = None
+    """Video packets of every segment in order, timestamps (input ticks) moved back to the original's minus ``shift``.
+
+    Decode timestamps are laid out again for the joined stream, as one encode would have them: the sorted
+    presentation times, delayed by the largest reordering any segment needs. Each segment's own decode times
+    start before its first frame (B-frames), so kept as they are they overlap the previous segment's, and
+    pushing them apart stretched the stream's timing (a 25 fps output read as 24 fps)."""
+    time_bases: list[Fraction] = []
+    stamps: list[int] = []
     for path in paths:
         with av.open(str(path)) as seg:
             stream: Any = seg.streams.video[0]
             first = int(seg.metadata.get(FIRST_PTS_TAG, "0"))
             tb = Fraction(stream.time_base)
-            lowest = min((p.pts for p in seg.demux(stream) if p.pts is not None), default=0)
-            seg.seek(0, stream=stream)
-            out_tb = in_tb  # the muxer rescales from the packet's time base to its own
+            own = [int(p.pts) for p in seg.demux(stream) if _usable(p)]
+            lowest = min(own, default=0)
+            time_bases.append(tb)
+            # segment ticks → input ticks (segments use the input's time base; rescale if a muxer changed it)
+            stamps += [first - shift + round((p - lowest) * tb / in_tb) for p in own]
+    ordered = sorted(stamps)
+    delay = max((o - p for o, p in zip(ordered, stamps)), default=0)
+    order = 0
+    last_dts: int | None = None
+    for path, tb in zip(paths, time_bases):
+        with av.open(str(path)) as seg:
+            stream = seg.streams.video[0]
             for packet in seg.demux(stream):
-                if packet.dts is None or packet.size == 0:
+                if not _usable(packet):
                     continue
-                # segment ticks → input ticks (segments use the input's time base; rescale if a muxer changed it)
-                pts = first - shift + round((packet.pts - lowest) * tb / out_tb)
-                dts = first - shift + round((packet.dts - lowest) * tb / out_tb)
-                if last_dts is not None and dts <= last_dts:
+                pts = stamps[order]
+                dts = ordered[order] - delay
+                if last_dts is not None and dts <= last_dts:  # two frames rounded onto one tick
                     dts = min(last_dts + 1, pts)
                 last_dts = dts
-                packet.pts, packet.dts, packet.time_base = pts, dts, out_tb
+                if packet.duration:  # a duration left in the segment's ticks would stretch the stream's length
+                    packet.duration = max(1, round(packet.duration * tb / in_tb))
+                packet.pts, packet.dts, packet.time_base = pts, dts, in_tb  # the muxer rescales to its own
                 packet.stream = out_stream
                 order += 1
-                yield float(dts * out_tb), order, packet
+                yield float(dts * in_tb), order, packet
 
 
 def _audio_packets(source: Path, index: int, out_stream: Any, t0: float, t1: float | None,

@@ -288,6 +288,7 @@ def create_job(rt: ServiceRuntime, key: ApiKey, parsed: intake.JobRequest, idemp
         return None if job is None else job.owner
 
     video_limits = VideoLimits.for_key(settings, key.name)
+    intake.check_output_size(options, video_limits)
     inputs = intake.checked_inputs(parsed, settings, key.id, owner_of, scratch, video_limits)
     intake.check_combination(options, inputs)
     digest = intake.request_hash(inputs, options, parsed.webhook_url)

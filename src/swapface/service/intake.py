@@ -189,6 +189,17 @@ def _too_many_pixels(unusable: typing.Callable[[str], InputError], size: tuple[i
     raise unusable(f"{found}, over the limit of {max_pixels:,} (SWAPFACE_MAX_IMAGE_PIXELS)")
 
 
+def check_output_size(options: SwapOptions, limits: VideoLimits) -> None:
+    """``output_video_resolution`` is held to the same pixel limit as the target's own frames."""
+    from swapface.options import output_size
+    from swapface.validation import OptionError
+
+    size = output_size(options)
+    if size is not None and size[0] * size[1] > limits.pixels:
+        raise OptionError("output_video_resolution", f"{size[0]}x{size[1]} pixels is over the limit of "
+                          f"{limits.pixels:,} per frame (SWAPFACE_MAX_VIDEO_PIXELS)")
+
+
 def _video_ext(path: Path, limits: VideoLimits | None = None) -> str | None:
     """The stored extension of a video file, None when it is not a usable video."""
     import av

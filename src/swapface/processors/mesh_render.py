@@ -18,6 +18,7 @@ The steps, each a pure function of arrays:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -62,6 +63,7 @@ MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their
 CHROMA_NOISE = 0.01  # added to both chromaticity spreads: a flat-coloured target does not erase all colour
 CHROMA_DARK_FLOOR = 8.0  # CIELAB lightness under which a pixel's chromaticity is measured as at this lightness
 CHROMA_GAIN_FLOOR = 0.3  # the least share of the source's chroma variation kept
+MIN_WORKING_IOD = 64.0  # pixels between the eyes below which a face is never rendered on a reduced copy
 EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
@@ -234,17 +236,78 @@ class RenderSettings:
     weight: float = 1.0
 
 
+@dataclass(frozen=True)
+class _Change:
+    """What rendering does to a rectangle of the frame: ``change`` added to it, ``cover`` the share of each
+    pixel that is the source's (1 where only the source shows, 0 where the target is kept)."""
+
+    rect: tuple[int, int, int, int]  # x, y, w, h
+    change: np.ndarray  # (h, w, 3) float32
+    cover: np.ndarray  # (h, w) float32
+
+
+def working_scale(target: FaceShape, source: SourceFace) -> float:
+    """The scale at which a face is rendered: no finer than the source photo's own resolution (a small
+    source on a big target has no detail to lose), never above full size."""
+    wanted = max(source.shape.interocular, MIN_WORKING_IOD)
+    return float(min(1.0, wanted / max(target.interocular, 1.0)))
+
+
 def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: FaceTopology,
                 settings: RenderSettings, occluded: np.ndarray | None = None) -> bool:
     """Draw ``source`` onto ``target`` in ``frame`` (RGB uint8, changed in place); False if nothing was drawn.
 
     ``occluded``: an optional frame-sized bool mask of what stays in front of the face (glasses, hands).
+    A face bigger than its source is rendered at the source's scale on a reduced copy of its region and
+    brought back: where the source covers the face the upscaled rendering replaces the target (its own
+    finer detail removed, so nothing of the target ghosts through); elsewhere the target keeps every pixel.
     """
+    scale = working_scale(target, source)
+    if scale > 0.85:
+        done = _render(frame, target, source, topology, settings, occluded)
+        if done is None:
+            return False
+        x, y, w, h = done.rect
+        region = frame[y : y + h, x : x + w]
+        region[:] = np.clip(region + done.change + 0.5, 0, 255).astype(np.uint8)
+        return True
+    rect = bounding_rect(target.points[:, :2], frame.shape, margin=4)
+    if rect is None:
+        return False
+    x, y, w, h = rect
+    size = (max(int(round(w * scale)), 2), max(int(round(h * scale)), 2))
+    sx, sy = size[0] / w, size[1] / h
+    region = frame[y : y + h, x : x + w]
+    small = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+    points = (target.points - (x, y, 0.0)) * (sx, sy, (sx + sy) / 2)
+    shrunk = dataclasses.replace(target, points=points.astype(np.float32), interocular=target.interocular * (sx + sy) / 2)
+    small_occluded = None
+    if occluded is not None:
+        small_occluded = cv2.resize(occluded[y : y + h, x : x + w].view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    done = _render(small, shrunk, source, topology, settings, small_occluded)
+    if done is None:
+        return False
+    change = np.zeros(small.shape, np.float32)
+    cover = np.zeros(small.shape[:2], np.float32)
+    cx, cy, cw, ch = done.rect
+    change[cy : cy + ch, cx : cx + cw] = done.change
+    cover[cy : cy + ch, cx : cx + cw] = done.cover
+    base = region.astype(np.float32)
+    coarse = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    change_up = cv2.resize(change, (w, h), interpolation=cv2.INTER_CUBIC)
+    cover_up = cv2.resize(cover, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
+    region[:] = np.clip(base + change_up - cover_up * (base - coarse) + 0.5, 0, 255).astype(np.uint8)
+    return True
+
+
+def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: FaceTopology,
+            settings: RenderSettings, occluded: np.ndarray | None) -> _Change | None:
+    """The change that draws ``source`` onto ``target`` in ``frame`` (not modified), None if nothing is drawn."""
     tri = topology.triangles
     dst = target.points[:, :2]
     rect = bounding_rect(dst, frame.shape)
     if rect is None:
-        return False
+        return None
     x, y, w, h = rect
     own_f, mirror_f = source.shape.facing, source.mirror_facing
     low, high = OWN_FACING
@@ -255,14 +318,14 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     drawn &= (own_f > low) | (mirror_f > low)  # the regions the user keeps are cut at the end, so the
     # light and tone worked out below do not depend on that choice
     if drawn.sum() < 8:
-        return False
+        return None
     order = np.argsort(-target.points[tri, 2].mean(1))  # far triangles first: nearer ones overwrite them
     ids = rasterise_ids(dst, tri, front, rect, order=order)
     silhouette = ids != NO_TRIANGLE
     safe = np.where(silhouette, ids, 0).astype(np.intp)
     covered = silhouette & drawn[safe]
     if np.count_nonzero(covered) < 16:
-        return False
+        return None
     src = source.shape.points[:, :2]
     magnify = target.interocular / max(source.shape.interocular, 1.0)
     interp = cv2.INTER_CUBIC if magnify > 1.2 else cv2.INTER_LINEAR
@@ -315,7 +378,7 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     foreign = ~inside | _foreign(albedo, source, regions, upper, not_face)
     valid = covered_c & ~foreign
     if valid.sum() < 4:
-        return False
+        return None
     donors = valid & np.isin(regions, _SKIN_REGIONS)
     region = frame[y : y + h, x : x + w]
     lit_c = albedo * source_light  # the source texture as lit in its photo, on the coarse grid
@@ -345,9 +408,8 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     if len(settings.regions) < len(REGIONS):
         area &= chosen
     inward = edge_ramp(area, EDGE_RAMP * target.interocular)
-    change = (blended - base) * (inward * settings.weight)[..., None]
-    frame[y : y + h, x : x + w] = np.clip(base + change + 0.5, 0, 255).astype(np.uint8)
-    return True
+    share = inward * settings.weight
+    return _Change(rect, (blended - base) * share[..., None], soft * share)
 
 
 @dataclass(frozen=True)

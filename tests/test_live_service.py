@@ -321,3 +321,67 @@ def test_a_dead_services_sessions_stop_counting(tmp_path):
         with store.engine.begin() as conn:  # the process holding "one" stopped refreshing it long ago
             conn.execute(live_sessions.update().values(seen_at=time.time() - STALE_S - 1))
         store.start_live("two", "alice", 1, None)
+
+
+_AUDIT: list[tuple[str, str]] = []  # what the audit hook saw while a test listens
+_LISTENING = threading.Event()
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _LISTENING.is_set() and event in ("open", "import", "ctypes.dlopen"):
+        _AUDIT.append((event, str(args[0])))
+
+
+def test_after_start_no_model_loads_and_no_stale_frame_waits(camera, astronaut, driver, monkeypatch):
+    """Once a session has started, frames, an option change and a new source load nothing (no model session,
+    no file, no module); a burst of frames is answered newest first, the older ones dropped, not queued."""
+    import onnxruntime
+
+    from swapface.live.hub import LiveHub
+
+    sessions_made: list[str] = []
+    made = onnxruntime.InferenceSession.__init__
+
+    def counted(self, *args, **kwargs):
+        if _LISTENING.is_set():
+            sessions_made.append(str(args[0]) if args else "")
+        made(self, *args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime.InferenceSession, "__init__", counted)
+    sys.addaudithook(_audit)
+    hub = LiveHub()
+    session = hub.open("me", astronaut, {})
+    assert hub.connect(session)
+    answers: list[Result] = []
+    answered = threading.Condition()
+
+    def deliver(result: Result) -> None:
+        with answered:
+            answers.append(result)
+            answered.notify_all()
+
+    def answer_to(clock: float) -> None:
+        with answered:
+            assert answered.wait_for(lambda: any(a.clock == clock for a in answers), 30), clock
+
+    session.deliver = deliver
+    jpegs = [encode_jpeg(frame, 90) for frame in camera[:40]]
+    newcomer = np.ascontiguousarray(driver)
+    _AUDIT.clear()
+    _LISTENING.set()
+    try:
+        for i in range(6):
+            hub.submit(session, float(i), jpegs[i])
+            answer_to(float(i))
+        session.engine.set_options({"face_selector_mode": "many", "face_mask_blur": 0.5})
+        session.engine.set_source(newcomer)
+        for i in range(6, 40):  # at once, far faster than the engine
+            hub.submit(session, float(i), jpegs[i])
+        answer_to(39.0)
+    finally:
+        _LISTENING.clear()
+        hub.close(session)
+    assert sessions_made == [] and _AUDIT == [], (sessions_made, _AUDIT[:10])
+    clocks = [a.clock for a in answers]
+    assert clocks[:6] == [0, 1, 2, 3, 4, 5] and clocks == sorted(clocks) and len(clocks) < 6 + 10, clocks
+    assert session.stats.received == 40 and session.stats.dropped == 40 - len(clocks)

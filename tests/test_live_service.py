@@ -266,8 +266,8 @@ def test_a_silent_stream_is_ended_and_its_engine_let_go(tmp_path, camera, photos
         engine = weakref.ref(svc.app.state.live.get(session["id"]).engine)
         with connect(svc, session) as ws:
             for i in range(3):
+                silent_since = time.monotonic()  # the last camera frame leaves now
                 exchange(ws, camera[i])
-            silent_since = time.monotonic()
             ws.send("keep-alive")  # a text message is no camera frame: it does not keep the session alive
             with pytest.raises(ConnectionClosed) as closed:
                 while True:
@@ -334,10 +334,22 @@ def _audit(event: str, args: tuple) -> None:
 
 def test_after_start_no_model_loads_and_no_stale_frame_waits(camera, astronaut, driver, monkeypatch):
     """Once a session has started, frames, an option change and a new source load nothing (no model session,
-    no file, no module); a burst of frames is answered newest first, the older ones dropped, not queued."""
+    no file, no module) and a source photo is analysed once (an option change or another session with the same
+    photo reuse it); a burst of frames is answered newest first, the older ones dropped, not queued."""
     import onnxruntime
 
+    from swapface.faces.analyser import FaceAnalyser
     from swapface.live.hub import LiveHub
+
+    stills: list[tuple[int, ...]] = []  # the shapes of photos analysed as stills while listening
+    analyse_still = FaceAnalyser.analyse_still_detailed
+
+    def still_counted(self, image):
+        if _LISTENING.is_set():
+            stills.append(image.shape)
+        return analyse_still(self, image)
+
+    monkeypatch.setattr(FaceAnalyser, "analyse_still_detailed", still_counted)
 
     sessions_made: list[str] = []
     made = onnxruntime.InferenceSession.__init__
@@ -374,7 +386,12 @@ def test_after_start_no_model_loads_and_no_stale_frame_waits(camera, astronaut, 
             hub.submit(session, float(i), jpegs[i])
             answer_to(float(i))
         session.engine.set_options({"face_selector_mode": "many", "face_mask_blur": 0.5})
+        assert stills == [], "an option change analysed the source photo again"
         session.engine.set_source(newcomer)
+        assert stills == [driver.shape]
+        again = hub.open("me", np.array(astronaut), {})  # the same photo (another array): remembered
+        assert stills == [driver.shape], "a second session analysed the same source photo again"
+        hub.close(again)
         for i in range(6, 40):  # at once, far faster than the engine
             hub.submit(session, float(i), jpegs[i])
         answer_to(39.0)

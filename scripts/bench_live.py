@@ -12,7 +12,9 @@ looped at 30 frames/s and scaled to the size measured. Two clients:
   latency runs from the page grabbing the camera frame to the swapped frame drawn on the page's canvas.
 
 Both keep one frame unanswered at a time, like the page (`--in-flight 1 2` compares windows for the direct
-client). The first two seconds of each run are not counted.
+client). The first two seconds of each run are not counted. Each run prints frames/s, latency p50/p95/p99
+and the session's first frame; before the runs, the direct client times a session's start (source photo
+new or seen before), its first swapped frame against the next ones, and an option change.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
 from swapface.demo_media import astronaut, carphone_path
 from swapface.live.frames import Result, encode_jpeg, pack_frame
@@ -136,6 +139,32 @@ def run_direct(base_url: str, http, source_jpeg: bytes, frames: list[np.ndarray]
     return {"fps": round(fps, 1), "latency_ms": percentiles(latencies), "engine_ms": percentiles(engine_ms),
             "frames": len(shown), "dropped_by_engine": info["frames_dropped"], "cpu_ms": info["cpu_ms_per_frame"],
             "first_ms": round(first_ms, 1), "open_s": round(open_s, 2)}
+
+
+def start_costs(base_url: str, http, frames: list[np.ndarray], rounds: int = 4) -> dict[str, float]:
+    """Median milliseconds, one frame at a time on a fresh session: opening it with a photo not seen before and
+    with the same photo again, its first swapped frame and the next five, and an option change (PATCH)."""
+    from websockets.sync.client import connect
+
+    rows: dict[str, list[float]] = {"open_new": [], "open_same": [], "first": [], "later": [], "patch": []}
+    encoded = [encode_jpeg(f, 85) for f in frames[:6]]
+    for k in range(2 * rounds):
+        if k % 2 == 0:  # a new photo: the astronaut cropped by k pixels (other pixels, the same face)
+            buf = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(astronaut()[k:, k:])).save(buf, "JPEG", quality=92)
+        t = time.perf_counter()
+        session = open_session(http, buf.getvalue(), {})
+        rows["open_new" if k % 2 == 0 else "open_same"].append((time.perf_counter() - t) * 1000)
+        with connect(base_url.replace("http", "ws", 1) + session["stream"], max_size=None, compression=None) as ws:
+            for i, data in enumerate(encoded):
+                t = time.perf_counter()
+                ws.send(pack_frame(0.0, data))
+                Result.decode(ws.recv(timeout=60))
+                rows["first" if i == 0 else "later"].append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            http.patch(f"/v1/live/sessions/{session['id']}", json={"options": {"face_selector_mode": "many"}})
+            rows["patch"].append((time.perf_counter() - t) * 1000)
+    return {name: float(np.median(values)) for name, values in rows.items()}
 
 
 def encode_cost(frame: np.ndarray) -> float:
@@ -275,9 +304,10 @@ def main() -> int:
     parser.add_argument("--in-flight", type=int, nargs="+", default=[IN_FLIGHT],
                         help="frames the direct client keeps unanswered (several values: one run each)")
     parser.add_argument("--engine-only", action="store_true", help="only the engine's CPU per stage (no stream)")
+    parser.add_argument("--start-only", action="store_true",
+                        help="only a session's start, first frame and option change (direct client)")
     args = parser.parse_args()
     import httpx
-    from PIL import Image
 
     scenarios = [("640x480 one face", 640, 480, 1, {"face_selector_mode": "one"}),
                  ("1280x720 one face", 1280, 720, 1, {"face_selector_mode": "one"}),
@@ -300,7 +330,13 @@ def main() -> int:
         if args.engine_only:
             clients = []
         with httpx.Client(base_url=url, timeout=120) as http:
-            for name, w, h, faces, options in scenarios:
+            if args.start_only or (not args.engine_only and "direct" in clients):
+                open_session(http, buf.getvalue(), {})  # the models are built once per process: not counted
+                start = start_costs(url, http, camera_frames(640, 480))
+                print(f"{'640x480 session start':24s} new photo {start['open_new']:.0f} ms, same photo again "
+                      f"{start['open_same']:.0f} ms; first swapped frame {start['first']:.0f} ms, next ones "
+                      f"{start['later']:.0f} ms; option change {start['patch']:.0f} ms (medians)", flush=True)
+            for name, w, h, faces, options in [] if args.start_only else scenarios:
                 frames = camera_frames(w, h, faces)
                 if faces == 1:
                     cost = codec_cost(frames)

@@ -18,11 +18,11 @@ import weakref
 import cv2
 import numpy as np
 import pytest
-from conftest import ASTRONAUT_HEAD, paste
 from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import ASTRONAUT_HEAD, paste
 from media_fixtures import carphone_frames
 from service_fixtures import jpeg_bytes, live_service
-
 from swapface.faces.face import identity_distance
 from swapface.jobs.live_usage import STALE_S, live_sessions
 from swapface.jobs.store import LimitReached
@@ -286,11 +286,13 @@ def test_a_silent_stream_is_ended_and_its_engine_let_go(tmp_path, camera, photos
         assert metrics["swapface_live_compute_seconds_total"] > 0
 
 
-def test_live_sessions_count_against_a_keys_job_limits(tmp_path, photos, astronaut):
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_live_sessions_count_against_a_keys_job_limits(tmp_path, photos, astronaut, backend, request):
     """A live session starting counts as a job submitted (jobs per hour), and an open one as a job running."""
+    overrides = {"database_url": request.getfixturevalue("pg_url")} if backend == "postgres" else {}
     small = jpeg_bytes(astronaut[::4, ::4])
     job_files = [("source", ("a.jpg", small, "image/jpeg")), ("target", ("b.jpg", small, "image/jpeg"))]
-    with live_service(tmp_path, workers=0) as svc:
+    with live_service(tmp_path, workers=0, **overrides) as svc:
         _, alice = svc.runtime.keys.create("alice", max_concurrent_jobs=1, jobs_per_hour=2)
         with svc.client(alice) as http:
             first = open_session(http, photos["astronaut"])

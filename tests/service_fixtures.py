@@ -40,6 +40,7 @@ class LiveService:
 
     url: str
     runtime: ServiceRuntime
+    app: Any = None  # the FastAPI app (its state: the live hub)
 
     @property
     def settings(self) -> Settings:
@@ -88,7 +89,7 @@ def live_service(tmp_path: Path, *, workers: int = 1, sweeper: bool = False, **o
             raise RuntimeError("the test service did not start")
         time.sleep(0.05)
     try:
-        yield LiveService(f"http://127.0.0.1:{port}", runtime)
+        yield LiveService(f"http://127.0.0.1:{port}", runtime, app)
     finally:
         server.should_exit = True
         thread.join(timeout=60)

@@ -191,3 +191,25 @@ def test_a_session_started_elsewhere_opens_in_the_page(tmp_path, browser, astron
         assert http.get("/v1/live/sessions").json()["sessions"] == []
         assert not web.errors, web.errors
         web.context.close()
+
+
+def test_a_page_that_stops_sending_frames_is_told_its_session_ended(tmp_path, browser, astronaut):
+    """A page still connected but sending no camera frame (a tab in the background, a frozen encoder) has its
+    session ended by the service, and says so in a sentence."""
+    source = tmp_path / "astronaut.jpg"
+    source.write_bytes(jpeg_bytes(astronaut))
+    with live_service(tmp_path, workers=0, live_idle_timeout_s=2) as svc, svc.client() as http:
+        web = LivePage(browser, svc.url)
+        page = web.page
+        page.set_input_files("#live-source", str(source))
+        page.click("#live-start")
+        page.wait_for_function(RUNNING)
+        page.wait_for_function("() => window.liveStats.shown >= 3")
+        page.evaluate("() => { WebSocket.prototype.send = function () {}; }")  # the camera frames stop leaving
+        page.wait_for_function("() => document.querySelector('#live-state').dataset.state === 'stopped'",
+                               timeout=15_000)
+        assert page.locator("#live-message").inner_text() == \
+            "The live session ended: the service got no camera frame for 2 s. Press Start again."
+        assert http.get("/v1/live/sessions").json()["sessions"] == []
+        assert web.errors == []
+        web.context.close()

@@ -7,23 +7,29 @@ untouched frames without a face, live option and source changes, and sessions th
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import cv2
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from conftest import ASTRONAUT_HEAD, paste
 from media_fixtures import carphone_frames
 from service_fixtures import jpeg_bytes, live_service
-
 from swapface.faces.face import identity_distance
+from swapface.jobs.live_usage import STALE_S, live_sessions
+from swapface.jobs.store import LimitReached
 from swapface.live.frames import Result, encode_jpeg, pack_frame
 
 websockets_client = pytest.importorskip("websockets.sync.client")
+ConnectionClosed = pytest.importorskip("websockets.exceptions").ConnectionClosed
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +62,17 @@ def exchange(ws, frame: np.ndarray, clock: float = 0.0) -> tuple[Result, np.ndar
     result = Result.decode(ws.recv(timeout=30))
     rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(result.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return result, rgb
+
+
+def live_metrics(http) -> dict[str, float]:
+    """The live samples of /metrics as 'name{label=value}' → value."""
+    out = {}
+    for family in text_string_to_metric_families(http.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name.startswith("swapface_live"):
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                out[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return out
 
 
 def main_embedding(analyser, image: np.ndarray) -> np.ndarray:
@@ -240,3 +257,150 @@ def test_only_a_local_user_may_turn_the_label_off(tmp_path, astronaut):
     assert session.engine.options.label_output is False
     hub.close(session)
     assert hub.sessions() == []
+
+
+def test_a_silent_stream_is_ended_and_its_engine_let_go(tmp_path, camera, photos):
+    """A viewer that stays connected but sends no camera frame (a frozen tab) does not hold a session forever."""
+    with live_service(tmp_path, workers=0, live_idle_timeout_s=1.5) as svc, svc.client() as http:
+        session = open_session(http, photos["astronaut"])
+        engine = weakref.ref(svc.app.state.live.get(session["id"]).engine)
+        with connect(svc, session) as ws:
+            for i in range(3):
+                silent_since = time.monotonic()  # the last camera frame leaves now
+                exchange(ws, camera[i])
+            ws.send("keep-alive")  # a text message is no camera frame: it does not keep the session alive
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=10)
+            waited = time.monotonic() - silent_since
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408, closed.value
+        assert "no camera frame for 1.5 s" in closed.value.rcvd.reason
+        assert 1.5 <= waited < 4.5, waited
+        assert http.get(f"/v1/live/sessions/{session['id']}").status_code == 404
+        assert wait_until(lambda: gc.collect() >= 0 and engine() is None, 5), "the ended session's engine is still held"
+        metrics = live_metrics(http)
+        assert metrics["swapface_live_sessions"] == 0 and metrics["swapface_live_sessions_started_total"] == 1
+        assert metrics["swapface_live_sessions_ended_total{reason=idle}"] == 1
+        assert metrics["swapface_live_frames_total{outcome=received}"] == 3
+        assert metrics["swapface_live_frames_total{outcome=sent}"] == 3
+        assert metrics["swapface_live_compute_seconds_total"] > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_live_sessions_count_against_a_keys_job_limits(tmp_path, photos, astronaut, backend, request):
+    """A live session starting counts as a job submitted (jobs per hour), and an open one as a job running."""
+    overrides = {"database_url": request.getfixturevalue("pg_url")} if backend == "postgres" else {}
+    small = jpeg_bytes(astronaut[::4, ::4])
+    job_files = [("source", ("a.jpg", small, "image/jpeg")), ("target", ("b.jpg", small, "image/jpeg"))]
+    with live_service(tmp_path, workers=0, **overrides) as svc:
+        _, alice = svc.runtime.keys.create("alice", max_concurrent_jobs=1, jobs_per_hour=2)
+        with svc.client(alice) as http:
+            first = open_session(http, photos["astronaut"])
+            assert live_metrics(http)["swapface_live_sessions"] == 1
+            busy = http.post("/v1/jobs", files=job_files)  # one thing at once: the live session is it
+            assert busy.status_code == 429 and busy.json()["code"] == "too_many_active_jobs", busy.text
+            assert "live session" in busy.json()["detail"]
+            assert http.delete(f"/v1/live/sessions/{first['id']}").status_code == 204
+            job = http.post("/v1/jobs", files=job_files)
+            assert job.status_code == 201, job.text  # the second start of the hour
+            assert http.post(f"/v1/jobs/{job.json()['id']}/cancel").status_code == 202
+            res = http.post("/v1/live/sessions", files={"source": ("a.jpg", photos["astronaut"], "image/jpeg")})
+            assert res.status_code == 429 and res.json()["code"] == "hourly_limit", res.text
+            assert 3500 <= int(res.headers["retry-after"]) <= 3601  # until the live session's start is an hour old
+            assert http.get("/v1/live/sessions").json()["sessions"] == []
+            metrics = live_metrics(http)
+            assert metrics["swapface_live_sessions_started_total"] == 1
+            assert metrics["swapface_live_sessions_ended_total{reason=stopped}"] == 1
+
+
+def test_a_dead_services_sessions_stop_counting(tmp_path):
+    """Rows of sessions whose process died (no longer refreshed) do not hold a key's slot for ever."""
+    with live_service(tmp_path, workers=0) as svc:
+        store = svc.runtime.store
+        store.start_live("one", "alice", 1, None)
+        with pytest.raises(LimitReached):
+            store.start_live("two", "alice", 1, None)
+        with store.engine.begin() as conn:  # the process holding "one" stopped refreshing it long ago
+            conn.execute(live_sessions.update().values(seen_at=time.time() - STALE_S - 1))
+        store.start_live("two", "alice", 1, None)
+
+
+_AUDIT: list[tuple[str, str]] = []  # what the audit hook saw while a test listens
+_LISTENING = threading.Event()
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _LISTENING.is_set() and event in ("open", "import", "ctypes.dlopen"):
+        _AUDIT.append((event, str(args[0])))
+
+
+def test_after_start_no_model_loads_and_no_stale_frame_waits(camera, astronaut, driver, monkeypatch):
+    """Once a session has started, frames, an option change and a new source load nothing (no model session,
+    no file, no module) and a source photo is analysed once (an option change or another session with the same
+    photo reuse it); a burst of frames is answered newest first, the older ones dropped, not queued."""
+    import onnxruntime
+
+    from swapface.faces.analyser import FaceAnalyser
+    from swapface.live.hub import LiveHub
+
+    stills: list[tuple[int, ...]] = []  # the shapes of photos analysed as stills while listening
+    analyse_still = FaceAnalyser.analyse_still_detailed
+
+    def still_counted(self, image):
+        if _LISTENING.is_set():
+            stills.append(image.shape)
+        return analyse_still(self, image)
+
+    monkeypatch.setattr(FaceAnalyser, "analyse_still_detailed", still_counted)
+
+    sessions_made: list[str] = []
+    made = onnxruntime.InferenceSession.__init__
+
+    def counted(self, *args, **kwargs):
+        if _LISTENING.is_set():
+            sessions_made.append(str(args[0]) if args else "")
+        made(self, *args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime.InferenceSession, "__init__", counted)
+    sys.addaudithook(_audit)
+    hub = LiveHub()
+    session = hub.open("me", astronaut, {})
+    assert hub.connect(session)
+    answers: list[Result] = []
+    answered = threading.Condition()
+
+    def deliver(result: Result) -> None:
+        with answered:
+            answers.append(result)
+            answered.notify_all()
+
+    def answer_to(clock: float) -> None:
+        with answered:
+            assert answered.wait_for(lambda: any(a.clock == clock for a in answers), 30), clock
+
+    session.deliver = deliver
+    jpegs = [encode_jpeg(frame, 90) for frame in camera[:40]]
+    newcomer = np.ascontiguousarray(driver)
+    _AUDIT.clear()
+    _LISTENING.set()
+    try:
+        for i in range(6):
+            hub.submit(session, float(i), jpegs[i])
+            answer_to(float(i))
+        session.engine.set_options({"face_selector_mode": "many", "face_mask_blur": 0.5})
+        assert stills == [], "an option change analysed the source photo again"
+        session.engine.set_source(newcomer)
+        assert stills == [driver.shape]
+        again = hub.open("me", np.array(astronaut), {})  # the same photo (another array): remembered
+        assert stills == [driver.shape], "a second session analysed the same source photo again"
+        hub.close(again)
+        for i in range(6, 40):  # at once, far faster than the engine
+            hub.submit(session, float(i), jpegs[i])
+        answer_to(39.0)
+    finally:
+        _LISTENING.clear()
+        hub.close(session)
+    assert sessions_made == [] and _AUDIT == [], (sessions_made, _AUDIT[:10])
+    clocks = [a.clock for a in answers]
+    assert clocks[:6] == [0, 1, 2, 3, 4, 5] and clocks == sorted(clocks) and len(clocks) < 6 + 10, clocks
+    assert session.stats.received == 40 and session.stats.dropped == 40 - len(clocks)

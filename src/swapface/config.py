@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(3600.0, gt=0, description="How often 'serve' runs the retention sweeper")
     max_event_streams_per_key: int = Field(8, ge=1, description="Server-sent event streams one API key may hold open")
     max_event_streams: int = Field(256, ge=1, description="Server-sent event streams the service holds open in total")
+    live_idle_timeout_s: float = Field(
+        15.0, gt=0, description="A live session whose stream sends no camera frame for this long is ended"
+    )
     metrics_require_key: bool = Field(False, description="GET /metrics answers only callers with a valid API key")
     min_free_disk_mb: float = Field(
         64.0, ge=0, description="Below this much free space in the data folder, submissions answer 507 and /readyz fails"

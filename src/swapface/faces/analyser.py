@@ -216,7 +216,9 @@ class FaceAnalyser:
         carried = [t.face.with_(track_id=t.track_id) for t in self.tracker.tracks if t.lost <= 2]
         faces = self._landmark(frame, carried) if carried else []
         if index % self.detect_every == 0 or not faces:
-            fresh = self.verify(frame, _untracked(self._redetect(frame, faces), faces)).faces
+            fresh = self._largest_first(frame) if not faces else []
+            if not fresh or self._passes_left(frame, fresh):
+                fresh += self.verify(frame, _untracked(self._redetect(frame, faces + fresh), faces + fresh)).faces
             faces, _ = collapse(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
@@ -233,6 +235,23 @@ class FaceAnalyser:
                 face = face.with_(embedding=track.embedding)
             out.append(face)
         return sorted(out, key=lambda f: -f.area)
+
+    def _largest_first(self, frame: np.ndarray) -> list[Face]:
+        """With no face to follow (a stream's first frame) and only the largest face wanted: the detector's
+        cheapest pass alone, verified. Faces it finds bound the passes still needed (as tracked faces do in
+        :meth:`_redetect`), so a camera's first frame skips the costly passes for small faces."""
+        if not (self.largest_only and getattr(self.detector, "accepts_min_size", False)):
+            return []
+        coarse = self.detector.detect(frame, min_size=float("inf"))  # type: ignore[call-arg]
+        return self.verify(frame, coarse).faces if coarse else []
+
+    def _passes_left(self, frame: np.ndarray, found: list[Face]) -> bool:
+        """Whether detection passes beyond the cheapest one could still find a face to choose, ``found`` known."""
+        passes = getattr(self.detector, "passes", None)
+        if passes is None:
+            return True
+        widest = max(float(f.box[2] - f.box[0]) for f in found)
+        return len(passes(*frame.shape[:2], min_size=widest / 2)) > 1
 
     def _redetect(self, frame: np.ndarray, tracked: list[Face]) -> list[Face]:
         """Detection on a video frame; only faces that could be chosen when just the largest one is swapped."""

@@ -21,7 +21,9 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 
 from swapface.errors import InputError
+from swapface.jobs import live_usage
 from swapface.jobs.db import create_tables, make_engine, read_only
+from swapface.jobs.live_usage import LiveUsage
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 STATES: tuple[str, ...] = get_args(JobState)
@@ -212,6 +214,7 @@ class JobStore:
         self.retry_backoff_s = retry_backoff_s
         self.is_postgres = engine.dialect.name == "postgresql"
         create_tables(metadata, engine)
+        self.live = LiveUsage(engine)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "JobStore":
@@ -259,20 +262,31 @@ class JobStore:
         with read_only(self.engine) as conn:
             self._admit(conn, owner, max_active, per_hour, time.time(), lock=False)
 
+    def start_live(self, session_id: str, owner: str, max_active: int | None, per_hour: int | None) -> None:
+        """Record a live session starting; LimitReached when it would pass the owner's limits, which count
+        live sessions like jobs (checked in the inserting transaction, as for jobs)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            if max_active is not None or per_hour is not None:
+                self._admit(conn, owner, max_active, per_hour, now)
+            live_usage.insert(conn, session_id, owner, now)
+
     def _admit(self, conn: sa.Connection, owner: str, max_active: int | None, per_hour: int | None,
                now: float, *, lock: bool = True) -> None:
-        """Raise LimitReached when the owner is at a limit. SQLite transactions hold the write lock from
-        their start (BEGIN IMMEDIATE); on PostgreSQL a per-owner advisory lock serializes creators."""
+        """Raise LimitReached when the owner is at a limit; open live sessions count as active jobs and live
+        session starts as job submissions. SQLite transactions hold the write lock from their start
+        (BEGIN IMMEDIATE); on PostgreSQL a per-owner advisory lock serializes creators."""
         if self.is_postgres and lock:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": owner})
         if max_active is not None:
             active = conn.execute(sa.select(sa.func.count()).select_from(jobs)
                                   .where((jobs.c.owner == owner) & jobs.c.status.in_(ACTIVE))).scalar_one()
-            if active >= max_active:
+            if active + live_usage.count_open(conn, owner, now) >= max_active:
                 raise LimitReached("too_many_active_jobs", 30)
         if per_hour is not None:
             recent = [r[0] for r in conn.execute(sa.select(jobs.c.created_at).where(
-                (jobs.c.owner == owner) & (jobs.c.created_at >= now - 3600)).order_by(jobs.c.created_at))]
+                (jobs.c.owner == owner) & (jobs.c.created_at >= now - 3600)))]
+            recent = sorted(recent + live_usage.starts_since(conn, owner, now - 3600))
             if len(recent) >= per_hour:
                 raise LimitReached("hourly_limit", max(1, int(recent[len(recent) - per_hour] + 3600 - now) + 1))
 
@@ -529,6 +543,7 @@ class JobStore:
             "recent_fps": float(frames) / float(compute) if compute else 0.0,
             "frames_total": int(totals[0]), "compute_seconds_total": float(totals[1]),
             "gpu_seconds_total": float(totals[2]),
+            **self.live.snapshot(),
         }
 
 

@@ -1,20 +1,24 @@
 """One live stream's engine: a camera frame in, the swapped frame out, options and source changeable between frames.
 
-Analysis models are built once (shared by every stream of a process) and the source photo is analysed
-once; an option change builds a new, model-free pipeline around them and applies from the next frame.
+Analysis models are built once (shared by every stream of a process) and a source photo is analysed
+once per process (remembered by content: an option change, a restarted stream or another session with the
+same photo reuse it); an option change builds a new, model-free pipeline around them and applies from the
+next frame.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from swapface.errors import InputError
-from swapface.faces.analyser import FaceAnalyser
-from swapface.faces.face import Face
+from swapface.faces.analyser import Analysis, FaceAnalyser
 from swapface.faces.interfaces import FaceDetector, FaceEmbedder, FaceLandmarker
 from swapface.options import SwapOptions, parse_options
 from swapface.pipeline import FrameEvent, Pipeline
@@ -32,7 +36,8 @@ NOT_LIVE = frozenset({
     "skip_audio", "chunk_seconds", "mark_output",
 })
 LIVE_DEFAULTS: dict[str, Any] = {"label_output": True}
-WARM_SIZES = ((480, 640), (720, 1280))  # camera frame shapes the detector is run on once, before any stream  # live output carries the visible label unless turned off
+WARM_SIZES = ((480, 640), (720, 1280))  # camera frame shapes the detector is run on once, before any stream
+SOURCES_KEPT = 16  # source photo analyses a process remembers
 
 
 def live_options(values: dict[str, Any], current: SwapOptions | None = None) -> SwapOptions:
@@ -61,12 +66,13 @@ class AnalysisModels:
     """The model-holding parts of face analysis, shared by every live stream that uses the same ones.
 
     Per-frame analysis may run from several streams at once (ONNX Runtime sessions allow it); source photos,
-    which also use the identity embedder, are analysed one at a time (``stills_lock``)."""
+    which also use the identity embedder, are analysed one at a time (``stills_lock``) and remembered."""
 
     detector: FaceDetector
     landmarker: FaceLandmarker
     embedder: FaceEmbedder | None
-    stills_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    stills_lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
+    stills: OrderedDict[bytes, Analysis] = field(default_factory=OrderedDict, compare=False, repr=False)
 
     @classmethod
     def for_options(cls, options: SwapOptions) -> AnalysisModels:
@@ -80,6 +86,20 @@ class AnalysisModels:
             models.detector.detect(np.zeros((height, width, 3), np.uint8))
         return models
 
+    def remembered(self, image: np.ndarray, analyse: Callable[[np.ndarray], Analysis]) -> Analysis:
+        """The still analysis of ``image``, from memory when a photo with the same pixels was analysed before."""
+        digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=20)
+        digest.update(repr(image.shape).encode())
+        key = digest.digest()
+        with self.stills_lock:
+            found = self.stills.get(key)
+            if found is None:
+                found = self.stills[key] = analyse(image)
+                while len(self.stills) > SOURCES_KEPT:
+                    self.stills.popitem(last=False)
+            self.stills.move_to_end(key)
+            return found
+
     @staticmethod
     def key(options: SwapOptions) -> tuple:
         """What decides which models a stream needs (streams with equal keys share them)."""
@@ -87,18 +107,14 @@ class AnalysisModels:
 
 
 class _SourceRemembered(FaceAnalyser):
-    """A tracking analyser that analyses each still (the source photo) only once across pipelines."""
+    """A tracking analyser whose still analyses (the source photo) come from the shared models' memory."""
 
-    def __init__(self, models: AnalysisModels, stills: dict[int, tuple[np.ndarray, list[Face]]], **kwargs: Any) -> None:
+    def __init__(self, models: AnalysisModels, **kwargs: Any) -> None:
         super().__init__(models.detector, models.landmarker, models.embedder, video=True, **kwargs)
-        self._stills = stills
+        self._models = models
 
-    def analyse_still(self, image: np.ndarray) -> list[Face]:
-        remembered = self._stills.get(id(image))
-        if remembered is None or remembered[0] is not image:
-            remembered = (image, super().analyse_still(image))
-            self._stills[id(image)] = remembered
-        return remembered[1]
+    def analyse_still_detailed(self, image: np.ndarray) -> Analysis:
+        return self._models.remembered(image, super().analyse_still_detailed)
 
 
 class LiveEngine:
@@ -109,7 +125,6 @@ class LiveEngine:
 
     def __init__(self, source: np.ndarray, options: SwapOptions, models: AnalysisModels) -> None:
         self.models = models
-        self._stills: dict[int, tuple[np.ndarray, list[Face]]] = {}
         self._source = source
         self._pipeline = self._build(source, options)
 
@@ -118,11 +133,13 @@ class LiveEngine:
         return self._pipeline.options
 
     def _build(self, source: np.ndarray, options: SwapOptions) -> Pipeline:
-        analyser = _SourceRemembered(self.models, self._stills, need_embeddings=False,
-                                     largest_only=options.face_selector_mode == "one")
+        analyser = _SourceRemembered(self.models, need_embeddings=False, largest_only=options.face_selector_mode == "one")
         with self.models.stills_lock:
             pipeline = Pipeline([source], options, analyser=analyser, video=True)
-        pipeline.process_frame(source)  # warm up here (first detection, the renderer's source mesh), not on a frame
+        # warm the processors (the renderer's source mesh) here, not on the first camera frame: the source's own
+        # face swapped into the source photo (no detection: the still analysis found it, the detector is warm)
+        faces = list(pipeline.source.faces) if pipeline.source is not None else []
+        pipeline.render_frame(FrameEvent(index=0, frame=source, faces=faces, targets=pipeline.select(faces)))
         pipeline.reset()
         return pipeline
 
@@ -134,13 +151,7 @@ class LiveEngine:
 
     def set_source(self, source: np.ndarray) -> None:
         """Swap a different person in from the next frame; InputError (``no_face_in_source``) leaves the old one."""
-        stills: dict[int, tuple[np.ndarray, list[Face]]] = {}
-        previous, self._stills = self._stills, stills
-        try:
-            pipeline = self._build(source, self._pipeline.options)
-        except BaseException:
-            self._stills = previous
-            raise
+        pipeline = self._build(source, self._pipeline.options)
         self._source, self._pipeline = source, pipeline
 
     def process(self, frame: np.ndarray) -> np.ndarray:

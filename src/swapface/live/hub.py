@@ -5,6 +5,10 @@ never queued), so a stream that outruns the CPU loses frames, not time. A frame 
 (in order: faces are tracked) and rendering; one frame's rendering overlaps the next one's analysis on
 another core, and between the stages too only the newest frame waits. Engine threads take the waiting
 stages in turn (round robin), so sessions share the CPU evenly however fast each sends.
+
+A watcher thread (alive while sessions are) ends sessions nobody connects to, and connected ones whose
+camera went silent (``idle_timeout_s``), and hands every session's counters to the ledger (the job
+database, which counts live sessions in per-key limits and ``/metrics``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from swapface.errors import InputError, SwapfaceError
+from swapface.jobs.live_usage import HEARTBEAT_S
 from swapface.live.engine import AnalysisModels, LiveEngine, live_options
 from swapface.live.frames import Result, decode_jpeg, encode_jpeg
 from swapface.pipeline import FrameEvent, Pipeline
@@ -31,6 +36,16 @@ log = logging.getLogger("swapface.live")
 ANALYSE, RENDER = "analyse", "render"  # a frame's two stages: in order within each, overlapping between them
 CONNECT_WITHIN_S = 60.0  # a session nobody streams to within this long is closed
 IDLE_THREAD_S = 2.0  # an engine thread with nothing to do for this long ends (threads exist only while needed)
+IDLE_TIMEOUT_S = 15.0  # a connected stream that sends no camera frame for this long is ended
+WATCH_S = 0.25  # how often the watcher looks for sessions to end
+
+
+class LiveLedger(Protocol):
+    """Where session counters go (``swapface.jobs.live_usage.LiveUsage``): refreshed while open, closed at the end."""
+
+    def seen(self, counters: Mapping[str, Mapping[str, float]]) -> None: ...
+
+    def ended(self, session_id: str, reason: str, counters: Mapping[str, float]) -> None: ...
 
 
 class LiveLimit(SwapfaceError):
@@ -60,6 +75,11 @@ class SessionStats:
                 "frames_per_second": round(self.sent / elapsed, 2),
                 "cpu_ms_per_frame": round(1000 * self.cpu_seconds / max(self.sent, 1), 1)}
 
+    def counters(self) -> dict[str, float]:
+        """The totals the ledger keeps (names as its columns)."""
+        return {"frames_received": self.received, "frames_sent": self.sent, "frames_dropped": self.dropped,
+                "cpu_seconds": self.cpu_seconds}
+
 
 @dataclass
 class Analysed:
@@ -80,6 +100,9 @@ class LiveSession:
         self.owner = owner
         self.engine = engine
         self.created_at = time.time()
+        self.opened_at = time.monotonic()
+        self.last_frame_at = self.opened_at  # when the stream connected or last sent a camera frame
+        self.end_reason: str | None = None  # set when it ends: stopped, disconnected, idle, unconnected, error
         self.stats = SessionStats()
         self.connected = False
         self.closed = threading.Event()
@@ -105,11 +128,15 @@ class LiveSession:
 class LiveHub:
     """Every live session of a service (or of ``swapface live``), the shared analysis models and the engine threads."""
 
-    def __init__(self, *, max_sessions: int = 8, threads: int | None = None,
-                 connect_within_s: float = CONNECT_WITHIN_S) -> None:
+    def __init__(self, *, max_sessions: int = 8, threads: int | None = None, connect_within_s: float = CONNECT_WITHIN_S,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, ledger: LiveLedger | None = None) -> None:
         self.max_sessions = max_sessions
         self.threads = threads or max(1, min(4, os.cpu_count() or 1))
         self.connect_within_s = connect_within_s
+        self.idle_timeout_s = idle_timeout_s
+        self.ledger = ledger
+        self._watching = False
+        self._next_beat = 0.0
         self._sessions: dict[str, LiveSession] = {}
         self._models: dict[tuple, AnalysisModels] = {}
         self._models_lock = threading.Lock()
@@ -128,35 +155,50 @@ class LiveHub:
             return self._models[key]
 
     def open(self, owner: str, source: np.ndarray, values: dict[str, Any], *, may_unlabel: bool = False,
-             owner_limit: int | None = None, owner_busy: int = 0) -> LiveSession:
+             admit: Callable[[str], None] | None = None) -> LiveSession:
         """Start a session for ``owner`` (analyses the source: InputError ``no_face_in_source`` when it has no face).
 
-        ``owner_limit`` caps the owner's sessions plus ``owner_busy`` (its running jobs); LiveLimit when reached.
+        ``admit(session_id)`` records the start where the owner's limits are kept and raises when one is reached
+        (then no session starts); LiveLimit when this service runs its most sessions already.
         """
         options = live_options(values)
         if not options.label_output and not may_unlabel:
             raise InputError("live output keeps its 'AI-generated' label here; only a local user may turn it off",
                              code="label_required")
-        self._check_room(owner, owner_limit, owner_busy)
+        self._check_room()
         engine = LiveEngine(source, options, self.models_for(values))
         session = LiveSession(owner, engine)
         with self._cond:
-            self._check_room(owner, owner_limit, owner_busy)  # again: others may have opened meanwhile
+            self._check_room()  # again: others may have opened meanwhile
             self._sessions[session.id] = session
-        timer = threading.Timer(self.connect_within_s, self._close_if_unconnected, (session,))
-        timer.daemon = True
-        timer.start()
-        session.on_close.append(timer.cancel)
+        try:
+            if admit is not None:
+                admit(session.id)
+        except BaseException:
+            with self._cond:
+                self._sessions.pop(session.id, None)
+            raise
+        with self._cond:
+            session.opened_at = session.last_frame_at = time.monotonic()  # the connect deadline runs from here
+            if not self._watching:
+                self._watching = True
+                threading.Thread(target=self._watch, name="live-watch", daemon=True).start()
         log.info("live session opened", extra={"session": session.id[:8], "owner": owner})
         return session
 
-    def _check_room(self, owner: str, owner_limit: int | None, owner_busy: int) -> None:
+    def _check_room(self) -> None:
         if len(self._sessions) >= self.max_sessions:
             raise LiveLimit(f"this service runs at most {self.max_sessions} live sessions at once; try again later",
                             "live_busy", 503)
-        if owner_limit is not None and owner_busy + len(self.sessions(owner)) >= owner_limit:
-            raise LiveLimit(f"this API key may have {owner_limit} job(s) or live session(s) at once",
-                            "too_many_active_jobs", 429)
+
+    def connect(self, session: LiveSession) -> bool:
+        """A stream attaches to the session (one only); False when it is taken or the session has ended."""
+        with self._cond:
+            if session.connected or session.closed.is_set():
+                return False
+            session.connected = True
+            session.last_frame_at = time.monotonic()  # the idle clock starts now
+            return True
 
     def get(self, session_id: str, owner: str | None = None) -> LiveSession | None:
         """A session by id (and owner, when given: another owner's session reads as missing)."""
@@ -170,11 +212,13 @@ class LiveHub:
         found = sorted(self._sessions.values(), key=lambda s: s.created_at)
         return [s for s in found if owner is None or s.owner == owner]
 
-    def close(self, session: LiveSession) -> None:
-        """End a session: no more frames are taken, its callbacks run (the stream closes), its engine is let go."""
+    def close(self, session: LiveSession, reason: str = "stopped") -> None:
+        """End a session: no more frames are taken, its callbacks run (the stream closes), its engine is let go,
+        and the ledger records its counters and ``reason``."""
         with self._cond:
             if session.closed.is_set():
                 return
+            session.end_reason = reason
             session.closed.set()
             self._sessions.pop(session.id, None)
             session.pending = session.analysed = None
@@ -184,15 +228,48 @@ class LiveHub:
                 callback()
             except Exception:
                 log.exception("a live session's close callback failed")
-        log.info("live session closed", extra={"session": session.id[:8], **session.stats.public()})
+        if self.ledger is not None:
+            try:
+                self.ledger.ended(session.id, reason, session.stats.counters())
+            except Exception:
+                log.exception("a live session's end could not be recorded")
+        log.info("live session closed", extra={"session": session.id[:8], "reason": reason, **session.stats.public()})
 
-    def close_all(self) -> None:
+    def close_all(self, reason: str = "shutdown") -> None:
         for session in self.sessions():
-            self.close(session)
+            self.close(session, reason)
 
-    def _close_if_unconnected(self, session: LiveSession) -> None:
-        if not session.connected:
-            self.close(session)
+    # --- the watcher --------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        """Runs while sessions exist: ends overdue ones, and refreshes the ledger every ``HEARTBEAT_S``."""
+        self._next_beat = time.monotonic() + HEARTBEAT_S
+        while self._watch_once():
+            time.sleep(WATCH_S)
+
+    def _watch_once(self) -> bool:
+        now = time.monotonic()
+        with self._cond:
+            if not self._sessions:
+                self._watching = False
+                return False
+            overdue = [(s, reason) for s in self._sessions.values() if (reason := self._overdue(s, now))]
+        for session, reason in overdue:
+            self.close(session, reason)
+        if self.ledger is not None and now >= self._next_beat:
+            self._next_beat = now + HEARTBEAT_S
+            try:
+                self.ledger.seen({s.id: s.stats.counters() for s in self.sessions()})
+            except Exception:
+                log.exception("live session counters could not be recorded")
+        return True
+
+    def _overdue(self, session: LiveSession, now: float) -> str | None:
+        """Why a session should end now: nobody connected in time, or its camera went silent."""
+        if not session.connected and now - session.opened_at > self.connect_within_s:
+            return "unconnected"
+        if session.connected and now - session.last_frame_at > self.idle_timeout_s:
+            return "idle"
+        return None
 
     # --- frames -------------------------------------------------------------------------------------
     def submit(self, session: LiveSession, clock: float, jpeg: bytes) -> None:
@@ -201,6 +278,7 @@ class LiveHub:
             if session.closed.is_set():
                 return
             session.stats.received += 1
+            session.last_frame_at = time.monotonic()
             if session.pending is not None:
                 session.stats.dropped += 1
             session.pending = (clock, jpeg)
@@ -228,37 +306,43 @@ class LiveHub:
         return sum(int(s.analysing) + int(s.rendering) for s in self._sessions.values())
 
     def _engine_thread(self) -> None:
-        while True:
-            with self._cond:
-                if not self._ready:
-                    self._cond.wait(IDLE_THREAD_S)
-                if not self._ready:
-                    self._running -= 1
-                    return
-                session, stage = self._ready.popleft()
-                session.queued[stage] = False
-                if stage == ANALYSE:
-                    frame, session.pending = session.pending, None
-                    session.analysing = True
-                else:
-                    analysed, session.analysed = session.analysed, None
-                    session.rendering = True
-                    self._enqueue(session)  # the analysis slot is free again
+        while self._take_turn():
+            pass
+
+    def _take_turn(self) -> bool:
+        """Wait for a waiting stage and run it; False when none came for IDLE_THREAD_S (the thread ends).
+        A method of its own so that no ended session stays referenced from a waiting thread's locals."""
+        with self._cond:
+            if not self._ready:
+                self._cond.wait(IDLE_THREAD_S)
+            if not self._ready:
+                self._running -= 1
+                return False
+            session, stage = self._ready.popleft()
+            session.queued[stage] = False
             if stage == ANALYSE:
-                done = self._analyse(session, *frame) if frame is not None else None
-                with self._cond:
-                    session.analysing = False
-                    if done is not None and not session.closed.is_set():
-                        if session.analysed is not None:
-                            session.stats.dropped += 1
-                        session.analysed = done
-                    self._enqueue(session)  # to the back: every waiting session goes first
+                frame, session.pending = session.pending, None
+                session.analysing = True
             else:
-                if analysed is not None:
-                    self._render(session, analysed)
-                with self._cond:
-                    session.rendering = False
-                    self._enqueue(session)
+                analysed, session.analysed = session.analysed, None
+                session.rendering = True
+                self._enqueue(session)  # the analysis slot is free again
+        if stage == ANALYSE:
+            done = self._analyse(session, *frame) if frame is not None else None
+            with self._cond:
+                session.analysing = False
+                if done is not None and not session.closed.is_set():
+                    if session.analysed is not None:
+                        session.stats.dropped += 1
+                    session.analysed = done
+                self._enqueue(session)  # to the back: every waiting session goes first
+        else:
+            if analysed is not None:
+                self._render(session, analysed)
+            with self._cond:
+                session.rendering = False
+                self._enqueue(session)
+        return True
 
     def _analyse(self, session: LiveSession, clock: float, jpeg: bytes) -> Analysed | None:
         started, cpu = time.perf_counter(), time.thread_time()
@@ -269,7 +353,7 @@ class LiveHub:
             return None
         except Exception:
             log.exception("a live frame failed; the session ends")
-            self.close(session)
+            self.close(session, "error")
             return None
         return Analysed(clock, started, time.thread_time() - cpu, pipeline, event)
 
@@ -280,7 +364,7 @@ class LiveHub:
             data = encode_jpeg(out)
         except Exception:
             log.exception("a live frame failed; the session ends")
-            self.close(session)
+            self.close(session, "error")
             return
         session.stats.engine_ms = (time.perf_counter() - analysed.started) * 1000
         session.stats.cpu_seconds += analysed.cpu_seconds + time.thread_time() - cpu

@@ -1,7 +1,8 @@
 """The live API: sessions under ``/v1/live/sessions`` (HTTP, behind the API key) and their frame stream (WebSocket).
 
-A session is its caller's, like a job: it counts against the key's limit of things running at once, and
-another caller's session answers like a missing one. Its id, returned only to its creator, opens the stream
+A session is its caller's, like a job: its start counts against the key's jobs-per-hour limit and, while
+it runs, against its limit of jobs at once (both kept in the job database, see
+:mod:`swapface.jobs.live_usage`); another caller's session answers like a missing one. Its id, returned only to its creator, opens the stream
 (browsers cannot put an Authorization header on a WebSocket). Frames travel as JPEGs (see :mod:`.frames`);
 the stream closes when the session ends and the session ends when the stream closes.
 """
@@ -31,9 +32,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from swapface.errors import InputError
+from swapface.jobs.store import LimitReached
 from swapface.live.frames import Result, unpack_frame
 from swapface.live.hub import LiveHub, LiveLimit, LiveSession
-from swapface.service.app import Problem, caller, runtime
+from swapface.service.app import Problem, caller, limit_problem, runtime
 from swapface.service.auth import ApiKey, is_loopback
 from swapface.service.runtime import ServiceRuntime
 
@@ -44,8 +46,10 @@ router = APIRouter()
 
 
 def install_live(app: FastAPI, hub: LiveHub | None = None) -> LiveHub:
-    """Add the live page and API to the service app; returns the hub that holds its sessions."""
-    app.state.live = hub or LiveHub()
+    """Add the live page and API to the service app; returns the hub that holds its sessions (by default one
+    that ends silent streams after the settings' ``live_idle_timeout_s`` and records sessions in the job store)."""
+    rt: ServiceRuntime = app.state.runtime
+    app.state.live = hub or LiveHub(idle_timeout_s=rt.settings.live_idle_timeout_s, ledger=rt.store.live)
     app.include_router(router)
     return app.state.live
 
@@ -120,15 +124,17 @@ async def open_session(request: Request, source: SourceFile, rt: Runtime, key: C
     """Start a live session: the source is analysed now; then stream camera frames to ``stream`` (WebSocket).
 
     Live output carries a visible 'AI-generated' label; ``label_output: false`` is for a local user only."""
-    image = await read_source(source, _upload_limit(rt, key))
-    values = parse_options_field(options)
-    busy = 0
-    if key.max_concurrent_jobs is not None:
-        busy = await run_in_threadpool(rt.store.count_active, key.id)
-    local = is_loopback(request.client.host if request.client else None)
+    limits = (key.max_concurrent_jobs, key.jobs_per_hour)
     try:
+        if limits != (None, None):  # early, before the source is analysed; checked again when recorded
+            await run_in_threadpool(rt.store.admit, key.id, *limits)
+        image = await read_source(source, _upload_limit(rt, key))
+        values = parse_options_field(options)
+        local = is_loopback(request.client.host if request.client else None)
         session = await run_in_threadpool(hub.open, key.id, image, values, may_unlabel=local,
-                                          owner_limit=key.max_concurrent_jobs, owner_busy=busy)
+                                          admit=lambda session_id: rt.store.start_live(session_id, key.id, *limits))
+    except LimitReached as reached:
+        raise limit_problem(key, reached) from None
     except LiveLimit as limit:
         raise Problem(limit.status, limit.code, str(limit), {"Retry-After": "10"}) from None
     body = {**session.public(), "stream": f"/v1/live/sessions/{session.id}/stream"}
@@ -191,23 +197,38 @@ async def stream(websocket: WebSocket, session_id: str) -> None:
     """Binary messages both ways: camera frames in, swapped frames out, newest first (see :mod:`.frames`)."""
     hub: LiveHub = websocket.app.state.live
     session = hub.get(session_id)
-    if session is None or session.connected or session.closed.is_set():
+    if session is None or not hub.connect(session):
         await websocket.close(code=4404, reason="no such live session")
         return
     await websocket.accept()
-    session.connected = True
     outbox = _Outbox(asyncio.get_running_loop())
     session.deliver = outbox.put
-    session.on_close.append(outbox.close)
+    session.on_close.append(lambda: outbox.close(*_close_code(hub, session)))
     sender = asyncio.create_task(_send(websocket, outbox))
+    receiver = asyncio.create_task(_receive(websocket, hub, session))
+    try:  # the session ends when the viewer leaves; the stream ends when the session does (the sender closes it)
+        await asyncio.wait((sender, receiver), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        session.deliver = None
+        await run_in_threadpool(hub.close, session, "disconnected")
+        outbox.close()
+        receiver.cancel()  # a viewer that never answers the close is not waited for
+        with contextlib.suppress(BaseException):
+            await sender
+        with contextlib.suppress(BaseException):
+            await receiver
+
+
+async def _receive(websocket: WebSocket, hub: LiveHub, session: LiveSession) -> None:
+    """Camera frames into the hub until the viewer leaves."""
     try:
         while not session.closed.is_set():
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
-                break
+                return
             data = message.get("bytes")
             if data is None:
-                continue  # text messages (keep-alives) carry nothing
+                continue  # text messages (keep-alives) carry nothing, and do not keep a session alive
             try:
                 clock, jpeg = unpack_frame(data)
             except InputError:
@@ -216,12 +237,15 @@ async def stream(websocket: WebSocket, session_id: str) -> None:
             hub.submit(session, clock, jpeg)
     except (WebSocketDisconnect, RuntimeError):
         pass
-    finally:
-        session.deliver = None
-        await run_in_threadpool(hub.close, session)
-        outbox.close()
-        with contextlib.suppress(Exception):
-            await sender
+
+
+def _close_code(hub: LiveHub, session: LiveSession) -> tuple[int, str]:
+    """The WebSocket close code and reason a viewer sees when its session ends."""
+    if session.end_reason == "idle":
+        return 4408, f"no camera frame for {hub.idle_timeout_s:g} s: live session ended"
+    if session.end_reason == "error":
+        return 1011, "the live session failed"
+    return 1000, "live session ended"
 
 
 class _Outbox:
@@ -232,6 +256,7 @@ class _Outbox:
         self.latest: Result | None = None
         self.ready = asyncio.Event()
         self.closed = False
+        self.close_code, self.close_reason = 1000, "live session ended"
 
     def put(self, result: Result) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has ended: nobody is listening
@@ -241,9 +266,12 @@ class _Outbox:
         self.latest = result
         self.ready.set()
 
-    def close(self) -> None:
+    def close(self, code: int = 1000, reason: str = "live session ended") -> None:
+        """End the stream (from any thread): the sender closes it with ``code`` (the first close decides)."""
         def end() -> None:
-            self.closed = True
+            if not self.closed:
+                self.closed = True
+                self.close_code, self.close_reason = code, reason
             self.ready.set()
 
         with contextlib.suppress(RuntimeError):
@@ -263,4 +291,4 @@ async def _send(websocket: WebSocket, outbox: _Outbox) -> None:
             except (WebSocketDisconnect, RuntimeError, OSError):
                 break
     with contextlib.suppress(Exception):
-        await websocket.close(code=1000, reason="live session ended")
+        await websocket.close(code=outbox.close_code, reason=outbox.close_reason)

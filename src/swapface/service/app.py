@@ -163,9 +163,9 @@ def check_limits(rt: ServiceRuntime, key: ApiKey, content_length: str | None, id
 def limit_problem(key: ApiKey, reached: LimitReached) -> Problem:
     """The 429 answer for a per-key job limit the store found reached."""
     if reached.code == "too_many_active_jobs":
-        message = f"this API key may have {key.max_concurrent_jobs} queued or running job(s) at once"
+        message = f"this API key may have {key.max_concurrent_jobs} queued or running job(s) or live session(s) at once"
     else:
-        message = f"this API key may create {key.jobs_per_hour} job(s) per hour"
+        message = f"this API key may start {key.jobs_per_hour} job(s) or live session(s) per hour"
     return Problem(429, reached.code, message, {"Retry-After": str(reached.retry_after)})
 
 

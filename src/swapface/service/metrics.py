@@ -1,4 +1,4 @@
-"""``/metrics`` in Prometheus text format, computed from the job store at scrape time.
+"""``/metrics`` in Prometheus text format, computed from the job store (jobs and live sessions) at scrape time.
 
 Reading the database (not in-process counters) means every worker process, on any machine, is
 counted, and a restart loses nothing. GPU utilisation and memory come from NVML where a GPU is visible.
@@ -74,6 +74,7 @@ class StoreCollector(Collector):
             counter = CounterMetricFamily(name, text)
             counter.add_metric([], snap[key])
             yield counter
+        yield from live_metrics(snap)
         gpus = gpu_readings()
         if gpus:
             util = GaugeMetricFamily("swapface_gpu_utilization_percent", "GPU utilisation", labels=["gpu"])
@@ -83,6 +84,27 @@ class StoreCollector(Collector):
                 used.add_metric([str(gpu["index"])], gpu["memory_used"])
             yield util
             yield used
+
+
+def live_metrics(snap: dict[str, Any]) -> Iterator[Any]:
+    """Live sessions, from the same store snapshot: open now, started, ended by reason, frames and CPU."""
+    yield GaugeMetricFamily("swapface_live_sessions", "Live sessions open now", value=snap["live_open"])
+    started = CounterMetricFamily("swapface_live_sessions_started", "Live sessions started")
+    started.add_metric([], snap["live_started_total"])
+    yield started
+    ended = CounterMetricFamily("swapface_live_sessions_ended", "Live sessions ended, by reason "
+                                "(stopped, disconnected, idle, unconnected, error, shutdown)", labels=["reason"])
+    for reason, count in sorted(snap["live_ended_by_reason"].items()):
+        ended.add_metric([reason], count)
+    yield ended
+    frames = CounterMetricFamily("swapface_live_frames", "Camera frames of live sessions: received, sent back "
+                                 "swapped, dropped for newer ones", labels=["outcome"])
+    for outcome in ("received", "sent", "dropped"):
+        frames.add_metric([outcome], snap[f"live_frames_{outcome}_total"])
+    yield frames
+    cpu = CounterMetricFamily("swapface_live_compute_seconds", "CPU seconds spent swapping live frames")
+    cpu.add_metric([], snap["live_cpu_seconds_total"])
+    yield cpu
 
 
 def install_metrics(app: FastAPI, runtime: Any) -> None:

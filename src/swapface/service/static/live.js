@@ -130,9 +130,11 @@
     window.liveStats = { shown: 0, latencies: [], engineMs: [], sessionId: session.id };
     socket.onopen = () => { setState('running', 'Running.'); $('live-stop').disabled = false; pump(r); };
     socket.onmessage = (ev) => show(r, ev.data);
-    socket.onclose = () => {
+    socket.onclose = (ev) => {
       if (r.done) return;
-      say('The live session ended: the connection to the service closed.');
+      say(ev.code === 4408  // the service ends a stream that sends no camera frame for a while (a hidden tab sends none)
+        ? `The live session ended: the service got ${ev.reason.split(':')[0]}. Press Start again.`
+        : 'The live session ended: the connection to the service closed.');
       teardown(r); idle('stopped', 'Stopped.');
     };
   }

@@ -71,8 +71,8 @@ class SwapOptions(BaseModel):
         ("face_swapper",), min_length=1, description="Frame processors run in order (face_swapper, face_debugger, ...)"
     )
     face_swapper_model: str = Field(
-        "mesh", description="Swapper model: mesh or mesh3d (built in; mesh3d renders with the 3D mesh, relights, keeps "
-        "backdrop and hair out and honours mask regions) or an ONNX swapper")
+        "mesh3d", description="Swapper model: mesh3d or mesh (built in; mesh3d renders with the 3D mesh, relights, "
+        "keeps backdrop and hair out and honours mask regions; mesh is a plain 2D warp, faster) or an ONNX swapper")
     face_swapper_pixel_boost: int = Field(
         128, description="ONNX swappers: crop resolution, a multiple of the model's size up to 8× (inswapper: 128 to 1024)")
     face_swapper_weight: float = Field(1.0, ge=0.0, le=1.0, description="Strength of the swap, 0..1")

@@ -47,8 +47,8 @@ def follow(previous: np.ndarray, current: np.ndarray, points: np.ndarray, intero
     start = ((pts - [x1, y1]) * [sx, sy]).astype(np.float32).reshape(-1, 1, 2)
     window = (FLOW_WINDOW, FLOW_WINDOW)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
-    ahead, ok, _ = cv2.calcOpticalFlowPyrLK(a, b, start, None, winSize=window, maxLevel=2, criteria=criteria)  # type: ignore[call-overload]
-    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(b, a, ahead, None, winSize=window, maxLevel=2, criteria=criteria)  # type: ignore[call-overload]
+    ahead, ok, _ = cv2.calcOpticalFlowPyrLK(a, b, start, None, winSize=window, maxLevel=2, criteria=criteria)
+    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(b, a, ahead, None, winSize=window, maxLevel=2, criteria=criteria)
     error = np.linalg.norm((back - start).reshape(-1, 2), axis=1) / sx
     good = (ok.reshape(-1) == 1) & (ok_back.reshape(-1) == 1) & (error < MAX_FLOW_ERROR * max(interocular, 1.0))
     moved = ahead.reshape(-1, 2) / [sx, sy] + [x1, y1]

@@ -248,3 +248,65 @@ def test_carphone_swap_wobbles_less_with_flow_tracked_landmarks_and_still_follow
     tracked, ratio = swap_jitter(frames, astronaut, optical_flow=True)
     assert tracked < 0.85 * filtered, (tracked, filtered)
     assert 0.9 <= ratio <= 1.1, ratio
+
+
+def turned_about_vertical_axis(image: np.ndarray, centre: np.ndarray, degrees: float) -> np.ndarray:
+    """The homography of the image plane turned ``degrees`` about a vertical axis through ``centre``, seen by a
+    camera 600 px away: the face is foreshortened as a strongly turned head is (cos 70° = a third as wide)."""
+    cx, cy = float(centre[0]), float(centre[1])
+    src = np.float32([[cx - 100, cy - 100], [cx + 100, cy - 100], [cx + 100, cy + 100], [cx - 100, cy + 100]])
+    theta, focal = np.radians(degrees), 600.0
+    dst = [[cx + focal * (x - cx) * np.cos(theta) / (focal + (x - cx) * np.sin(theta)),
+            cy + focal * (y - cy) / (focal + (x - cx) * np.sin(theta))] for x, y in src]
+    return cv2.getPerspectiveTransform(src, np.float32(dst))
+
+
+def test_a_face_turned_70_degrees_is_found_with_landmarks_that_follow_the_turn(astronaut, still, reference):
+    h = turned_about_vertical_axis(astronaut, reference.center, 70)
+    image = cv2.warpPerspective(astronaut, h, astronaut.shape[1::-1], borderValue=(90, 90, 90))
+    faces = still.analyse_still(image)
+    assert len(faces) == 1
+    wanted = cv2.perspectiveTransform(reference.landmarks.reshape(-1, 1, 2), h).reshape(-1, 2)
+    # in eye distances of the face before the turn (the turn leaves its height, and so its scale, as it was)
+    error = error_in_iod(faces[0].landmarks, wanted, reference.interocular)
+    assert error < 0.09, error
+    assert faces[0].width < 0.5 * reference.width
+
+
+@pytest.mark.parametrize("part", [(0.0, 0.45, 0.5, 1.0), (0.62, 0.2, 1.0, 0.9)], ids=["lower-left", "right-third"])
+def test_a_partly_hidden_face_is_found_with_its_visible_landmarks_in_place(astronaut, still, reference, part):
+    x1, y1, x2, y2 = reference.box
+    w, h = x2 - x1, y2 - y1
+    px1, py1, px2, py2 = (int(x1 + part[0] * w), int(y1 + part[1] * h), int(x1 + part[2] * w), int(y1 + part[3] * h))
+    image = astronaut.copy()
+    image[py1:py2, px1:px2] = cv2.resize(data.coffee(), (px2 - px1, py2 - py1))  # a hand-sized patch of a cup
+    faces = still.analyse_still(image)
+    assert len(faces) == 1
+    pts = reference.landmarks
+    visible = ~((pts[:, 0] >= px1) & (pts[:, 0] < px2) & (pts[:, 1] >= py1) & (pts[:, 1] < py2))
+    assert 0.5 < visible.mean() < 0.85
+    error = error_in_iod(faces[0].landmarks[visible], pts[visible], reference.interocular)
+    assert error < 0.06, error
+
+
+def test_triangle_facing_hides_the_far_cheek_of_a_turned_mesh(reference):
+    """The astronaut's 3D mesh turned 70° about the vertical axis (nose to the image's right): the image-right
+    cheek turns away from the camera (most of its triangles hidden), the image-left one stays in view."""
+    from swapface.geometry.face_topology import face_topology
+
+    facing = reference.triangle_facing
+    triangles = face_topology().triangles
+    assert facing is not None and facing.shape == (len(triangles),)
+    assert float(np.mean(facing > 0)) > 0.95  # a frontal face: nearly all of the mesh faces the camera
+    points = np.c_[reference.landmarks, reference.depth] - np.r_[reference.center, 0.0]
+    theta = np.radians(70)
+    turn = np.array([[np.cos(theta), 0, -np.sin(theta)], [0, 1, 0], [np.sin(theta), 0, np.cos(theta)]])
+    turned_points = points @ turn.T
+    turned = reference.with_(landmarks=turned_points[:, :2].astype(np.float32), depth=turned_points[:, 2].astype(np.float32))
+    assert turned.pose is not None and 60 < turned.pose.yaw < 80
+    centres = reference.landmarks[triangles].mean(1)
+    right_cheek = centres[:, 0] > reference.center[0] + 0.6 * reference.interocular
+    left_cheek = centres[:, 0] < reference.center[0] - 0.6 * reference.interocular
+    hidden = turned.triangle_facing <= 0
+    assert hidden[right_cheek].mean() > 0.5, hidden[right_cheek].mean()
+    assert hidden[left_cheek].mean() < 0.1, hidden[left_cheek].mean()

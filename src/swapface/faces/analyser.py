@@ -22,6 +22,7 @@ from swapface.faces.verification import (
     collapse,
     judge,
     landmark_confidence,
+    same_face,
     trusted_presence,
 )
 
@@ -57,6 +58,22 @@ def unrotate(face: Face, quarter_turns: int, shape: tuple[int, ...]) -> Face:
     return face.with_(box=box, keypoints=back(face.keypoints))
 
 
+def squeeze_box(box: np.ndarray, stretch: float) -> np.ndarray:
+    """A box found on a copy stretched horizontally by ``stretch``, in the image's own coordinates."""
+    return (np.asarray(box, np.float32) / np.array([stretch, 1, stretch, 1], np.float32)).astype(np.float32)
+
+
+def squeeze(face: Face, stretch: float) -> Face:
+    """A face found on a copy stretched horizontally by ``stretch``, in the image's own coordinates."""
+    scale = np.array([1 / stretch, 1], np.float32)
+
+    def back(points: np.ndarray | None) -> np.ndarray | None:
+        return None if points is None else (np.asarray(points, np.float32) * scale).astype(np.float32)
+
+    return face.with_(box=squeeze_box(face.box, stretch), keypoints=back(face.keypoints), landmarks=back(face.landmarks),
+                      detector_keypoints=back(face.detector_keypoints))
+
+
 class FaceAnalyser:
     """Finds faces with every stage replaceable.
 
@@ -84,6 +101,7 @@ class FaceAnalyser:
         still_quarter_turns: tuple[int, ...] = (0, 1, 2, 3),
         border_pass: bool = True,
         optical_flow: bool = True,
+        still_stretches: tuple[float, ...] = (2.0,),
     ) -> None:
         self.detector = detector
         self.landmarker = landmarker
@@ -95,6 +113,7 @@ class FaceAnalyser:
         self.largest_only = largest_only
         self.still_quarter_turns = still_quarter_turns
         self.border_pass = border_pass
+        self.still_stretches = still_stretches
         self.optical_flow = optical_flow
         self._previous_frame: np.ndarray | None = None
         self.tracker = FaceTracker(fps=fps)
@@ -192,9 +211,41 @@ class FaceAnalyser:
                 out.append(face.with_(box=box.astype(np.float32), keypoints=((face.keypoints - pad) / scale).astype(np.float32)))
         return out
 
+    def _verify_stretched(self, image: np.ndarray, found: list[Face]) -> Analysis:
+        """Faces squeezed by a strong turn (~60-75° yaw), found and verified on a horizontally stretched copy.
+
+        Foreshortening makes a turned face narrow; neither the detector nor the mesh (which aligns its crop by
+        a similarity) takes a face half as wide as tall for one. On a copy stretched by each of
+        ``still_stretches`` it looks like a frontal face to both; its faces are mapped back to the image.
+        Only large, confident candidates count (as on rotated passes), and only where no face was found.
+        """
+        faces: list[Face] = []
+        rejected: list[Rejection] = []
+        h, w = image.shape[:2]
+        for stretch in self.still_stretches:
+            wide = np.ascontiguousarray(cv2.resize(image, (round(w * stretch), h), interpolation=cv2.INTER_LINEAR))
+            if getattr(self.detector, "accepts_min_size", False):
+                candidates = self.detector.detect(wide, min_size=ROTATED_MIN_FACE * min(h, w))  # type: ignore[call-arg]
+            else:
+                candidates = self.detector.detect(wide)
+            candidates = [c for c in candidates if c.score >= MIN_SCORE_ROTATED]
+            result = self.verify(wide, candidates, [True] * len(candidates))
+            faces += [squeeze(f, stretch) for f in result.faces
+                      if all(not same_face(squeeze(f, stretch).box, k.box) for k in found + faces)]
+            rejected += [Rejection(squeeze_box(r.box, stretch), r.score, r.reason) for r in result.rejected]
+        return Analysis(faces, rejected)
+
+    def _still_verified(self, image: np.ndarray) -> Analysis:
+        """The verified faces of a still from every pass (upright, rotated, past the border, stretched)."""
+        result = self.verify(image, *self.detect_candidates(image))
+        if not self.still_stretches:
+            return result
+        turned = self._verify_stretched(image, result.faces)
+        return Analysis(result.faces + turned.faces, result.rejected + turned.rejected)
+
     def analyse_still_detailed(self, image: np.ndarray) -> Analysis:
         """Every verified face of an image (landmarks, identity, largest first) and the rejected candidates."""
-        result = self.verify(image, *self.detect_candidates(image))
+        result = self._still_verified(image)
         faces = result.faces
         if self.embedder is not None:
             faces = self.embedder.embed(image, faces)
@@ -207,8 +258,7 @@ class FaceAnalyser:
     def analyse(self, frame: np.ndarray) -> list[Face]:
         """Faces of one frame: a still analysis for images, tracked and smoothed faces for video."""
         if not self.video:
-            result = self.verify(frame, *self.detect_candidates(frame))
-            faces = result.faces
+            faces = self._still_verified(frame).faces
             if self.need_embeddings and self.embedder is not None:
                 faces = self.embedder.embed(frame, faces)
             return sorted(faces, key=lambda f: -f.area)

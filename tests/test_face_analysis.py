@@ -310,3 +310,65 @@ def test_triangle_facing_hides_the_far_cheek_of_a_turned_mesh(reference):
     hidden = turned.triangle_facing <= 0
     assert hidden[right_cheek].mean() > 0.5, hidden[right_cheek].mean()
     assert hidden[left_cheek].mean() < 0.1, hidden[left_cheek].mean()
+
+
+def two_people_clip(astronaut: np.ndarray, driver: np.ndarray, hidden: range) -> tuple[list[np.ndarray], list, list]:
+    """24 frames of two different people moving towards each other; the astronaut is hidden behind a grey board
+    in ``hidden`` frames and comes back out further right. Returns the frames and each person's box per frame
+    (None while hidden)."""
+    from conftest import ASTRONAUT_HEAD, DRIVER_HEAD
+
+    frames, first, second = [], [], []
+    for t in range(24):
+        canvas = np.full((360, 640, 3), 110, np.uint8)
+        ax = 40 + 4 * t + (60 if t >= hidden.stop else 0)
+        dx = 460 - 3 * t
+        paste(canvas, astronaut, ASTRONAUT_HEAD, (ax, 70), 130)
+        paste(canvas, driver, DRIVER_HEAD, (dx, 90), 130)
+        visible = t not in hidden
+        if not visible:
+            canvas[40:330, ax - 20 : ax + 160] = 90  # the board in front of her
+        frames.append(canvas)
+        first.append((ax, 70, ax + 130, 70 + 145) if visible else None)
+        second.append((dx, 90, dx + 130, 90 + 165))
+    return frames, first, second
+
+
+def changed(before: np.ndarray, after: np.ndarray, box) -> float:
+    x1, y1, x2, y2 = box
+    return float(np.abs(before[y1:y2, x1:x2].astype(np.int16) - after[y1:y2, x1:x2]).mean())
+
+
+def test_reference_mode_swaps_the_chosen_person_in_every_frame_she_shows_and_nobody_else(astronaut, driver):
+    """Two people in a clip; the chosen one is hidden for six frames and reappears elsewhere: she is swapped in
+    every frame she can be seen (from the first frame after she reappears), the other person in none."""
+    hidden = range(8, 14)
+    frames, hers, his = two_people_clip(astronaut, driver, hidden)
+    pipeline = Pipeline([driver], SwapOptions(face_selector_mode="reference"), reference=astronaut, video=True)
+    missed, wrong = [], []
+    for t, frame in enumerate(frames):
+        out = pipeline.process_frame(frame)
+        if hers[t] is not None and changed(frame, out, hers[t]) < 3:
+            missed.append(t)
+        if changed(frame, out, his[t]) > 0.5:
+            wrong.append(t)
+    assert missed == [] and wrong == [], (missed, wrong)
+
+
+def test_someone_else_stepping_into_a_hidden_persons_place_gets_a_track_of_their_own(astronaut, driver):
+    """The astronaut leaves (four empty frames) and the driver appears where she was: a new track, not hers."""
+    from conftest import ASTRONAUT_HEAD, DRIVER_HEAD
+
+    analyser = FaceAnalyser.from_options(SwapOptions(face_selector_mode="reference"), video=True)
+    ids: list[list[int | None]] = []
+    for t in range(16):
+        canvas = np.full((360, 640, 3), 110, np.uint8)
+        if t < 6:
+            paste(canvas, astronaut, ASTRONAUT_HEAD, (250, 90), 140)
+        elif t >= 10:
+            paste(canvas, driver, DRIVER_HEAD, (250, 80), 140)
+        ids.append([f.track_id for f in analyser.analyse(canvas)])
+    hers = {i for frame in ids[:6] for i in frame}
+    his = {i for frame in ids[10:] for i in frame}
+    assert len(hers) == 1 and len(his) == 1 and not hers & his, ids
+    assert all(len(frame) == 1 for frame in ids[:6] + ids[10:]), ids

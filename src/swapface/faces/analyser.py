@@ -273,13 +273,15 @@ class FaceAnalyser:
         carried = [self._carry(t.face.with_(track_id=t.track_id), follow if t.lost == 0 else None)
                    for t in self.tracker.tracks if t.lost <= 2]
         faces = self._landmark(frame, carried) if carried else []
-        if index % self.detect_every == 0 or not faces:
+        # a person who went missing (hidden, turned away) is looked for every frame until found or forgotten, so a
+        # face that reappears is swapped from its first frame back; new faces are looked for every few frames
+        if index % self.detect_every == 0 or not faces or self.tracker.missing():
             fresh = self.verify(frame, _untracked(self._redetect(frame, faces), faces)).faces
             faces, _ = collapse(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
         self._previous_frame = frame
-        seen = self.tracker.update(faces, follow)
+        seen = self.tracker.update(faces, follow, getattr(self.embedder, "match_distance", None))
         out = []
         for track in seen:
             face = track.face

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -13,7 +12,6 @@ import numpy as np
 from swapface.faces.face import Face
 from swapface.faces.flow import follow as follow_points
 from swapface.faces.interfaces import FaceDetector, FaceEmbedder, FaceLandmarker
-from swapface.faces.mediapipe import keypoints_from_mesh
 from swapface.faces.registry import build_detector, build_embedder
 from swapface.faces.tracker import FaceTracker
 from swapface.faces.verification import (
@@ -264,14 +262,8 @@ class FaceAnalyser:
             return sorted(faces, key=lambda f: -f.area)
         index = self._frame
         self._frame += 1
-        previous = self._previous_frame
-        follow = None
-        if self.optical_flow and previous is not None and previous.shape == frame.shape:
-            follow = _memo(partial(follow_points, previous, frame))
-        # re-fit every live track on a crop aligned from its landmarks carried into this frame by the flow
-        # (from its previous landmarks without flow), then look for new faces now and then
-        carried = [self._carry(t.face.with_(track_id=t.track_id), follow if t.lost == 0 else None)
-                   for t in self.tracker.tracks if t.lost <= 2]
+        # re-fit every live track from its previous landmarks, then look for new faces now and then
+        carried = [t.face.with_(track_id=t.track_id) for t in self.tracker.tracks if t.lost <= 2]
         faces = self._landmark(frame, carried) if carried else []
         # a person who went missing (hidden, turned away) is looked for every frame until found or forgotten, so a
         # face that reappears is swapped from its first frame back; new faces are looked for every few frames
@@ -280,6 +272,10 @@ class FaceAnalyser:
             faces, _ = collapse(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
+        previous = self._previous_frame
+        follow = None
+        if self.optical_flow and previous is not None and previous.shape == frame.shape:
+            follow = partial(follow_points, previous, frame)
         self._previous_frame = frame
         seen = self.tracker.update(faces, follow, getattr(self.embedder, "match_distance", None))
         out = []
@@ -289,14 +285,6 @@ class FaceAnalyser:
                 face = face.with_(embedding=track.embedding)
             out.append(face)
         return sorted(out, key=lambda f: -f.area)
-
-    @staticmethod
-    def _carry(face: Face, follow: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None) -> Face:
-        """A tracked face moved into this frame by the flow, so the mesh is fitted on a crop that follows the head."""
-        if follow is None or face.landmarks is None or len(face.landmarks) != 468:
-            return face
-        flowed, _ = follow(face.landmarks, max(face.interocular, 1.0))
-        return face.with_(keypoints=keypoints_from_mesh(flowed))
 
     def _redetect(self, frame: np.ndarray, tracked: list[Face]) -> list[Face]:
         """Detection on a video frame; only faces that could be chosen when just the largest one is swapped."""
@@ -336,16 +324,3 @@ def _untracked(detected: list[Face], tracked: list[Face]) -> list[Face]:
 
     return [d for d in detected if all(box_iou(d.box, t.box) < TRACKED_IOU for t in tracked)]
 
-
-def _memo(follow: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]) -> Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]:
-    """The flow of each point set computed once per frame (the crop alignment and the fusion both need it)."""
-    done: dict[int, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
-
-    def cached(points: np.ndarray, interocular: float) -> tuple[np.ndarray, np.ndarray]:
-        hit = done.get(id(points))
-        if hit is None or hit[0] is not points:
-            hit = (points, follow(points, interocular))
-            done[id(points)] = hit
-        return hit[1]
-
-    return cached

@@ -76,8 +76,10 @@ class FaceAnalyser:
     """Finds faces with every stage replaceable.
 
     Stills: full detection pyramid on the image turned by each of ``still_quarter_turns`` (faces at any
-    roll), every candidate verified on its refined mesh (``swapface.faces.verification``), identity. Video: a full detection every ``detect_every``
-    frames; in between each track's mesh is re-fitted from its last landmarks (as MediaPipe does),
+    roll), on a black-framed copy (faces cut by the border) and on copies stretched by ``still_stretches``
+    (faces turned ~70°), every candidate verified on its refined mesh (``swapface.faces.verification``),
+    identity. Video: a full detection every ``detect_every`` frames, and every frame while a tracked face is
+    missing; in between each track's mesh is re-fitted from its last landmarks (as MediaPipe does),
     which is several times cheaper; identities are refreshed every ``embed_every`` frames per track.
     With ``largest_only`` (selector mode ``one``) a re-detection while faces are tracked does not look
     for faces narrower than half the largest tracked one (they could not be chosen), which skips the

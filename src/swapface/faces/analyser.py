@@ -267,10 +267,15 @@ class FaceAnalyser:
         # re-fit every live track from its previous landmarks, then look for new faces now and then
         carried = [t.face.with_(track_id=t.track_id) for t in self.tracker.tracks if t.lost <= 2]
         faces = self._landmark(frame, carried) if carried else []
-        # a person who went missing (hidden, turned away) is looked for every frame until found or forgotten, so a
-        # face that reappears is swapped from its first frame back; new faces are looked for every few frames
-        if index % self.detect_every == 0 or not faces or self.tracker.missing():
-            fresh = self.verify(frame, _untracked(self._redetect(frame, faces), faces)).faces
+        # new faces are looked for every few frames; a person who went missing (hidden, turned away) is looked for
+        # every frame around where they were last seen, so a face that reappears is swapped from its first frame back
+        candidates = None
+        if index % self.detect_every == 0 or not faces:
+            candidates = self._redetect(frame, faces)
+        elif any(t.lost > 0 for t in self.tracker.tracks):
+            candidates = self._look_again(frame, [t.face for t in self.tracker.tracks if t.lost > 0])
+        if candidates is not None:
+            fresh = self.verify(frame, _untracked(candidates, faces)).faces
             faces, _ = collapse(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
@@ -295,6 +300,27 @@ class FaceAnalyser:
         widest = max(float(f.box[2] - f.box[0]) for f in tracked)
         return self.detector.detect(frame, min_size=widest / 2)  # type: ignore[call-arg]
 
+    def _look_again(self, frame: np.ndarray, missing: list[Face]) -> list[Face]:
+        """Detection around where each missing face was last seen (its box grown by ``LOOK_AGAIN_MARGIN`` box
+        widths on each side), for faces of about its size: a fraction of a whole-frame detection's cost."""
+        h, w = frame.shape[:2]
+        out: list[Face] = []
+        for face in missing:
+            grow = LOOK_AGAIN_MARGIN * max(face.width, face.height)
+            x1, y1 = max(0, int(face.box[0] - grow)), max(0, int(face.box[1] - grow))
+            x2, y2 = min(w, int(face.box[2] + grow) + 1), min(h, int(face.box[3] + grow) + 1)
+            if x2 - x1 < 16 or y2 - y1 < 16:
+                continue
+            crop = np.ascontiguousarray(frame[y1:y2, x1:x2])
+            if getattr(self.detector, "accepts_min_size", False):
+                found = self.detector.detect(crop, min_size=face.width / 2)  # type: ignore[call-arg]
+            else:
+                found = self.detector.detect(crop)
+            shift = np.array([x1, y1], np.float32)
+            out += [f.with_(box=(f.box + np.tile(shift, 2)).astype(np.float32), keypoints=(f.keypoints + shift).astype(np.float32))
+                    for f in found]
+        return out
+
     def _embed_some(self, frame: np.ndarray, faces: list[Face], index: int) -> list[Face]:
         """Embed only faces whose track has no recent identity (embedding is the costly stage)."""
         assert self.embedder is not None
@@ -317,6 +343,7 @@ class FaceAnalyser:
 ROTATED_MIN_FACE = 0.08  # rotated passes look for faces at least this share of the image's short side
 BORDER_MARGIN = 0.25  # black frame around a still for faces cut by its border, in long sides
 BORDER_PASS_SIZE = 512  # long side (pixels) the framed copy is scaled down to
+LOOK_AGAIN_MARGIN = 1.0  # a missing face is looked for within this many of its box sizes of where it was last seen
 TRACKED_IOU = 0.6  # a detection overlapping a tracked face this much is that face (its mesh would be deduped)
 
 

@@ -77,10 +77,6 @@ class FaceTracker:
         self.tracks = []
         self._next_id = 1
 
-    def missing(self) -> bool:
-        """Whether a face tracked until recently was not seen in the last frame (and is not forgotten yet)."""
-        return any(t.lost > 0 for t in self.tracks)
-
     def _score(self, track: Track, face: Face, identity_limit: float | None = None) -> float:
         """How well a face continues a track: box overlap, plus a bonus for the same identity. A track that was
         lost (its person hidden or gone) is continued only by a face of the same identity when both have one:

@@ -248,3 +248,127 @@ def test_carphone_swap_wobbles_less_with_flow_tracked_landmarks_and_still_follow
     tracked, ratio = swap_jitter(frames, astronaut, optical_flow=True)
     assert tracked < 0.85 * filtered, (tracked, filtered)
     assert 0.9 <= ratio <= 1.1, ratio
+
+
+def turned_about_vertical_axis(image: np.ndarray, centre: np.ndarray, degrees: float) -> np.ndarray:
+    """The homography of the image plane turned ``degrees`` about a vertical axis through ``centre``, seen by a
+    camera 600 px away: the face is foreshortened as a strongly turned head is (cos 70° = a third as wide)."""
+    cx, cy = float(centre[0]), float(centre[1])
+    src = np.float32([[cx - 100, cy - 100], [cx + 100, cy - 100], [cx + 100, cy + 100], [cx - 100, cy + 100]])
+    theta, focal = np.radians(degrees), 600.0
+    dst = [[cx + focal * (x - cx) * np.cos(theta) / (focal + (x - cx) * np.sin(theta)),
+            cy + focal * (y - cy) / (focal + (x - cx) * np.sin(theta))] for x, y in src]
+    return cv2.getPerspectiveTransform(src, np.float32(dst))
+
+
+def test_a_face_turned_70_degrees_is_found_with_landmarks_that_follow_the_turn(astronaut, still, reference):
+    h = turned_about_vertical_axis(astronaut, reference.center, 70)
+    image = cv2.warpPerspective(astronaut, h, astronaut.shape[1::-1], borderValue=(90, 90, 90))
+    faces = still.analyse_still(image)
+    assert len(faces) == 1
+    wanted = cv2.perspectiveTransform(reference.landmarks.reshape(-1, 1, 2), h).reshape(-1, 2)
+    # in eye distances of the face before the turn (the turn leaves its height, and so its scale, as it was)
+    error = error_in_iod(faces[0].landmarks, wanted, reference.interocular)
+    assert error < 0.09, error
+    assert faces[0].width < 0.5 * reference.width
+
+
+@pytest.mark.parametrize("part", [(0.0, 0.45, 0.5, 1.0), (0.62, 0.2, 1.0, 0.9)], ids=["lower-left", "right-third"])
+def test_a_partly_hidden_face_is_found_with_its_visible_landmarks_in_place(astronaut, still, reference, part):
+    x1, y1, x2, y2 = reference.box
+    w, h = x2 - x1, y2 - y1
+    px1, py1, px2, py2 = (int(x1 + part[0] * w), int(y1 + part[1] * h), int(x1 + part[2] * w), int(y1 + part[3] * h))
+    image = astronaut.copy()
+    image[py1:py2, px1:px2] = cv2.resize(data.coffee(), (px2 - px1, py2 - py1))  # a hand-sized patch of a cup
+    faces = still.analyse_still(image)
+    assert len(faces) == 1
+    pts = reference.landmarks
+    visible = ~((pts[:, 0] >= px1) & (pts[:, 0] < px2) & (pts[:, 1] >= py1) & (pts[:, 1] < py2))
+    assert 0.5 < visible.mean() < 0.85
+    error = error_in_iod(faces[0].landmarks[visible], pts[visible], reference.interocular)
+    assert error < 0.06, error
+
+
+def test_triangle_facing_hides_the_far_cheek_of_a_turned_mesh(reference):
+    """The astronaut's 3D mesh turned 70° about the vertical axis (nose to the image's right): the image-right
+    cheek turns away from the camera (most of its triangles hidden), the image-left one stays in view."""
+    from swapface.geometry.face_topology import face_topology
+
+    facing = reference.triangle_facing
+    triangles = face_topology().triangles
+    assert facing is not None and facing.shape == (len(triangles),)
+    assert float(np.mean(facing > 0)) > 0.95  # a frontal face: nearly all of the mesh faces the camera
+    points = np.c_[reference.landmarks, reference.depth] - np.r_[reference.center, 0.0]
+    theta = np.radians(70)
+    turn = np.array([[np.cos(theta), 0, -np.sin(theta)], [0, 1, 0], [np.sin(theta), 0, np.cos(theta)]])
+    turned_points = points @ turn.T
+    turned = reference.with_(landmarks=turned_points[:, :2].astype(np.float32), depth=turned_points[:, 2].astype(np.float32))
+    assert turned.pose is not None and 60 < turned.pose.yaw < 80
+    centres = reference.landmarks[triangles].mean(1)
+    right_cheek = centres[:, 0] > reference.center[0] + 0.6 * reference.interocular
+    left_cheek = centres[:, 0] < reference.center[0] - 0.6 * reference.interocular
+    hidden = turned.triangle_facing <= 0
+    assert hidden[right_cheek].mean() > 0.5, hidden[right_cheek].mean()
+    assert hidden[left_cheek].mean() < 0.1, hidden[left_cheek].mean()
+
+
+def two_people_clip(astronaut: np.ndarray, driver: np.ndarray, hidden: range) -> tuple[list[np.ndarray], list, list]:
+    """24 frames of two different people moving towards each other; the astronaut is hidden behind a grey board
+    in ``hidden`` frames and comes back out further right. Returns the frames and each person's box per frame
+    (None while hidden)."""
+    from conftest import ASTRONAUT_HEAD, DRIVER_HEAD
+
+    frames, first, second = [], [], []
+    for t in range(24):
+        canvas = np.full((360, 640, 3), 110, np.uint8)
+        ax = 40 + 4 * t + (60 if t >= hidden.stop else 0)
+        dx = 460 - 3 * t
+        paste(canvas, astronaut, ASTRONAUT_HEAD, (ax, 70), 130)
+        paste(canvas, driver, DRIVER_HEAD, (dx, 90), 130)
+        visible = t not in hidden
+        if not visible:
+            canvas[40:330, ax - 20 : ax + 160] = 90  # the board in front of her
+        frames.append(canvas)
+        first.append((ax, 70, ax + 130, 70 + 145) if visible else None)
+        second.append((dx, 90, dx + 130, 90 + 165))
+    return frames, first, second
+
+
+def changed(before: np.ndarray, after: np.ndarray, box) -> float:
+    x1, y1, x2, y2 = box
+    return float(np.abs(before[y1:y2, x1:x2].astype(np.int16) - after[y1:y2, x1:x2]).mean())
+
+
+def test_reference_mode_swaps_the_chosen_person_in_every_frame_she_shows_and_nobody_else(astronaut, driver):
+    """Two people in a clip; the chosen one is hidden for six frames and reappears elsewhere: she is swapped in
+    every frame she can be seen (from the first frame after she reappears), the other person in none."""
+    hidden = range(8, 14)
+    frames, hers, his = two_people_clip(astronaut, driver, hidden)
+    pipeline = Pipeline([driver], SwapOptions(face_selector_mode="reference"), reference=astronaut, video=True)
+    missed, wrong = [], []
+    for t, frame in enumerate(frames):
+        out = pipeline.process_frame(frame)
+        if hers[t] is not None and changed(frame, out, hers[t]) < 3:
+            missed.append(t)
+        if changed(frame, out, his[t]) > 0.5:
+            wrong.append(t)
+    assert missed == [] and wrong == [], (missed, wrong)
+
+
+def test_someone_else_stepping_into_a_hidden_persons_place_gets_a_track_of_their_own(astronaut, driver):
+    """The astronaut leaves (four empty frames) and the driver appears where she was: a new track, not hers."""
+    from conftest import ASTRONAUT_HEAD, DRIVER_HEAD
+
+    analyser = FaceAnalyser.from_options(SwapOptions(face_selector_mode="reference"), video=True)
+    ids: list[list[int | None]] = []
+    for t in range(16):
+        canvas = np.full((360, 640, 3), 110, np.uint8)
+        if t < 6:
+            paste(canvas, astronaut, ASTRONAUT_HEAD, (250, 90), 140)
+        elif t >= 10:
+            paste(canvas, driver, DRIVER_HEAD, (250, 80), 140)
+        ids.append([f.track_id for f in analyser.analyse(canvas)])
+    hers = {i for frame in ids[:6] for i in frame}
+    his = {i for frame in ids[10:] for i in frame}
+    assert len(hers) == 1 and len(his) == 1 and not hers & his, ids
+    assert all(len(frame) == 1 for frame in ids[:6] + ids[10:]), ids

@@ -20,6 +20,7 @@ from swapface.faces.verification import (
     collapse,
     judge,
     landmark_confidence,
+    same_face,
     trusted_presence,
 )
 
@@ -55,12 +56,30 @@ def unrotate(face: Face, quarter_turns: int, shape: tuple[int, ...]) -> Face:
     return face.with_(box=box, keypoints=back(face.keypoints))
 
 
+def squeeze_box(box: np.ndarray, stretch: float) -> np.ndarray:
+    """A box found on a copy stretched horizontally by ``stretch``, in the image's own coordinates."""
+    return (np.asarray(box, np.float32) / np.array([stretch, 1, stretch, 1], np.float32)).astype(np.float32)
+
+
+def squeeze(face: Face, stretch: float) -> Face:
+    """A face found on a copy stretched horizontally by ``stretch``, in the image's own coordinates."""
+    scale = np.array([1 / stretch, 1], np.float32)
+
+    def back(points: np.ndarray | None) -> np.ndarray | None:
+        return None if points is None else (np.asarray(points, np.float32) * scale).astype(np.float32)
+
+    return face.with_(box=squeeze_box(face.box, stretch), keypoints=back(face.keypoints), landmarks=back(face.landmarks),
+                      detector_keypoints=back(face.detector_keypoints))
+
+
 class FaceAnalyser:
     """Finds faces with every stage replaceable.
 
     Stills: full detection pyramid on the image turned by each of ``still_quarter_turns`` (faces at any
-    roll), every candidate verified on its refined mesh (``swapface.faces.verification``), identity. Video: a full detection every ``detect_every``
-    frames; in between each track's mesh is re-fitted from its last landmarks (as MediaPipe does),
+    roll), on a black-framed copy (faces cut by the border) and on copies stretched by ``still_stretches``
+    (faces turned ~70°), every candidate verified on its refined mesh (``swapface.faces.verification``),
+    identity. Video: a full detection every ``detect_every`` frames, and every frame while a tracked face is
+    missing; in between each track's mesh is re-fitted from its last landmarks (as MediaPipe does),
     which is several times cheaper; identities are refreshed every ``embed_every`` frames per track.
     With ``largest_only`` (selector mode ``one``) a re-detection while faces are tracked does not look
     for faces narrower than half the largest tracked one (they could not be chosen), which skips the
@@ -82,6 +101,7 @@ class FaceAnalyser:
         still_quarter_turns: tuple[int, ...] = (0, 1, 2, 3),
         border_pass: bool = True,
         optical_flow: bool = True,
+        still_stretches: tuple[float, ...] = (2.0,),
     ) -> None:
         self.detector = detector
         self.landmarker = landmarker
@@ -93,6 +113,7 @@ class FaceAnalyser:
         self.largest_only = largest_only
         self.still_quarter_turns = still_quarter_turns
         self.border_pass = border_pass
+        self.still_stretches = still_stretches
         self.optical_flow = optical_flow
         self._previous_frame: np.ndarray | None = None
         self.tracker = FaceTracker(fps=fps)
@@ -190,9 +211,41 @@ class FaceAnalyser:
                 out.append(face.with_(box=box.astype(np.float32), keypoints=((face.keypoints - pad) / scale).astype(np.float32)))
         return out
 
+    def _verify_stretched(self, image: np.ndarray, found: list[Face]) -> Analysis:
+        """Faces squeezed by a strong turn (~60-75° yaw), found and verified on a horizontally stretched copy.
+
+        Foreshortening makes a turned face narrow; neither the detector nor the mesh (which aligns its crop by
+        a similarity) takes a face half as wide as tall for one. On a copy stretched by each of
+        ``still_stretches`` it looks like a frontal face to both; its faces are mapped back to the image.
+        Only large, confident candidates count (as on rotated passes), and only where no face was found.
+        """
+        faces: list[Face] = []
+        rejected: list[Rejection] = []
+        h, w = image.shape[:2]
+        for stretch in self.still_stretches:
+            wide = np.ascontiguousarray(cv2.resize(image, (round(w * stretch), h), interpolation=cv2.INTER_LINEAR))
+            if getattr(self.detector, "accepts_min_size", False):
+                candidates = self.detector.detect(wide, min_size=ROTATED_MIN_FACE * min(h, w))  # type: ignore[call-arg]
+            else:
+                candidates = self.detector.detect(wide)
+            candidates = [c for c in candidates if c.score >= MIN_SCORE_ROTATED]
+            result = self.verify(wide, candidates, [True] * len(candidates))
+            faces += [squeeze(f, stretch) for f in result.faces
+                      if all(not same_face(squeeze(f, stretch).box, k.box) for k in found + faces)]
+            rejected += [Rejection(squeeze_box(r.box, stretch), r.score, r.reason) for r in result.rejected]
+        return Analysis(faces, rejected)
+
+    def _still_verified(self, image: np.ndarray) -> Analysis:
+        """The verified faces of a still from every pass (upright, rotated, past the border, stretched)."""
+        result = self.verify(image, *self.detect_candidates(image))
+        if not self.still_stretches:
+            return result
+        turned = self._verify_stretched(image, result.faces)
+        return Analysis(result.faces + turned.faces, result.rejected + turned.rejected)
+
     def analyse_still_detailed(self, image: np.ndarray) -> Analysis:
         """Every verified face of an image (landmarks, identity, largest first) and the rejected candidates."""
-        result = self.verify(image, *self.detect_candidates(image))
+        result = self._still_verified(image)
         faces = result.faces
         if self.embedder is not None:
             faces = self.embedder.embed(image, faces)
@@ -205,8 +258,7 @@ class FaceAnalyser:
     def analyse(self, frame: np.ndarray) -> list[Face]:
         """Faces of one frame: a still analysis for images, tracked and smoothed faces for video."""
         if not self.video:
-            result = self.verify(frame, *self.detect_candidates(frame))
-            faces = result.faces
+            faces = self._still_verified(frame).faces
             if self.need_embeddings and self.embedder is not None:
                 faces = self.embedder.embed(frame, faces)
             return sorted(faces, key=lambda f: -f.area)
@@ -215,10 +267,17 @@ class FaceAnalyser:
         # re-fit every live track from its previous landmarks, then look for new faces now and then
         carried = [t.face.with_(track_id=t.track_id) for t in self.tracker.tracks if t.lost <= 2]
         faces = self._landmark(frame, carried) if carried else []
+        # new faces are looked for every few frames; a person who went missing (hidden, turned away) is looked for
+        # every frame around where they were last seen, so a face that reappears is swapped from its first frame back
+        fresh: list[Face] | None = None
         if index % self.detect_every == 0 or not faces:
             fresh = self._largest_first(frame) if not faces else []
             if not fresh or self._passes_left(frame, fresh):
                 fresh += self.verify(frame, _untracked(self._redetect(frame, faces + fresh), faces + fresh)).faces
+        elif any(t.lost > 0 for t in self.tracker.tracks):
+            lost = [t.face for t in self.tracker.tracks if t.lost > 0]
+            fresh = self.verify(frame, _untracked(self._look_again(frame, lost), faces)).faces
+        if fresh is not None:
             faces, _ = collapse(faces + fresh)
         if self.need_embeddings and self.embedder is not None:
             faces = self._embed_some(frame, faces, index)
@@ -227,7 +286,7 @@ class FaceAnalyser:
         if self.optical_flow and previous is not None and previous.shape == frame.shape:
             follow = partial(follow_points, previous, frame)
         self._previous_frame = frame
-        seen = self.tracker.update(faces, follow)
+        seen = self.tracker.update(faces, follow, getattr(self.embedder, "match_distance", None))
         out = []
         for track in seen:
             face = track.face
@@ -260,6 +319,27 @@ class FaceAnalyser:
         widest = max(float(f.box[2] - f.box[0]) for f in tracked)
         return self.detector.detect(frame, min_size=widest / 2)  # type: ignore[call-arg]
 
+    def _look_again(self, frame: np.ndarray, missing: list[Face]) -> list[Face]:
+        """Detection around where each missing face was last seen (its box grown by ``LOOK_AGAIN_MARGIN`` box
+        widths on each side), for faces of about its size: a fraction of a whole-frame detection's cost."""
+        h, w = frame.shape[:2]
+        out: list[Face] = []
+        for face in missing:
+            grow = LOOK_AGAIN_MARGIN * max(face.width, face.height)
+            x1, y1 = max(0, int(face.box[0] - grow)), max(0, int(face.box[1] - grow))
+            x2, y2 = min(w, int(face.box[2] + grow) + 1), min(h, int(face.box[3] + grow) + 1)
+            if x2 - x1 < 16 or y2 - y1 < 16:
+                continue
+            crop = np.ascontiguousarray(frame[y1:y2, x1:x2])
+            if getattr(self.detector, "accepts_min_size", False):
+                found = self.detector.detect(crop, min_size=face.width / 2)  # type: ignore[call-arg]
+            else:
+                found = self.detector.detect(crop)
+            shift = np.array([x1, y1], np.float32)
+            out += [f.with_(box=(f.box + np.tile(shift, 2)).astype(np.float32), keypoints=(f.keypoints + shift).astype(np.float32))
+                    for f in found]
+        return out
+
     def _embed_some(self, frame: np.ndarray, faces: list[Face], index: int) -> list[Face]:
         """Embed only faces whose track has no recent identity (embedding is the costly stage)."""
         assert self.embedder is not None
@@ -282,6 +362,7 @@ class FaceAnalyser:
 ROTATED_MIN_FACE = 0.08  # rotated passes look for faces at least this share of the image's short side
 BORDER_MARGIN = 0.25  # black frame around a still for faces cut by its border, in long sides
 BORDER_PASS_SIZE = 512  # long side (pixels) the framed copy is scaled down to
+LOOK_AGAIN_MARGIN = 1.0  # a missing face is looked for within this many of its box sizes of where it was last seen
 TRACKED_IOU = 0.6  # a detection overlapping a tracked face this much is that face (its mesh would be deduped)
 
 
@@ -290,3 +371,4 @@ def _untracked(detected: list[Face], tracked: list[Face]) -> list[Face]:
     from swapface.faces.tracker import box_iou
 
     return [d for d in detected if all(box_iou(d.box, t.box) < TRACKED_IOU for t in tracked)]
+

@@ -27,7 +27,8 @@ class Face:
     extent: FaceFusion crops 2DFAN4's input from the detector's box.
     ``landmark_confidence`` (0..1) says how far the mesh can be trusted: the face-presence score of the
     refined fit, lowered when the refit moved the landmarks (see ``swapface.faces.verification``).
-    ``pose`` is the head's yaw, pitch and roll in degrees, read off the 3D mesh (``landmarks`` + ``depth``).
+    ``pose`` is the head's yaw, pitch and roll in degrees, read off the 3D mesh (``landmarks`` + ``depth``);
+    ``triangle_facing`` how much each mesh triangle faces the camera (its visibility).
     """
 
     box: np.ndarray
@@ -65,6 +66,18 @@ class Face:
         from swapface.faces.pose import head_pose
 
         return head_pose(self.landmarks, self.depth)
+
+    @property
+    def triangle_facing(self) -> np.ndarray | None:
+        """Per triangle of the shared mesh topology (``swapface.geometry.face_topology``), the cosine between its
+        normal and the direction to the camera: 1 faces the camera, ≤ 0 is turned away (hidden); None without a
+        mesh and its depth. The renderer computes visibility the same way (``geometry.shading.triangle_facing``)."""
+        if self.landmarks is None or self.depth is None or len(self.landmarks) != 468:
+            return None
+        from swapface.geometry.face_topology import face_topology
+        from swapface.geometry.shading import mesh_points, triangle_facing
+
+        return triangle_facing(mesh_points(self.landmarks, self.depth), face_topology().triangles)
 
     @property
     def interocular(self) -> float:

@@ -77,19 +77,26 @@ class FaceTracker:
         self.tracks = []
         self._next_id = 1
 
-    def _score(self, track: Track, face: Face) -> float:
+    def _score(self, track: Track, face: Face, identity_limit: float | None = None) -> float:
+        """How well a face continues a track: box overlap, plus a bonus for the same identity. A track that was
+        lost (its person hidden or gone) is continued only by a face of the same identity when both have one:
+        someone else stepping into the place of a hidden person is a new track."""
         iou = box_iou(track.face.box, face.box)
         if track.embedding is not None and face.embedding is not None:
-            iou += max(0.0, 0.5 - identity_distance(track.embedding, face.embedding))
+            distance = identity_distance(track.embedding, face.embedding)
+            if track.lost > 0 and identity_limit is not None and distance > identity_limit:
+                return -1.0
+            iou += max(0.0, 0.5 - distance)
         return iou
 
-    def update(self, faces: list[Face], follow: Follow | None = None) -> list[Track]:
+    def update(self, faces: list[Face], follow: Follow | None = None, identity_limit: float | None = None) -> list[Track]:
         """Match this frame's faces to tracks; returns the tracks seen in this frame (smoothed faces inside).
 
-        ``follow(points, interocular)`` carries points of the previous frame into this one (optical flow).
+        ``follow(points, interocular)`` carries points of the previous frame into this one (optical flow);
+        ``identity_limit`` is the embedder's same-person distance (lost tracks are re-identified by it).
         """
         pairs = sorted(
-            ((self._score(t, f), ti, fi) for ti, t in enumerate(self.tracks) for fi, f in enumerate(faces)),
+            ((self._score(t, f, identity_limit), ti, fi) for ti, t in enumerate(self.tracks) for fi, f in enumerate(faces)),
             reverse=True,
         )
         used_t: set[int] = set()

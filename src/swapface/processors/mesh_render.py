@@ -59,6 +59,7 @@ ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and
 # source skin's own shading, an identity cue; all of the colour change is needed to follow a colour cast
 TONE_STRENGTH = np.array([0.7, 1.0, 1.0], np.float32)
 LOCAL_TONE_SCALE = 0.4  # inter-ocular distances: the scale above which tone and light follow the target's skin
+BROAD_TONE_SCALE = 0.8  # inter-ocular distances: the scale above which all of the change of lightness is taken
 MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their height
 CHROMA_NOISE = 0.01  # added to both chromaticity spreads: a flat-coloured target does not erase all colour
 CHROMA_DARK_FLOOR = 8.0  # CIELAB lightness under which a pixel's chromaticity is measured as at this lightness
@@ -538,8 +539,12 @@ def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
                   for lab, lp in ((source_lab, source_lp), (target_lab, target_lp))]
         gain = float(np.clip(spread[1] / spread[0], CHROMA_GAIN_FLOOR, 1.0))
     skin = source_skin[..., None]
-    change = (target_mean - source_mean)[..., :1]
-    lightness = (TONE_STRENGTH[0] * (skin + 0.5 * (1 - skin)) * change).astype(np.float32)
+    change = (target_mean - source_mean)[..., 0]
+    # all of the face-wide change of lightness (the face meets the neck and forehead), a share of the finer one
+    # (the source's own shading of cheekbones and nose is an identity cue)
+    broad = cv2.GaussianBlur(change, (0, 0), BROAD_TONE_SCALE * iod)
+    lightness = broad + TONE_STRENGTH[0] * (change - broad)
+    lightness = ((skin + 0.5 * (1 - skin)) * lightness[..., None]).astype(np.float32)
     return _Tone(lightness, _chromaticity(source_mean).astype(np.float32),
                  _chromaticity(target_mean).astype(np.float32), gain)
 

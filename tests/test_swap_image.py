@@ -84,11 +84,10 @@ def test_small_rotated_and_cut_off_faces_are_swapped(astronaut, driver, analyser
         assert region_changed(canvas, result, face.box) > 2.0
 
 
-def test_several_source_photos_use_the_one_whose_pose_matches(astronaut, driver):
-    from swapface.processors.mesh_swapper import MeshSwapper
-
-    pipe = Pipeline([astronaut, driver], SwapOptions())
-    swapper = next(p for p in pipe.processors if isinstance(p, MeshSwapper))
+@pytest.mark.parametrize("model", ["mesh3d", "mesh"])
+def test_several_source_photos_use_the_one_whose_pose_matches(astronaut, driver, model):
+    pipe = Pipeline([astronaut, driver], SwapOptions(face_swapper_model=model))
+    swapper = pipe.processors[0]
     swapper._prepare(pipe.source)
     for index, image in enumerate((astronaut, driver)):
         target = pipe.analyser.analyse_still(image)[0]

@@ -53,7 +53,7 @@ DRAW_FACING = 0.12  # a target triangle facing the camera less than this (cosine
 OWN_FACING = (0.0, 0.3)  # a source triangle facing less than the second takes the mirror side's texture where
                          # that faces the camera better (fully when better by the span); under the first: unusable
 SKIN_CHROMA_LIMIT = 0.45  # log-chroma distance from the source's skin beyond which a skin pixel is foreign
-DETAIL_MARGIN = 1.4  # an overlay this much sharper than the target is softened (a crisp photo on soft video)
+DETAIL_MARGIN = 1.15  # an overlay this much sharper than the target is softened (a crisp photo on soft video)
 ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and masks are worked out
 # share of the tone change applied to lightness and to colour: all of the lightness change wipes the
 # source skin's own shading, an identity cue; all of the colour change is needed to follow a colour cast

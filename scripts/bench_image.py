@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench_image.py [--repeats 30]
 
 Stages: detection (single 128 pass, as used per frame in video, and the still-image pyramid), mesh
-landmarks, identity embedding, swap + blend, and the per-frame analysis cost of video mode (tracking).
+landmarks, identity embedding, swap + blend (both built-in swappers), and the per-frame analysis cost of video mode (tracking).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
     meshed = mesh.landmark(frame, faces)
 
     pipe = Pipeline([source], SwapOptions())
-    swapper = pipe.processors[0]
+    plain = Pipeline([source], SwapOptions(face_swapper_model="mesh"))
     video = FaceAnalyser.from_options(SwapOptions(), video=True)
     embedder = pipe.analyser.embedder
 
@@ -59,7 +59,8 @@ def main() -> None:
         "mesh landmarks (468 points)": median_ms(lambda: mesh.landmark(frame, faces), args.repeats),
         "identity embedding (dlib, only for reference mode)": median_ms(lambda: embedder.embed(frame, meshed), max(5, args.repeats // 3)),
         "video analysis per frame (tracked: mesh + detect every 6th)": median_ms(lambda: video.analyse(frame), args.repeats),
-        "swap + blend (mesh swapper)": median_ms(lambda: swapper.process(frame, meshed, pipe.source), args.repeats),
+        "swap + blend (mesh3d, the default)": median_ms(lambda: pipe.processors[0].process(frame, meshed, pipe.source), args.repeats),
+        "swap + blend (mesh, the plain 2D warp)": median_ms(lambda: plain.processors[0].process(frame, meshed, plain.source), args.repeats),
         "whole pipeline, still image (1 face)": median_ms(lambda: pipe.process_frame(frame), max(5, args.repeats // 3)),
     }
     print(f"# {platform.machine()} {platform.processor() or ''} — {date.today()} — 1280x720, 1 face, median of {args.repeats}")

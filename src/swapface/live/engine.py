@@ -35,7 +35,8 @@ NOT_LIVE = frozenset({
     "output_video_preset", "output_video_fps", "output_video_resolution", "trim_frame_start", "trim_frame_end",
     "skip_audio", "chunk_seconds", "mark_output",
 })
-LIVE_DEFAULTS: dict[str, Any] = {"label_output": True}
+# Latency first: the plain mesh warp renders a face in about 8 ms (mesh3d about 20-30 ms); a session may ask for mesh3d.
+LIVE_DEFAULTS: dict[str, Any] = {"label_output": True, "face_swapper_model": "mesh"}
 WARM_SIZES = ((480, 640), (720, 1280))  # camera frame shapes the detector is run on once, before any stream
 SOURCES_KEPT = 16  # source photo analyses a process remembers
 

@@ -105,7 +105,8 @@ def test_owner_scoping_usage_and_idempotency(store):
 
         conn.execute(jobs.update().values(frames=100, compute_seconds=4.0))
     assert store.usage("alice", 0, time.time() + 1) == {"jobs": 1, "frames": 100, "compute_seconds": 4.0,
-                                                         "gpu_seconds": 0.0}
+                                                         "gpu_seconds": 0.0, "live_sessions": 0, "live_frames": 0,
+                                                         "live_compute_seconds": 0.0}
 
 
 def test_failures_command_summarises_and_exports(tmp_path, monkeypatch, capsys):

@@ -284,6 +284,8 @@ def test_a_silent_stream_is_ended_and_its_engine_let_go(tmp_path, camera, photos
         assert metrics["swapface_live_frames_total{outcome=received}"] == 3
         assert metrics["swapface_live_frames_total{outcome=sent}"] == 3
         assert metrics["swapface_live_compute_seconds_total"] > 0
+        usage = http.get("/v1/usage").json()  # the session is billed to its key like a job
+        assert usage["live_sessions"] == 1 and usage["live_frames"] == 3 and usage["live_compute_seconds"] > 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

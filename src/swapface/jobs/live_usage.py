@@ -63,6 +63,15 @@ def insert(conn: sa.Connection, session_id: str, owner: str, now: float) -> None
         frames_dropped=0, cpu_seconds=0.0))
 
 
+def usage(conn: sa.Connection, owner: str, start: float, end: float) -> dict[str, Any]:
+    """An owner's live sessions started in [start, end): how many, frames swapped and sent, CPU seconds."""
+    c = live_sessions.c
+    count, frames, cpu = conn.execute(sa.select(
+        sa.func.count(), sa.func.coalesce(sa.func.sum(c.frames_sent), 0), sa.func.coalesce(sa.func.sum(c.cpu_seconds), 0.0))
+        .where((c.owner == owner) & (c.started_at >= start) & (c.started_at < end))).one()
+    return {"live_sessions": int(count), "live_frames": int(frames), "live_compute_seconds": round(float(cpu), 3)}
+
+
 class LiveUsage:
     """Writes the counters of a service's live sessions and reads the totals ``/metrics`` shows."""
 

@@ -475,15 +475,16 @@ class JobStore:
     # --- reports ----------------------------------------------------------------------------------
 
     def usage(self, owner: str, start: float, end: float) -> dict[str, Any]:
-        """Metered usage of an owner's jobs created in [start, end)."""
+        """Metered usage of an owner's jobs and live sessions created in [start, end)."""
         query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(jobs.c.frames), 0),
                           sa.func.coalesce(sa.func.sum(jobs.c.compute_seconds), 0.0),
                           sa.func.coalesce(sa.func.sum(jobs.c.gpu_seconds), 0.0)).where(
             (jobs.c.owner == owner) & (jobs.c.created_at >= start) & (jobs.c.created_at < end))
         with read_only(self.engine) as conn:
             count, frames, compute, gpu = conn.execute(query).one()
+            live = live_usage.usage(conn, owner, start, end)
         return {"jobs": int(count), "frames": int(frames), "compute_seconds": round(float(compute), 3),
-                "gpu_seconds": round(float(gpu), 3)}
+                "gpu_seconds": round(float(gpu), 3), **live}
 
     def failure_rows(self, since: float, until: float | None = None) -> Iterator[dict[str, Any]]:
         """Failures in a time window, oldest first (for export)."""

@@ -78,7 +78,7 @@ def test_job_urls_and_prefer_wait(tmp_path, astronaut, driver):
 def test_info_says_when_no_worker_runs_and_faces_are_found(tmp_path, group):
     with live_service(tmp_path, workers=0) as svc, svc.client() as http:
         info = http.get("/v1/info").json()
-        assert info["workers"] == 0 and info["models"]["face_swapper_model"] == ["mesh", "mesh3d"]
+        assert info["workers"] == 0 and info["models"]["face_swapper_model"] == ["mesh3d", "mesh"]
         assert info["models"]["face_enhancer_model"] == []  # none installed in this models folder
         faces = http.post("/v1/faces", content=jpeg_bytes(group), headers={"Content-Type": "image/jpeg"}).json()["faces"]
         assert len(faces) == 3

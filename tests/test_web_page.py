@@ -346,7 +346,7 @@ def test_video_options_and_synchronised_players(tmp_path, browser, files):
                      "output_video_fps", "output_video_resolution"):
             assert page.locator(f"label[for={name}]").count() == 1, f"#{name} has no label"
         page.wait_for_function("() => !document.querySelector('#enhancer-hint').hidden")  # none installed here
-        assert page.locator("#face_swapper_model option").all_inner_texts() == ["mesh (built in)", "mesh3d (built in, 3D-aware, slower)"]
+        assert page.locator("#face_swapper_model option").all_inner_texts() == ["mesh3d (built in, 3D-aware)", "mesh (built in, plain 2D warp, faster)"]
         assert page.locator("input[name=face_mask_types][value=region]").is_disabled()
         page.set_input_files("#source", str(files["target"]))
         page.set_input_files("#target", str(clip))

@@ -41,7 +41,7 @@ def installed_models() -> dict[str, list[str]]:
     from swapface.models.catalogue import CATALOGUE, OCCLUDER_MODEL, PARSER_MODEL
     from swapface.models.store import model_path
 
-    out: dict[str, list[str]] = {"face_swapper_model": ["mesh", "mesh3d"], "face_enhancer_model": [], "face_mask_types": ["box"]}
+    out: dict[str, list[str]] = {"face_swapper_model": ["mesh3d", "mesh"], "face_enhancer_model": [], "face_mask_types": ["box"]}
     for mask, name in (("occlusion", OCCLUDER_MODEL), ("region", PARSER_MODEL)):
         try:
             if model_path(name).is_file():

@@ -43,7 +43,7 @@ from swapface.live.y4m import write_y4m
 
 WARMUP_S = 2.0
 CAMERA_FPS = 30
-IN_FLIGHT = 1  # as the page
+IN_FLIGHT = 2  # as the page while frames come back quickly (it keeps one in flight when they do not)
 
 
 def camera_frames(width: int, height: int, faces: int = 1) -> list[np.ndarray]:

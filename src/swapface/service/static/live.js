@@ -1,11 +1,13 @@
 // The Live view: camera frames (getUserMedia) go to the service as JPEGs over a WebSocket and come back swapped.
-// One frame at a time is unanswered, so nothing queues: a slow engine means fewer frames, not delay (on a busy
-// 2-core machine two in flight cost more CPU a frame and four times the latency: see docs/benchmarks.md).
+// At most two frames are unanswered, so nothing queues: one frame's rendering overlaps the next one's trip
+// (29 frames/s instead of 25 on a quiet 2-core machine). When frames come back slowly (a busy machine, where two
+// in flight cost more CPU a frame and four times the latency) one at a time: see docs/benchmarks.md.
 (() => {
   'use strict';
   const $ = (id) => document.getElementById(id);
   const KEY_STORE = 'swapface.apiKey';
-  const IN_FLIGHT = 1;
+  const IN_FLIGHT = 2;
+  const SLOW_MS = 100;  // median camera-to-screen latency above which one frame at a time is kept in flight
   const JPEG_QUALITY = 0.85;
   const STALL_MS = 2000;  // no answer for this long: the unanswered frames are given up (the engine skipped them)
   let run = null;  // the running stream: its session, socket, camera and counters
@@ -150,11 +152,12 @@
 
   async function grab(r) {
     const now = performance.now();
-    if (r.sent - r.answered - r.skipped >= IN_FLIGHT && now - r.lastAnswer > STALL_MS) {
+    const limit = r.slow ? 1 : IN_FLIGHT;
+    if (r.sent - r.answered - r.skipped >= limit && now - r.lastAnswer > STALL_MS) {
       r.skipped = r.sent - r.answered; r.lastAnswer = now;
     }
     if (r.encoding || r.done || r.socket.readyState !== WebSocket.OPEN) return;
-    if (r.sent - r.answered - r.skipped >= IN_FLIGHT || !r.video.videoWidth) return;
+    if (r.sent - r.answered - r.skipped >= limit || !r.video.videoWidth) return;
     r.encoding = true;
     const clock = performance.now();
     const c = r.capture;
@@ -194,6 +197,7 @@
       const fps = r.shownAt.length > 1 ? (r.shownAt.length - 1) * 1000 / (now - r.shownAt[0]) : 0;
       const recent = stats.latencies.slice(-30).sort((a, b) => a - b);
       const latency = recent[Math.floor(recent.length / 2)];
+      r.slow = recent.length >= 10 && latency > SLOW_MS;
       $('live-fps').textContent = `${fps.toFixed(1)} frames/s`; $('live-fps').dataset.fps = fps.toFixed(2);
       $('live-latency').textContent = `${Math.round(latency)} ms`; $('live-latency').dataset.ms = latency.toFixed(1);
     }

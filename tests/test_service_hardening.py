@@ -78,6 +78,25 @@ def _job_files(astronaut, driver) -> list:
 
 # --- 1. a full disk -------------------------------------------------------------------------------
 
+def worker_survives_a_full_disk_and_resumes(svc, http, job_id: str, filler: Path) -> None:
+    """A worker started while the disk is full fails its claims without dying and says so in /readyz; once the
+    filler is removed, the same worker runs the queued job without a restart."""
+    svc.runtime.start_workers(1)
+    deadline = time.monotonic() + 30
+    ready = http.get("/readyz")
+    while ready.status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        ready = http.get("/readyz")
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["checks"]["workers"] != "ok"
+    assert all(t.is_alive() for t in svc.runtime._threads), "the worker thread died"
+
+    filler.unlink()  # space comes back
+    done = svc.wait(http, job_id, timeout=120)
+    assert done["status"] == "succeeded", done
+    assert http.get("/readyz").status_code == 200
+
+
 def test_full_disk_refuses_cleanly_and_workers_recover(small_fs, tmp_path, astronaut, driver):
     data = small_fs / "data"
     with live_service(tmp_path, workers=0, data_dir=data, min_free_disk_mb=0) as svc, svc.client() as http:
@@ -95,20 +114,7 @@ def test_full_disk_refuses_cleanly_and_workers_recover(small_fs, tmp_path, astro
         assert files_under(data / "objects") == before  # no orphaned inputs, no .part files
         assert not files_under(data / "tmp")  # no upload copies either
 
-        svc.runtime.start_workers(1)
-        deadline = time.monotonic() + 30
-        ready = http.get("/readyz")
-        while ready.status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            ready = http.get("/readyz")
-        assert ready.status_code == 503, ready.text
-        assert ready.json()["checks"]["workers"] != "ok"
-        assert all(t.is_alive() for t in svc.runtime._threads), "the worker thread died"
-
-        filler.unlink()  # space comes back: the same worker picks the job up without a restart
-        done = svc.wait(http, queued.json()["id"], timeout=120)
-        assert done["status"] == "succeeded", done
-        assert http.get("/readyz").status_code == 200
+        worker_survives_a_full_disk_and_resumes(svc, http, queued.json()["id"], filler)
     assert job_count(svc.settings) == 1  # the refused submission left no row
 
 
@@ -192,20 +198,8 @@ def test_full_disk_under_postgresql_refuses_cleanly_and_workers_recover(pg_on_sm
         assert files_under(svc.settings.data_dir / "objects") == before  # no orphaned inputs, no .part files
         assert not files_under(svc.settings.data_dir / "tmp")
 
-        svc.runtime.start_workers(1)  # claiming the queued job needs a new row version: no room for it
-        deadline = time.monotonic() + 30
-        ready = http.get("/readyz")
-        while ready.status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            ready = http.get("/readyz")
-        assert ready.status_code == 503, ready.text
-        assert ready.json()["checks"]["workers"] != "ok"
-        assert all(t.is_alive() for t in svc.runtime._threads), "the worker thread died"
-
-        filler.unlink()  # space comes back: the same worker picks the job up without a restart
-        done = svc.wait(http, queued.json()["id"], timeout=120)
-        assert done["status"] == "succeeded", done
-        assert http.get("/readyz").status_code == 200
+        # claiming the queued job needs a new row version: no room for it
+        worker_survives_a_full_disk_and_resumes(svc, http, queued.json()["id"], filler)
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:  # the refused submission left no row

@@ -18,6 +18,7 @@ import av
 import numpy as np
 import pytest
 
+from cli_checks import one_error_line
 from media_fixtures import audio_seconds, carphone_frames, write_clip
 from swapface.media.image import write_image
 
@@ -31,13 +32,6 @@ CHUNK = ["--chunk-seconds", "0.4"]  # three chunks, so the plan and the merge mu
 def swapface(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, env=env)
-
-
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

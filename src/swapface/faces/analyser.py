@@ -178,10 +178,8 @@ class FaceAnalyser:
                 found = self.detector.detect(image)
             else:
                 turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
-                if getattr(self.detector, "accepts_min_size", False):  # a photo lying sideways shows large faces
-                    sideways = self.detector.detect(turned, min_size=ROTATED_MIN_FACE * min(image.shape[:2]))  # type: ignore[call-arg]
-                else:
-                    sideways = self.detector.detect(turned)
+                # a photo lying sideways shows large faces
+                sideways = self._detect_at_least(turned, ROTATED_MIN_FACE * min(image.shape[:2]))
                 found = [unrotate(f, quarter_turns, image.shape) for f in sideways if f.score >= MIN_SCORE_ROTATED]
             out += found
             rotated += [bool(quarter_turns)] * len(found)
@@ -224,14 +222,11 @@ class FaceAnalyser:
         h, w = image.shape[:2]
         for stretch in self.still_stretches:
             wide = np.ascontiguousarray(cv2.resize(image, (round(w * stretch), h), interpolation=cv2.INTER_LINEAR))
-            if getattr(self.detector, "accepts_min_size", False):
-                candidates = self.detector.detect(wide, min_size=ROTATED_MIN_FACE * min(h, w))  # type: ignore[call-arg]
-            else:
-                candidates = self.detector.detect(wide)
-            candidates = [c for c in candidates if c.score >= MIN_SCORE_ROTATED]
+            candidates = [c for c in self._detect_at_least(wide, ROTATED_MIN_FACE * min(h, w))
+                          if c.score >= MIN_SCORE_ROTATED]
             result = self.verify(wide, candidates, [True] * len(candidates))
-            faces += [squeeze(f, stretch) for f in result.faces
-                      if all(not same_face(squeeze(f, stretch).box, k.box) for k in found + faces)]
+            back = [squeeze(f, stretch) for f in result.faces]
+            faces += [f for f in back if all(not same_face(f.box, k.box) for k in found + faces)]
             rejected += [Rejection(squeeze_box(r.box, stretch), r.score, r.reason) for r in result.rejected]
         return Analysis(faces, rejected)
 
@@ -319,6 +314,12 @@ class FaceAnalyser:
         widest = max(float(f.box[2] - f.box[0]) for f in tracked)
         return self.detector.detect(frame, min_size=widest / 2)  # type: ignore[call-arg]
 
+    def _detect_at_least(self, image: np.ndarray, min_size: float) -> list[Face]:
+        """Detection that skips the passes for faces narrower than ``min_size`` where the detector can."""
+        if getattr(self.detector, "accepts_min_size", False):
+            return self.detector.detect(image, min_size=min_size)  # type: ignore[call-arg]
+        return self.detector.detect(image)
+
     def _look_again(self, frame: np.ndarray, missing: list[Face]) -> list[Face]:
         """Detection around where each missing face was last seen (its box grown by ``LOOK_AGAIN_MARGIN`` box
         widths on each side), for faces of about its size: a fraction of a whole-frame detection's cost."""
@@ -330,11 +331,7 @@ class FaceAnalyser:
             x2, y2 = min(w, int(face.box[2] + grow) + 1), min(h, int(face.box[3] + grow) + 1)
             if x2 - x1 < 16 or y2 - y1 < 16:
                 continue
-            crop = np.ascontiguousarray(frame[y1:y2, x1:x2])
-            if getattr(self.detector, "accepts_min_size", False):
-                found = self.detector.detect(crop, min_size=face.width / 2)  # type: ignore[call-arg]
-            else:
-                found = self.detector.detect(crop)
+            found = self._detect_at_least(np.ascontiguousarray(frame[y1:y2, x1:x2]), face.width / 2)
             shift = np.array([x1, y1], np.float32)
             out += [f.with_(box=(f.box + np.tile(shift, 2)).astype(np.float32), keypoints=(f.keypoints + shift).astype(np.float32))
                     for f in found]
@@ -371,4 +368,3 @@ def _untracked(detected: list[Face], tracked: list[Face]) -> list[Face]:
     from swapface.faces.tracker import box_iou
 
     return [d for d in detected if all(box_iou(d.box, t.box) < TRACKED_IOU for t in tracked)]
-

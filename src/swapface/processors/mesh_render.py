@@ -55,9 +55,9 @@ OWN_FACING = (0.0, 0.3)  # a source triangle facing less than the second takes t
 SKIN_CHROMA_LIMIT = 0.45  # log-chroma distance from the source's skin beyond which a skin pixel is foreign
 DETAIL_MARGIN = 1.15  # an overlay this much sharper than the target is softened (a crisp photo on soft video)
 ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and masks are worked out
-# share of the tone change applied to lightness and to colour: all of the lightness change wipes the
-# source skin's own shading, an identity cue; all of the colour change is needed to follow a colour cast
-TONE_STRENGTH = np.array([0.7, 1.0, 1.0], np.float32)
+# share of the finer change of lightness (below BROAD_TONE_SCALE) applied: all of it wipes the source skin's own
+# shading, an identity cue (colour always moves fully: it is needed to follow a colour cast)
+FINE_LIGHTNESS_SHARE = 0.7
 LOCAL_TONE_SCALE = 0.4  # inter-ocular distances: the scale above which tone and light follow the target's skin
 BROAD_TONE_SCALE = 0.8  # inter-ocular distances: the scale above which all of the change of lightness is taken
 MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their height
@@ -385,7 +385,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     lit_c = albedo * source_light  # the source texture as lit in its photo, on the coarse grid
     tone = _Tone.identity(lit_c.shape[:2])
     if settings.relight:
-        tone = _tone_offset(lit_c, albedo, source, source_light, target, target_light,
+        tone = _tone_change(lit_c, albedo, source, source_light, target, target_light,
                             to_linear(shrink(region)), donors, step)
     toned = lab_to_srgb(tone.apply(srgb_to_lab(mixed), grow))
     if not valid[covered_c].all():
@@ -496,8 +496,7 @@ class _Tone:
     def apply(self, lab: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``lab`` (full size) under the target's tone; ``grow`` brings a coarse field to ``lab``'s size."""
         lightness = lab[..., :1] + grow(self.lightness)
-        chroma = lab[..., 1:] / np.maximum(lab[..., :1], CHROMA_DARK_FLOOR)
-        moved = grow(self.target_chroma) + self.gain * (chroma - grow(self.source_chroma))
+        moved = grow(self.target_chroma) + self.gain * (_chromaticity(lab) - grow(self.source_chroma))
         return np.concatenate([lightness, moved * np.maximum(lightness, 0.0)], axis=-1)
 
 
@@ -506,7 +505,7 @@ def _chromaticity(lab: np.ndarray) -> np.ndarray:
     return lab[..., 1:] / np.maximum(lab[..., :1], CHROMA_DARK_FLOOR)
 
 
-def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, source_light: np.ndarray,
+def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, source_light: np.ndarray,
                  target: FaceShape, target_light: np.ndarray, target_lin: np.ndarray, skin_area: np.ndarray,
                  step: int) -> _Tone:
     """The tone change that puts the source texture under the target's light and skin tone.
@@ -543,7 +542,7 @@ def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     # all of the face-wide change of lightness (the face meets the neck and forehead), a share of the finer one
     # (the source's own shading of cheekbones and nose is an identity cue)
     broad = cv2.GaussianBlur(change, (0, 0), BROAD_TONE_SCALE * iod)
-    lightness = broad + TONE_STRENGTH[0] * (change - broad)
+    lightness = broad + FINE_LIGHTNESS_SHARE * (change - broad)
     lightness = ((skin + 0.5 * (1 - skin)) * lightness[..., None]).astype(np.float32)
     return _Tone(lightness, _chromaticity(source_mean).astype(np.float32),
                  _chromaticity(target_mean).astype(np.float32), gain)
@@ -551,15 +550,15 @@ def _tone_offset(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
 
 def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper: np.ndarray,
              not_face: np.ndarray) -> np.ndarray:
-    """Pixels of the warped source that are not its face: in the upper face (``upper``: where head hair and
-    backdrop reach in; below it a beard is the face's own), coloured like the hair and backdrop around it or
-    far off the skin's colour; on the lips, bright and colourless (teeth)."""
+    """Pixels of the warped source that are not its face: on the upper face's skin (``upper``: where head hair
+    and backdrop reach in; below it a beard is the face's own; brows are never hair), coloured like the hair
+    and backdrop around it or far off the skin's colour; on the lips, bright and colourless (teeth)."""
     chroma = _log_chroma(albedo)
     luma = np.maximum(albedo.mean(-1), 1e-4) / max(source.shape.skin_luma, 1e-4)
     skin = upper & np.isin(regions, _SKIN_REGIONS)
     distance = np.linalg.norm(chroma - source.shape.skin_chroma, axis=-1)
     coloured = (distance > SKIN_CHROMA_LIMIT) & (luma > 0.5)  # paint, dyed hair, a coloured light; not a shadow
-    foreign = (skin & coloured) | (skin & (not_face > NOT_FACE_LIMIT))  # brows are the face's own, never hair
+    foreign = skin & (coloured | (not_face > NOT_FACE_LIMIT))  # brows are the face's own, never hair
     lips = np.isin(regions, _LIP_REGIONS)
     if lips.sum() > 16:
         lip_redness = float(np.median(chroma[lips][:, 0]))

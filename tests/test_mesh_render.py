@@ -179,3 +179,41 @@ def test_options_a_built_in_swapper_cannot_honour_are_refused(astronaut, options
 
     with pytest.raises(InputError, match=field):
         Pipeline([astronaut], SwapOptions(**options))
+
+
+def fine_detail(grey: np.ndarray) -> np.ndarray:
+    """Grey minus its σ=1 blur: pores, grain and thin lines."""
+    g = grey.astype(np.float32)
+    return g - cv2.GaussianBlur(g, (0, 0), 1.0)
+
+
+def test_a_small_source_on_a_big_grainy_face_keeps_the_grain_but_not_the_targets_lines(astronaut, driver) -> None:
+    """A small, soft source on a big, grainy target: the swapped skin keeps the target's grain (no plastic
+    look), but a thin dark line across the target's cheek (a wrinkle of the target's own) does not show through."""
+    source = cv2.resize(driver, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    big += np.random.default_rng(7).normal(0, 6, big.shape[:2])[..., None]  # sensor grain, the same in every channel
+    target = np.clip(big, 0, 255).astype(np.uint8)
+    pipe = Pipeline([source], SwapOptions(face_swapper_model="mesh3d"))
+    mesh = main_mesh(pipe, target)
+    iod = float(np.linalg.norm(mesh[[33, 133]].mean(0) - mesh[[362, 263]].mean(0)))
+    cheek = mesh[205]  # the middle of the right cheek
+    start, end = cheek - (0.25 * iod, 0.1 * iod), cheek + (0.25 * iod, 0.1 * iod)
+    line = np.zeros(target.shape[:2], np.uint8)
+    cv2.line(line, tuple(int(v) for v in start), tuple(int(v) for v in end), 1, 2)
+    target[line > 0] = (target[line > 0] * 0.45).astype(np.uint8)
+    result = pipe.process_frame(target)
+
+    patch = np.zeros(target.shape[:2], np.uint8)
+    cv2.circle(patch, tuple(int(v) for v in mesh[425]), int(0.12 * iod), 1, -1)  # the other cheek, no line
+    grey_target = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)
+    grey_result = cv2.cvtColor(result, cv2.COLOR_RGB2GRAY)
+    assert np.abs(result[patch > 0].astype(int) - target[patch > 0]).mean() > 3, "the cheek was swapped"
+    grain = fine_detail(grey_result)[patch > 0].std() / fine_detail(grey_target)[patch > 0].std()
+    assert grain > 0.5, grain
+
+    around = cv2.dilate(line, np.ones((9, 9), np.uint8)) & ~cv2.dilate(line, np.ones((5, 5), np.uint8))
+
+    def depth(grey: np.ndarray) -> float:
+        return float(grey[around > 0].mean() - grey[line > 0].mean())
+    assert depth(grey_result) < 0.08 * depth(grey_target), (depth(grey_result), depth(grey_target))

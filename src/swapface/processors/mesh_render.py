@@ -11,7 +11,8 @@ The steps, each a pure function of arrays:
    tone, colour cast and light direction to the target's in one step;
 4. foreign pixels — source pixels that are not its face (backdrop, hair, a stray strand, teeth) are found
    against the source's own skin and lip colour and refilled from the surrounding face texture;
-5. detail — a sharper source is softened to the target's sharpness;
+5. detail — a sharper source is softened to the target's sharpness; under a softer one the target keeps its
+   finest grain (pores, noise), clipped so its wrinkles and features do not show through;
 6. compositing — multi-band blending inside the mask (drawn triangles less the target's own eyes and
    mouth interior, less the regions the user keeps), clamped to the target's visible silhouette.
 """
@@ -67,6 +68,8 @@ CHROMA_GAIN_FLOOR = 0.3  # the least share of the source's chroma variation kept
 MIN_WORKING_IOD = 64.0  # pixels between the eyes below which a face is never rendered on a reduced copy
 EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
+GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
+HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
 _LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
 
@@ -260,8 +263,9 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
 
     ``occluded``: an optional frame-sized bool mask of what stays in front of the face (glasses, hands).
     A face bigger than its source is rendered at the source's scale on a reduced copy of its region and
-    brought back: where the source covers the face the upscaled rendering replaces the target (its own
-    finer detail removed, so nothing of the target ghosts through); elsewhere the target keeps every pixel.
+    brought back: where the source covers the face the upscaled rendering replaces the target, whose own
+    finer detail is kept only as clipped grain (pores and noise, not the outlines of its wrinkles and
+    features, so nothing of the target ghosts through); elsewhere the target keeps every pixel.
     """
     scale = working_scale(target, source)
     if scale > 0.85:
@@ -297,8 +301,20 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     coarse = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
     change_up = cv2.resize(change, (w, h), interpolation=cv2.INTER_CUBIC)
     cover_up = cv2.resize(cover, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-    region[:] = np.clip(base + change_up - cover_up * (base - coarse) + 0.5, 0, 255).astype(np.uint8)
+    detail = base - coarse
+    grain = target_grain(detail, cover_up[..., 0] > 0.5)
+    region[:] = np.clip(base + change_up - cover_up * (detail - grain) + 0.5, 0, 255).astype(np.uint8)
     return True
+
+
+def target_grain(detail: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """The target's finest detail with its strong edges clipped: pores, grain and compression noise that a
+    softer source lacks, without the outlines of the target's own wrinkles and features."""
+    if not where.any():
+        return np.zeros_like(detail)
+    spread = float(np.median(np.abs(detail[where]))) / 0.6745
+    limit = GRAIN_CLIP * max(spread, 0.5)
+    return np.clip(detail, -limit, limit)
 
 
 def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: FaceTopology,
@@ -543,7 +559,7 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     # (the source's own shading of cheekbones and nose is an identity cue)
     broad = cv2.GaussianBlur(change, (0, 0), BROAD_TONE_SCALE * iod)
     lightness = broad + FINE_LIGHTNESS_SHARE * (change - broad)
-    lightness = ((skin + 0.5 * (1 - skin)) * lightness[..., None]).astype(np.float32)
+    lightness = ((skin + HAIR_LIGHTNESS_SHARE * (1 - skin)) * lightness[..., None]).astype(np.float32)
     return _Tone(lightness, _chromaticity(source_mean).astype(np.float32),
                  _chromaticity(target_mean).astype(np.float32), gain)
 

@@ -5,33 +5,27 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from swapface.geometry.color import masked_low_pass
+
 
 def fill_from_surroundings(image: np.ndarray, holes: np.ndarray, donors: np.ndarray, sigma: float) -> np.ndarray:
     """``image`` (float32, H×W×C) with the ``holes`` pixels replaced by the nearby ``donors`` texture.
 
-    Normalised convolution at growing scales (on a reduced grid: the fill is smooth anyway): each hole
-    pixel takes the Gaussian-weighted mean of the valid pixels around it, from the smallest scale that
-    reaches any.
+    Normalised convolution at growing scales: each hole pixel takes the Gaussian-weighted mean of the
+    donor pixels around it, from the smallest scale that reaches any (larger scales run on reduced grids).
     """
-    h, w = holes.shape
-    factor = max(1, int(sigma // 2))
-    small = (max(w // factor, 1), max(h // factor, 1))
-    weight = cv2.resize(donors.astype(np.float32), small, interpolation=cv2.INTER_AREA)
-    values = cv2.resize(image * donors[..., None], small, interpolation=cv2.INTER_AREA).reshape(small[1], small[0], -1)
-    fill = np.zeros_like(values)
-    missing = np.ones(weight.shape, bool)
-    s = max(sigma / factor, 1.0)
+    fill = np.zeros_like(image)
+    missing = holes.copy()
+    s = max(sigma, 1.0)
     for _ in range(5):
-        num = cv2.GaussianBlur(values, (0, 0), s).reshape(values.shape)
-        den = cv2.GaussianBlur(weight, (0, 0), s)
-        reach = missing & (den > 1e-3)
-        fill[reach] = num[reach] / den[reach][:, None]
-        missing &= ~reach
         if not missing.any():
             break
+        mean, density = masked_low_pass(image, donors, s)
+        reach = missing & (density > 1e-3)
+        fill[reach] = mean.reshape(image.shape)[reach]
+        missing &= ~reach
         s *= 2.0
-    full = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR).reshape(image.shape)
-    return np.where(holes[..., None], full, image)
+    return np.where(holes[..., None], fill, image)
 
 
 def pyramid_levels(height: int, width: int, face_size: float) -> int:

@@ -312,7 +312,7 @@ def target_grain(detail: np.ndarray, where: np.ndarray) -> np.ndarray:
     softer source lacks, without the outlines of the target's own wrinkles and features."""
     if not where.any():
         return np.zeros_like(detail)
-    spread = float(np.median(np.abs(detail[where]))) / 0.6745
+    spread = float(np.median(np.abs(detail[where][::7]))) / 0.6745  # a robust spread; every 7th pixel is plenty
     limit = GRAIN_CLIP * max(spread, 0.5)
     return np.clip(detail, -limit, limit)
 
@@ -557,7 +557,7 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     change = (target_mean - source_mean)[..., 0]
     # all of the face-wide change of lightness (the face meets the neck and forehead), a share of the finer one
     # (the source's own shading of cheekbones and nose is an identity cue)
-    broad = cv2.GaussianBlur(change, (0, 0), BROAD_TONE_SCALE * iod)
+    broad = masked_low_pass(change[..., None], np.ones(change.shape, bool), BROAD_TONE_SCALE * iod)[0][..., 0]
     lightness = broad + FINE_LIGHTNESS_SHARE * (change - broad)
     lightness = ((skin + HAIR_LIGHTNESS_SHARE * (1 - skin)) * lightness[..., None]).astype(np.float32)
     return _Tone(lightness, _chromaticity(source_mean).astype(np.float32),

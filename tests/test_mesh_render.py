@@ -1,6 +1,7 @@
 """The built-in renderer on real faces (astronaut, carphone's driver) and composites made from them: only face
-pixels travel, openings stay the target's, nothing outside the face changes, colour follows the target,
-the mouth region choice is honoured, and inputs it cannot render well are said so."""
+pixels travel, the mouth's interior stays the target's, the source's eyes follow the target's gaze, nothing
+outside the face changes, colour follows the target, the mouth region choice is honoured, and inputs it
+cannot render well are said so."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from swapface import quality
 from swapface.faces.face import Face
+from swapface.faces.mesh_topology import LEFT_EYE_RING, RIGHT_EYE_RING
 from swapface.geometry.face_topology import (
     INNER_LIPS,
     OUTER_LIPS,
@@ -217,3 +219,61 @@ def test_a_small_source_on_a_big_grainy_face_keeps_the_grain_but_not_the_targets
     def depth(grey: np.ndarray) -> float:
         return float(grey[around > 0].mean() - grey[line > 0].mean())
     assert depth(grey_result) < 0.08 * depth(grey_target), (depth(grey_result), depth(grey_target))
+
+
+GREEN = np.array([30, 150, 40], np.uint8)
+
+
+def paint_eyes(image: np.ndarray, mesh: np.ndarray, iris: tuple[int, int, int], sclera: tuple[int, int, int] | None,
+               across: float) -> None:
+    """Repaint both eye openings: an optional plain white, and an iris disc ``across`` eye widths off-centre."""
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        points = mesh[ring, :2]
+        opening = np.zeros(image.shape[:2], np.uint8)
+        cv2.fillPoly(opening, [np.round(points).astype(np.int32)], 1)
+        width = float(np.linalg.norm(points[0] - points[8]))
+        centre = points.mean(0) + (across * width, 0.0)
+        disc = np.zeros_like(opening)
+        cv2.circle(disc, (int(round(centre[0])), int(round(centre[1]))), max(int(0.2 * width), 2), 1, -1)
+        if sclera is not None:
+            image[opening > 0] = sclera
+        image[(opening > 0) & (disc > 0)] = iris
+
+
+def green_in_eyes(result: np.ndarray, mesh: np.ndarray) -> list[tuple[int, float]]:
+    """Per eye opening: how many pixels are the painted green, and their mean x relative to the opening's centre
+    in eye widths."""
+    out = []
+    r, g, b = (result[..., i].astype(int) for i in range(3))
+    greenish = (g - r > 45) & (g - b > 40)
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        points = mesh[ring, :2]
+        opening = np.zeros(result.shape[:2], np.uint8)
+        cv2.fillPoly(opening, [np.round(points).astype(np.int32)], 1)
+        xs = np.nonzero(greenish & (opening > 0))[1]
+        width = float(np.linalg.norm(points[0] - points[8]))
+        out.append((len(xs), float((xs.mean() - points[:, 0].mean()) / width) if len(xs) else 0.0))
+    return out
+
+
+def test_the_source_eyes_are_drawn_looking_where_the_target_looks(astronaut, driver) -> None:
+    """The source's eyes (irises painted green) are drawn into the target's openings, each moved toward where
+    the target's own iris is; keeping the eye regions keeps the target's eyes."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    source = astronaut.copy()
+    paint_eyes(source, main_mesh(pipe, astronaut), tuple(GREEN), None, 0.0)
+    mesh = main_mesh(pipe, driver)
+    seen = {}
+    for side, across in (("left", -0.2), ("right", 0.2)):
+        target = driver.copy()
+        paint_eyes(target, mesh, (45, 35, 30), (215, 210, 205), across)
+        result, _ = swap(source, target)
+        seen[side] = green_in_eyes(result, mesh)
+        assert all(count > 15 for count, _ in seen[side]), seen  # the source's irises are in both eyes
+    for eye in (0, 1):
+        assert seen["right"][eye][1] - seen["left"][eye][1] > 0.08, seen  # ... and follow the target's gaze
+    kept = tuple(r for r in REGIONS if r not in ("left-eye", "right-eye"))
+    target = driver.copy()
+    paint_eyes(target, mesh, (45, 35, 30), (215, 210, 205), 0.0)
+    result, _ = swap(source, target, face_mask_types=("box", "region"), face_mask_regions=kept)
+    assert all(count == 0 for count, _ in green_in_eyes(result, mesh))

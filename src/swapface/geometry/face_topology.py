@@ -43,7 +43,7 @@ class FaceTopology:
     outer: np.ndarray  # (T,) bool: touches the silhouette or the hairline
     hairline: np.ndarray  # (T,) bool: reaches into the hairline: never textured from the source
     upper: np.ndarray  # (T,) bool: above the mouth corners, where head hair and backdrop reach into a face
-    opening: np.ndarray  # (T,) bool: inside an eye's lid line or the inner lips: always the target's
+    opening: np.ndarray  # (T,) bool: inside an eye's lid line or the inner lips (the mouth's stays the target's)
     skin_vertices: np.ndarray  # (V,) int32: plain skin for colour and lighting statistics
 
     def triangles_in(self, regions: tuple[str, ...]) -> np.ndarray:

@@ -13,8 +13,11 @@ The steps, each a pure function of arrays:
    against the source's own skin and lip colour and refilled from the surrounding face texture;
 5. detail — a sharper source is softened to the target's sharpness; under a softer one the target keeps its
    finest grain (pores, noise), clipped so its wrinkles and features do not show through;
-6. compositing — multi-band blending inside the mask (drawn triangles less the target's own eyes and
-   mouth interior, less the regions the user keeps), clamped to the target's visible silhouette.
+6. eyes — the source's eyes are drawn into the target's lid openings (a closed target eye stays closed),
+   each moved so its iris sits where the target's does (the target's gaze is kept) and never recoloured
+   by the skin's tone change;
+7. compositing — multi-band blending inside the mask (drawn triangles less the target's own mouth
+   interior, less the regions the user keeps), clamped to the target's visible silhouette.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from swapface.geometry.blend import (
     pyramid_levels,
 )
 from swapface.geometry.color import feather, lab_to_srgb, masked_low_pass, srgb_to_lab
+from swapface.geometry.eyes import eye_width, iris_centre, opening_mask
 from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, REGIONS, FaceTopology
 from swapface.geometry.mesh_warp import (
     NO_TRIANGLE,
@@ -69,6 +73,7 @@ MIN_WORKING_IOD = 64.0  # pixels between the eyes below which a face is never re
 EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
+GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
 _LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
@@ -97,6 +102,8 @@ class SourceFace:
     mirror_shading: np.ndarray  # (468, 3) its light at the mirror vertices' normals
     mirror_facing: np.ndarray  # (T,) facing of each triangle's mirror image on the source
     not_face: np.ndarray  # float32 map over the image: probability that a pixel is hair or background
+    irises: tuple[np.ndarray | None, np.ndarray | None]  # iris centres in the right and left eye (None: not seen)
+    eye_openings: np.ndarray  # uint8 map over the image: 1 inside either eye's lid line
 
 
 def edge_ramp(area: np.ndarray, width: float) -> np.ndarray:
@@ -166,8 +173,10 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     mirror_shading = shading[mirror]  # the mirrored texture was lit as the mirror vertices were
     mirrored_triangles = mirror[topology.triangles][:, [0, 2, 1]]  # mirrored triangles keep their orientation
     mirror_facing = triangle_facing(shape.points, mirrored_triangles)
+    rings = [shape.points[RIGHT_EYE_RING], shape.points[LEFT_EYE_RING]]
+    irises = (iris_centre(image, rings[0]), iris_centre(image, rings[1]))
     return SourceFace(image, shape, shading, mirror_shading, mirror_facing,
-                      not_face_probability(image, shape.points, topology))
+                      not_face_probability(image, shape.points, topology), irises, opening_mask(image.shape, rings))
 
 
 def _fill_triangles(shape: tuple[int, int], points: np.ndarray, triangles: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
@@ -331,7 +340,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     own_weight = np.where(own_f >= high, 1.0, np.clip(0.5 + (own_f - mirror_f) / (high - low), 0.0, 1.0))
     solved = DestinationTriangles.of(dst, tri)
     front = (target.facing > 0) & solved.ok
-    drawn = front & (target.facing > DRAW_FACING) & ~topology.opening
+    eyes = _eye_triangles(topology)
+    drawn = front & (target.facing > DRAW_FACING) & ~(topology.opening & ~(eyes[0] | eyes[1]))  # not the mouth's
     drawn &= (own_f > low) | (mirror_f > low)  # the regions the user keeps are cut at the end, so the
     # light and tone worked out below do not depend on that choice
     if drawn.sum() < 8:
@@ -361,7 +371,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         grown = field if step == 1 else cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
         return grown.reshape(h, w, -1)
 
-    own_affines = solved.affines_to(src[tri])
+    target_irises = [iris_centre(frame, target.points[ring]) for ring in (RIGHT_EYE_RING, LEFT_EYE_RING)]
+    own_affines = _look_as_target(solved.affines_to(src[tri]), ids, rect, eyes, target_irises, source, mirrored=False)
     texture = full.sample(source.image, own_affines, covered, interp)
     not_face, inside = _sample_mask(source, coarse.coords(own_affines))
     covered_c = covered[::step, ::step]
@@ -377,8 +388,11 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     albedo = to_linear(shrink(texture)) / source_light
     weight_own = own_weight[safe].astype(np.float32)
     mixed: np.ndarray = texture
+    in_eyes = covered & (eyes[0] | eyes[1])[safe]
+    eye_seen = full.sample(source.eye_openings[..., None], own_affines, in_eyes, cv2.INTER_NEAREST)[..., 0] > 0
     if (weight_own[covered] < 0.999).any():
-        mirror_affines = solved.affines_to(src[topology.mirror][tri])
+        mirror_affines = _look_as_target(solved.affines_to(src[topology.mirror][tri]), ids, rect, eyes, target_irises,
+                                         source, mirrored=True)
         mirror_not_face, mirror_inside = _sample_mask(source, coarse.coords(mirror_affines))
         blend = cv2.GaussianBlur(np.where(covered, weight_own, 1.0), (0, 0), 0.04 * target.interocular)
         blend = np.where(covered, blend, 1.0).astype(np.float32)
@@ -390,6 +404,9 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         # the mirrored side was lit as the mirror vertices were: bring it to this side's light (sRGB gain)
         ratio = grow(np.power(source_light / mirror_light, 1 / 2.2).astype(np.float32))
         mixed = texture * blend[..., None] + mirrored * ratio * (1 - blend[..., None])
+        mirror_seen = full.sample(source.eye_openings[..., None], mirror_affines, in_eyes & (blend < 0.5), cv2.INTER_NEAREST)
+        eye_seen = np.where(blend < 0.5, mirror_seen[..., 0] > 0, eye_seen)
+    mixed = _fill_eyes(mixed, in_eyes & ~eye_seen)
     regions = topology.region[coarse.ids]
     upper = covered_c & topology.upper[coarse.ids]
     foreign = ~inside | _foreign(albedo, source, regions, upper, not_face)
@@ -403,7 +420,12 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     if settings.relight:
         tone = _tone_change(lit_c, albedo, source, source_light, target, target_light,
                             to_linear(shrink(region)), donors, step)
-    toned = lab_to_srgb(tone.apply(srgb_to_lab(mixed), grow))
+    lab = srgb_to_lab(mixed)
+    toned_lab = tone.apply(lab, grow)
+    # the eyes take the change of light but keep their own colour: a brown iris on a pale face stays brown
+    toned_lab[in_eyes, 0] = lab[in_eyes, 0] + grow(tone.lightness)[in_eyes, 0]
+    toned_lab[in_eyes, 1:] = lab[in_eyes, 1:]
+    toned = lab_to_srgb(toned_lab)
     if not valid[covered_c].all():
         toned_c = lab_to_srgb(tone.apply(srgb_to_lab(to_srgb(lit_c)), lambda field: field))
         filled = fill_from_surroundings(toned_c.astype(np.float32), covered_c & ~valid, donors, 0.05 * target.interocular / step)
@@ -414,7 +436,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     overlay = _match_detail(toned, region, covered)
     chosen = topology.triangles_in(settings.regions)[safe]
     mask = covered & chosen
-    _cut_openings(mask, dst, rect, target.interocular)
+    _cut_mouth(mask, dst, rect, target.interocular)
     if occluded is not None:
         mask &= ~occluded[y : y + h, x : x + w]
     soft = feather(mask, max(target.interocular * 2.5, 8.0), settings.blur, settings.padding) * grow(reach)[..., 0]
@@ -427,6 +449,53 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     inward = edge_ramp(area, EDGE_RAMP * target.interocular)
     share = inward * settings.weight
     return _Change(rect, (blended - base) * share[..., None], soft * share)
+
+
+def _eye_triangles(topology: FaceTopology) -> tuple[np.ndarray, np.ndarray]:
+    """The triangles inside the right and the left eye's lid line."""
+    return (topology.opening & topology.triangles_in(("right-eye",)),
+            topology.opening & topology.triangles_in(("left-eye",)))
+
+
+def _look_as_target(affines: np.ndarray, ids: np.ndarray, rect: tuple[int, int, int, int],
+                    eyes: tuple[np.ndarray, np.ndarray], target_irises: list[np.ndarray | None], source: SourceFace,
+                    mirrored: bool) -> np.ndarray:
+    """``affines`` (T×2×3, target pixel → source pixel) with each eye's opening shifted in the source so the
+    source's iris lands where the target's is: the source's eyes, looking where the target looks.
+
+    An eye whose iris is not seen on both faces keeps the plain mesh mapping; the shift is bounded (a
+    quarter of the eye's width across, a tenth down) so a mistaken iris cannot pull the lids into the eye."""
+    shifted = affines.copy()
+    x, y, w, h = rect
+    rings = (RIGHT_EYE_RING, LEFT_EYE_RING)
+    for side in (0, 1):
+        source_side = 1 - side if mirrored else side
+        seen, wanted = target_irises[side], source.irises[source_side]
+        if seen is None or wanted is None:
+            continue
+        col, row = int(round(seen[0] - x)), int(round(seen[1] - y))
+        at = ids[row, col] if 0 <= col < w and 0 <= row < h else NO_TRIANGLE
+        # the map of the eye triangle under the iris; near the lid line, the eye's triangles' mean map
+        mapping = affines[at] if at != NO_TRIANGLE and eyes[side][at] else affines[eyes[side]].mean(0)
+        lands = mapping @ np.array([seen[0], seen[1], 1.0], np.float32)
+        width = eye_width(source.shape.points[rings[source_side]])
+        bound = width * np.asarray(GAZE_SHIFT, np.float32)
+        shift = np.clip(wanted - lands, -bound, bound)
+        shifted[eyes[side], :, 2] += shift.astype(np.float32)
+    return shifted
+
+
+def _fill_eyes(texture: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """``texture`` with the eye pixels a shifted source eye does not reach filled from the eye around them
+    (its white and iris, never the target's own eye: two irises of different colours would show)."""
+    if not holes.any():
+        return texture
+    ys, xs = np.nonzero(holes)
+    y1, y2, x1, x2 = max(ys.min() - 4, 0), ys.max() + 5, max(xs.min() - 4, 0), xs.max() + 5
+    patch = np.clip(texture[y1:y2, x1:x2] + 0.5, 0, 255).astype(np.uint8)
+    filled = texture.copy()
+    filled[y1:y2, x1:x2] = cv2.inpaint(patch, holes[y1:y2, x1:x2].astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    return filled
 
 
 @dataclass(frozen=True)
@@ -585,12 +654,11 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     return cv2.dilate(cleaned, kernel).astype(bool)
 
 
-def _cut_openings(mask: np.ndarray, dst: np.ndarray, rect: tuple[int, int, int, int], iod: float) -> None:
-    """Remove the target's own eyes and mouth interior (its polygons, slightly grown) from the mask."""
+def _cut_mouth(mask: np.ndarray, dst: np.ndarray, rect: tuple[int, int, int, int], iod: float) -> None:
+    """Remove the target's own mouth interior (its polygon, slightly grown) from the mask."""
     x, y, _, _ = rect
     hole: np.ndarray = np.zeros(mask.shape, np.uint8)
-    for ring in (INNER_LIPS, RIGHT_EYE_RING, LEFT_EYE_RING):
-        cv2.fillPoly(hole, [np.round((dst[ring] - (x, y)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    cv2.fillPoly(hole, [np.round((dst[INNER_LIPS] - (x, y)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
     grow = max(int(round(0.015 * iod)), 1)
     hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     mask &= hole == 0

@@ -1,0 +1,60 @@
+"""Where a face looks: the iris inside each eye's lid line, found as the opening's darkest iris-sized blob.
+
+The renderer draws the source's eyes into the target's lid openings with each source iris moved to where
+the target's iris is, so the swapped face shows the source's eyes but keeps the target's gaze and blinks.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MIN_OPENING = 0.18  # opening height ÷ eye width under which an eye is too closed to tell where it looks
+MIN_IRIS_CONTRAST = 6.0  # grey levels by which the iris must be darker than the opening's median
+IRIS_BLUR = 0.12  # eye widths: about an iris radius
+
+
+def eye_width(ring: np.ndarray) -> float:
+    """Corner-to-corner width of an eye's 16-point lid ring (corners at indices 0 and 8)."""
+    return float(np.linalg.norm(ring[0, :2] - ring[8, :2]))
+
+
+def iris_centre(image: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
+    """The iris centre (x, y, frame pixels) inside the lid ``ring`` of an RGB image, or None where the eye is
+    closed, tiny or without a darker iris (the mean grey over an iris-sized disc, counting only pixels inside
+    the opening, is lowest at the iris: lashes along the lid are too thin to win)."""
+    ring = np.asarray(ring, np.float32)[:, :2]
+    width = eye_width(ring)
+    if width < 6:
+        return None
+    x1, y1 = np.floor(ring.min(0)).astype(int) - 1
+    x2, y2 = np.ceil(ring.max(0)).astype(int) + 2
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if x2 - x1 < 4 or y2 - y1 < 3:
+        return None
+    inside = np.zeros((y2 - y1, x2 - x1), np.uint8)
+    cv2.fillPoly(inside, [np.round((ring - (x1, y1)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    if inside.sum() < MIN_OPENING * width * width:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    weight = inside.astype(np.float32)
+    sigma = max(IRIS_BLUR * width, 0.8)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    mean = cv2.GaussianBlur(grey * weight, (0, 0), sigma) / np.maximum(den, 1e-6)
+    candidates = (inside > 0) & (den > 0.35)
+    if not candidates.any():
+        return None
+    darkest = np.where(candidates, mean, np.inf)
+    row, col = np.unravel_index(int(np.argmin(darkest)), darkest.shape)
+    if float(np.median(grey[inside > 0])) - float(mean[row, col]) < MIN_IRIS_CONTRAST:
+        return None
+    return np.array([x1 + col, y1 + row], np.float32)
+
+
+def opening_mask(shape: tuple[int, ...], rings: list[np.ndarray]) -> np.ndarray:
+    """A uint8 mask (image-sized) of the openings inside the given lid rings."""
+    mask = np.zeros(shape[:2], np.uint8)
+    for ring in rings:
+        cv2.fillPoly(mask, [np.round(np.asarray(ring, np.float32)[:, :2] * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    return mask

@@ -463,8 +463,8 @@ def _look_as_target(affines: np.ndarray, ids: np.ndarray, rect: tuple[int, int, 
     """``affines`` (T×2×3, target pixel → source pixel) with each eye's opening shifted in the source so the
     source's iris lands where the target's is: the source's eyes, looking where the target looks.
 
-    An eye whose iris is not seen on both faces keeps the plain mesh mapping; the shift is bounded (a
-    quarter of the eye's width across, a tenth down) so a mistaken iris cannot pull the lids into the eye."""
+    An eye whose iris is not seen on both faces keeps the plain mesh mapping; the shift is bounded
+    (``GAZE_SHIFT``) so a mistaken iris cannot pull the lids into the eye."""
     shifted = affines.copy()
     x, y, w, h = rect
     rings = (RIGHT_EYE_RING, LEFT_EYE_RING)

@@ -30,6 +30,7 @@ CROP_EXTENT = (1.5, 1.8, 1.6)  # inter-ocular distances: the crop's half-width, 
 RIM_KERNEL = 0.14  # inter-ocular distances: frames thinner than this stand out in the black-hat
 RIM_CONTRAST = 0.18  # a frame pixel is darker than its surroundings by this share of the skin's grey level
 RIM_BAND = (0.62, 0.5)  # inter-ocular distances: half-axes of the ellipse round each eye where rims lie
+ARM_BAND = (0.85, 0.62)  # inter-ocular distances: half-axes of the ellipse round each eye where hinges and arms are
 RIM_COVERAGE = 28  # 10° directions (of 36 per eye, both eyes counted) a rim must be seen in from the eye centres
 RIM_TRACK = 0.08  # inter-ocular distances: width of the band along a rim's fitted ellipse searched for its unseen part
 KEEP_OUT = 0.06  # inter-ocular distances the eye openings are grown by before being left out (lids, lashes)
@@ -153,10 +154,11 @@ def glasses_frames(crop: np.ndarray, points: np.ndarray, topology: FaceTopology)
     relative = dark / max(_skin_grey(grey, points, topology), 20.0)
     shape = grey.shape
     eyes = np.array([points[RIGHT_EYE_RING].mean(0), points[LEFT_EYE_RING].mean(0)], np.float32)
-    band = np.zeros(shape, np.uint8)
-    axes = (int(RIM_BAND[0] * WORK_IOD), int(RIM_BAND[1] * WORK_IOD))
+    band, reach = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
     for cx, cy in eyes:
-        cv2.ellipse(band, (int(round(cx)), int(round(cy + 0.03 * WORK_IOD))), axes, 0, 0, 360, 1, -1)
+        centre = (int(round(cx)), int(round(cy + 0.03 * WORK_IOD)))
+        cv2.ellipse(band, centre, (int(RIM_BAND[0] * WORK_IOD), int(RIM_BAND[1] * WORK_IOD)), 0, 0, 360, 1, -1)
+        cv2.ellipse(reach, centre, (int(ARM_BAND[0] * WORK_IOD), int(ARM_BAND[1] * WORK_IOD)), 0, 0, 360, 1, -1)
     face = _polygon(shape, [points])
     openings = _polygon(shape, [points[RIGHT_EYE_RING], points[LEFT_EYE_RING]], KEEP_OUT * WORK_IOD)
     brows = np.zeros(shape, np.uint8)  # the brows' own outlines: a rim running just under a brow is still seen
@@ -164,14 +166,20 @@ def glasses_frames(crop: np.ndarray, points: np.ndarray, topology: FaceTopology)
     kept_out = openings | brows
     candidates = (relative > RIM_CONTRAST) & (band > 0) & (face > 0) & (kept_out == 0)
     count, labels = cv2.connectedComponents(candidates.astype(np.uint8), connectivity=8)
-    frames = np.zeros(shape, bool)
-    for label in range(1, count):
-        component = labels == label
-        if component.sum() >= 8 and rim_coverage(component, eyes) >= RIM_COVERAGE:
-            frames |= component
-    if frames.any():  # where a rim crosses a brow (left out above) or a glint breaks it: follow its curve
-        frames |= _rim_tracks(frames, eyes, band) & (openings == 0) & (face > 0) & (relative > RIM_CONTRAST)
-    return frames
+    rims = rim_coverage(labels, count, eyes) >= RIM_COVERAGE
+    rims[0] = False
+    frames = rims[labels]
+    if not frames.any():
+        return frames
+    # where a rim crosses a brow (left out above) or a glint breaks it: follow its curve
+    dark = relative > RIM_CONTRAST
+    frames |= _rim_tracks(frames, eyes, band) & (openings == 0) & (face > 0) & dark
+    # the hinges and arms: dark structures joined to the rims, a little further out
+    count, labels = cv2.connectedComponents((dark & (reach > 0) & (kept_out == 0)).astype(np.uint8), connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[np.unique(labels[frames])] = True
+    joined[0] = False
+    return frames | joined[labels]
 
 
 def _rim_tracks(frames: np.ndarray, eyes: np.ndarray, band: np.ndarray) -> np.ndarray:
@@ -187,17 +195,16 @@ def _rim_tracks(frames: np.ndarray, eyes: np.ndarray, band: np.ndarray) -> np.nd
     return tracks.astype(bool)
 
 
-def rim_coverage(component: np.ndarray, eyes: np.ndarray) -> int:
-    """In how many 10° directions, counted round each eye centre (each pixel belongs to the nearer eye), a
-    component is seen: a rim round both eyes scores up to 72, a crease or a wrinkle a few."""
-    ys, xs = np.nonzero(component)
+def rim_coverage(labels: np.ndarray, count: int, eyes: np.ndarray) -> np.ndarray:
+    """Per connected component (``labels``, ``count`` of them), in how many 10° directions counted round each eye
+    centre it is seen (each pixel belongs to the nearer eye): a rim round both eyes scores up to 72, a crease or
+    a wrinkle a few."""
+    ys, xs = np.nonzero(labels)
     side = np.abs(xs[:, None] - eyes[None, :, 0]).argmin(1)
-    total = 0
-    for k, (cx, cy) in enumerate(eyes):
-        mine = side == k
-        angles = np.degrees(np.arctan2(ys[mine] - cy, xs[mine] - cx))
-        total += len(np.unique(((angles + 180.0) // 10).astype(int)))
-    return total
+    angles = np.degrees(np.arctan2(ys - eyes[side, 1], xs - eyes[side, 0]))
+    direction = side * 36 + ((angles + 180.0) // 10).astype(int).clip(0, 35)
+    seen = np.unique(labels[ys, xs].astype(np.int64) * 72 + direction)
+    return np.bincount(seen // 72, minlength=count)
 
 
 def hair_across(crop: np.ndarray, points: np.ndarray, topology: FaceTopology) -> np.ndarray:

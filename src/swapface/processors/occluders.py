@@ -150,8 +150,8 @@ def estimate_occluders(image: np.ndarray, points: np.ndarray, topology: FaceTopo
 def glasses_frames(crop: np.ndarray, points: np.ndarray, topology: FaceTopology) -> np.ndarray:
     """Bool mask (crop-sized) of glasses frames on an eye-aligned crop with WORK_IOD pixels between the eyes."""
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    dark = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, _disc(RIM_KERNEL * WORK_IOD / 2))
-    relative = dark / max(_skin_grey(grey, points, topology), 20.0)
+    blackhat = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, _disc(RIM_KERNEL * WORK_IOD / 2))
+    relative = blackhat / max(_skin_grey(grey, points, topology), 20.0)
     shape = grey.shape
     eyes = np.array([points[RIGHT_EYE_RING].mean(0), points[LEFT_EYE_RING].mean(0)], np.float32)
     band, reach = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
@@ -164,7 +164,8 @@ def glasses_frames(crop: np.ndarray, points: np.ndarray, topology: FaceTopology)
     brows = np.zeros(shape, np.uint8)  # the brows' own outlines: a rim running just under a brow is still seen
     cv2.fillPoly(brows, [np.round(points[RIGHT_BROW]).astype(np.int32), np.round(points[LEFT_BROW]).astype(np.int32)], 1)
     kept_out = openings | brows
-    candidates = (relative > RIM_CONTRAST) & (band > 0) & (face > 0) & (kept_out == 0)
+    dark = relative > RIM_CONTRAST
+    candidates = dark & (band > 0) & (face > 0) & (kept_out == 0)
     count, labels = cv2.connectedComponents(candidates.astype(np.uint8), connectivity=8)
     rims = rim_coverage(labels, count, eyes) >= RIM_COVERAGE
     rims[0] = False
@@ -172,7 +173,6 @@ def glasses_frames(crop: np.ndarray, points: np.ndarray, topology: FaceTopology)
     if not frames.any():
         return frames
     # where a rim crosses a brow (left out above) or a glint breaks it: follow its curve
-    dark = relative > RIM_CONTRAST
     frames |= _rim_tracks(frames, eyes, band) & (openings == 0) & (face > 0) & dark
     # the hinges and arms: dark structures joined to the rims, a little further out
     count, labels = cv2.connectedComponents((dark & (reach > 0) & (kept_out == 0)).astype(np.uint8), connectivity=8)

@@ -188,7 +188,7 @@ class Mesh3DSwapper:
             age, hair = 0, hair_across(crop.image, crop.points, self.topology)
         if track is not None:
             self._hair[track] = (age + 1, hair)
-        found = crop.occluders(frames | hair, frame.shape, bool(frames.any()))
+        found = crop.occluders(frames, hair, frame.shape)
         if self.occlusion is not None:
             template, size = OCCLUDER_CROP
             image, affine = warp_face(frame, target.keypoints, template, size)

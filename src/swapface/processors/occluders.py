@@ -40,6 +40,7 @@ HAIR_CHROMA = 15.0  # CIELAB (a, b) distance from the skin's median colour beyon
 HAIR_SCALE = 0.5  # share of the working crop's size hair is looked for at
 HAIR_EDGE = 0.06  # inter-ocular distances: a strand starts this near the face's silhouette (it comes from outside)
 HAIR_REACH = 0.22  # inter-ocular distances a strand must reach inside the face's silhouette to count
+HAIR_SOFTNESS = 0.04  # inter-ocular distances: the feather of a strand's edge where the swapped skin meets it
 HAIR_MAX_SHARE = 0.3  # more of the face than this marked as hair means the backdrop looks like skin: none is kept
 MOUTH_CORNERS = [61, 291]
 
@@ -123,13 +124,19 @@ class FaceCrop:
         crop = cv2.warpAffine(image, affine, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
         return cls(crop, (points[:, :2] @ affine[:, :2].T + affine[:, 2]).astype(np.float32), affine)
 
-    def occluders(self, found: np.ndarray, frame_shape: tuple[int, ...], glasses: bool) -> Occluders:
-        """Occluders over the frame from a bool mask on the crop, each grown by a pixel and softened (frames'
-        and strands' anti-aliased edges go with them)."""
-        if not found.any():
+    def occluders(self, frames: np.ndarray, hair: np.ndarray, frame_shape: tuple[int, ...]) -> Occluders:
+        """Occluders over the frame from bool masks on the crop: glasses frames grown by a pixel and barely
+        softened (their anti-aliased edges go with them), hair feathered over HAIR_SOFTNESS (a strand's edge is
+        soft; a hard one would read as a seam)."""
+        if not frames.any() and not hair.any():
             return Occluders.none()
-        soft = cv2.GaussianBlur(cv2.dilate(found.astype(np.uint8), _disc(1)).astype(np.float32), (0, 0), 0.7)
-        return dataclasses.replace(self.to_frame(np.clip(soft * 1.5, 0.0, 1.0), frame_shape), glasses=glasses)
+        alpha = np.zeros(frames.shape, np.float32)
+        if frames.any():
+            grown = cv2.dilate(frames.astype(np.uint8), _disc(1)).astype(np.float32)
+            alpha = np.clip(cv2.GaussianBlur(grown, (0, 0), 0.7) * 1.5, 0.0, 1.0)
+        if hair.any():
+            alpha = np.maximum(alpha, cv2.GaussianBlur(hair.astype(np.float32), (0, 0), HAIR_SOFTNESS * WORK_IOD))
+        return dataclasses.replace(self.to_frame(alpha, frame_shape), glasses=bool(frames.any()))
 
     def to_frame(self, mask: np.ndarray, frame_shape: tuple[int, ...]) -> Occluders:
         """A soft crop mask (float32, 0..1) as Occluders over the frame rectangle it covers."""
@@ -143,8 +150,8 @@ def estimate_occluders(image: np.ndarray, points: np.ndarray, topology: FaceTopo
         return Occluders.none()
     crop = FaceCrop.of(image, points)
     frames = glasses_frames(crop.image, crop.points, topology)
-    found = frames | hair_across(crop.image, crop.points, topology) if hair else frames
-    return crop.occluders(found, image.shape, bool(frames.any()))
+    strands = hair_across(crop.image, crop.points, topology) if hair else np.zeros_like(frames)
+    return crop.occluders(frames, strands, image.shape)
 
 
 def glasses_frames(crop: np.ndarray, points: np.ndarray, topology: FaceTopology) -> np.ndarray:

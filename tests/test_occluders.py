@@ -110,6 +110,28 @@ def test_a_face_without_glasses_has_none_found_and_is_swapped_as_before(astronau
         assert differs.sum() <= 0.01 * changed.sum(), f"{differs.sum()} of {changed.sum()} pixels held back"
 
 
+def test_a_strand_of_hair_across_the_targets_forehead_stays_in_front(astronaut, driver):
+    """A strand of the driver's own hair colour from his hair down across his forehead to between the brows."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    mesh = mesh_of(pipe, driver)
+    iod = float(np.linalg.norm(mesh[RIGHT_EYE_RING].mean(0) - mesh[LEFT_EYE_RING].mean(0)))
+    top = mesh[10]
+    hair = driver[int(top[1] - 0.5 * iod):int(top[1] - 0.2 * iod), int(top[0] - 0.3 * iod):int(top[0] + 0.3 * iod)]
+    strand = np.zeros(driver.shape[:2], np.uint8)
+    cv2.line(strand, (int(top[0] - 0.5 * iod), int(top[1] - 0.3 * iod)), (int(mesh[9, 0]), int(mesh[9, 1])), 1,
+             max(int(0.12 * iod), 3), cv2.LINE_AA)
+    target = driver.copy()
+    target[strand > 0] = np.median(hair.reshape(-1, 3), axis=0)
+    result = pipe.process_frame(target)
+    on_face = cv2.erode(strand, np.ones((5, 5), np.uint8)).astype(bool)  # its core (its edge is feathered)
+    on_face[: int(mesh[10, 1] + 0.3 * iod)] = False  # below the hairline, where the face is drawn
+    assert on_face.sum() > 50
+    change = np.abs(result.astype(int) - target.astype(int)).max(-1)[on_face]
+    assert np.percentile(change, 90) <= 8, f"the strand was painted over: 90th percentile change {np.percentile(change, 90)}"
+    swapped = np.abs(result.astype(int) - target.astype(int)).max(-1) > 6
+    assert swapped[ring(strand.astype(bool), 4, 10) & ~on_face].mean() > 0.3, "the forehead around it is swapped"
+
+
 def dark_pixels(image: np.ndarray, area: np.ndarray) -> int:
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return int(np.count_nonzero(area & (grey < 60)))

@@ -153,6 +153,8 @@ class Mesh3DSwapper:
         for face in faces:
             if face.landmarks is not None:
                 self._swap_one(out, face)
+        seen = {face.track_id for face in faces}
+        self._hair = {track: kept for track, kept in self._hair.items() if track in seen}  # memory stays flat
         return out
 
     def _swap_one(self, out: np.ndarray, target: Face) -> None:

@@ -135,7 +135,9 @@ class FaceCrop:
             grown = cv2.dilate(frames.astype(np.uint8), _disc(1)).astype(np.float32)
             alpha = np.clip(cv2.GaussianBlur(grown, (0, 0), 0.7) * 1.5, 0.0, 1.0)
         if hair.any():
-            alpha = np.maximum(alpha, cv2.GaussianBlur(hair.astype(np.float32), (0, 0), HAIR_SOFTNESS * WORK_IOD))
+            feather = HAIR_SOFTNESS * WORK_IOD  # the strand itself stays whole, its edge fades into the skin beside it
+            grown = cv2.dilate(hair.astype(np.uint8), _disc(feather / 2)).astype(np.float32)
+            alpha = np.maximum(alpha, cv2.GaussianBlur(grown, (0, 0), feather))
         return dataclasses.replace(self.to_frame(alpha, frame_shape), glasses=bool(frames.any()))
 
     def to_frame(self, mask: np.ndarray, frame_shape: tuple[int, ...]) -> Occluders:

@@ -1,12 +1,14 @@
-"""What lies in front of a face stays in front of the built-in mesh3d swap: a target's glasses frames are kept while
-the skin around them is swapped, a clean face is swapped as before, a source's glasses are not copied (and the
-user is told), and ``--face-mask-types occlusion`` brings in the XSeg model when its file is there (refused,
-naming the file, when it is not). On astronaut and carphone's driver with glasses drawn on them."""
+"""What lies in front of a face stays in front of the built-in mesh3d swap: a target's glasses frames and a strand
+of hair across its forehead are kept while the skin around them is swapped, a clean face is swapped as before, a
+source's glasses are not copied (and the user is told), and ``--face-mask-types occlusion`` brings in the XSeg
+model when its file is there (refused, naming the file, when it is not). On astronaut and carphone's driver with
+glasses and strands drawn on them."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -178,8 +180,6 @@ def dark_occluder(path) -> None:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
-    import onnx
-
     onnx.save(model, str(path))
 
 

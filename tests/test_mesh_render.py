@@ -171,7 +171,7 @@ def test_face_shape_transfer_moves_the_jaw_and_keeps_the_background(astronaut, d
 
 @pytest.mark.parametrize(("options", "field"), [
     ({"face_swapper_model": "mesh", "face_mask_types": ("box", "region")}, "face_mask_types"),
-    ({"face_swapper_model": "mesh3d", "face_mask_types": ("box", "occlusion")}, "face_mask_types"),
+    ({"face_swapper_model": "mesh3d", "face_mask_types": ("box", "area")}, "face_mask_types"),
     ({"face_swapper_model": "mesh3d", "face_mask_types": ("region",), "face_mask_regions": ("skin", "glasses")},
      "face_mask_regions"),
     ({"face_swapper_model": "mesh", "face_shape_transfer": 0.5}, "face_shape_transfer"),

@@ -121,8 +121,9 @@ def check_swapper_options(options: SwapOptions) -> None:
         raise OptionError("face_mask_types", f"the built-in mesh swapper blends with its own feathered mesh mask, so "
                           f"{', '.join(extra)} would be ignored; use --face-swapper-model mesh3d for regions")
     if model == "mesh3d":
-        if "occlusion" in options.face_mask_types or "area" in options.face_mask_types:
-            raise OptionError("face_mask_types", "the mesh3d swapper has no occlusion or area mask; use box and region")
+        if "area" in options.face_mask_types:
+            raise OptionError("face_mask_types", "the mesh3d swapper has no area mask (its regions are its mesh's); "
+                              "use box, region and occlusion")
         from swapface.geometry.face_topology import REGIONS
 
         unknown = [r for r in options.face_mask_regions if r not in REGIONS]

@@ -3,20 +3,25 @@
 
 The target keeps its pose, expression, eyes, mouth interior, silhouette and light; the source gives the
 skin, brows, lids, nose, lips and their texture. Per track, the target's fitted light is smoothed over
-time so a video's face does not flicker.
+time so a video's face does not flicker. What lies in front of the target's face (glasses frames, hair
+across it: ``occluders``; with ``--face-mask-types occlusion`` also what the XSeg model finds) stays in
+front; a source photo's glasses frames are painted out before its texture is taken.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
 from swapface.faces.face import Face
 from swapface.geometry.face_topology import REGIONS, FaceTopology, face_topology
 from swapface.geometry.reshape import reshaped_points, warp_to_shape
+from swapface.models.templates import warp_face
 from swapface.options import SwapOptions
 from swapface.processors.base import SourceIdentity
+from swapface.processors.masks import OcclusionMasker
 from swapface.processors.mesh_render import (
     FaceShape,
     RenderSettings,
@@ -26,11 +31,22 @@ from swapface.processors.mesh_render import (
     render_face,
 )
 from swapface.processors.mesh_swapper import closest_source, pose_signature
+from swapface.processors.occluders import (
+    FaceCrop,
+    Occluders,
+    estimate_occluders,
+    from_visibility,
+    glasses_frames,
+    hair_across,
+    remove_frames,
+)
 
 LIGHT_SMOOTHING = 0.35  # share of a new frame's fitted light in a track's running estimate
 MAX_TARGET_YAW = 62.0  # degrees: beyond this a target face is left unchanged (it would smear)
 SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
 TURNED_SOURCE_YAW = 30.0  # degrees
+HAIR_REFRESH = 4  # frames of a track between fresh estimates of hair across the face (it moves with the head)
+OCCLUDER_CROP = ("ffhq_512", 256)  # the aligned crop the XSeg occluder model sees (forehead and fringe included)
 
 
 def head_angles(points: np.ndarray, topology: FaceTopology) -> tuple[float, float, float]:
@@ -55,7 +71,7 @@ class Mesh3DSwapper:
     needs_source = True
     whole_frame = False
 
-    def __init__(self, options: SwapOptions) -> None:
+    def __init__(self, options: SwapOptions, models_dir: Path | None = None) -> None:
         self.options = options
         self.topology = face_topology()
         types = tuple(options.face_mask_types)
@@ -68,7 +84,20 @@ class Mesh3DSwapper:
         self._sources: list[SourceFace] = []
         self._signatures: list[np.ndarray] = []
         self._light: dict[int, np.ndarray] = {}
+        self._hair: dict[int, tuple[int, np.ndarray]] = {}  # track → (frames since estimated, mask on the face crop)
         self.notices: list[str] = []
+        self.occlusion: OcclusionMasker | None = None
+        if "occlusion" in types:
+            self.occlusion = OcclusionMasker(options, models_dir)
+        self._files_checked = False
+
+    def require_files(self) -> None:
+        """Fail once, up front, naming the occluder model file when ``occlusion`` is asked for and it is missing."""
+        if self.occlusion is not None and not self._files_checked:
+            from swapface.models.store import require
+
+            require([self.occlusion.model.entry.name], self.occlusion.model.models_dir)
+        self._files_checked = True
 
     def _notice(self, text: str) -> None:
         if text not in self.notices:
@@ -82,11 +111,17 @@ class Mesh3DSwapper:
             if face.landmarks is None:
                 raise ValueError("the mesh swapper needs source faces with landmarks")
             prepared = prepare_source(image, face.landmarks, face.depth, self.topology)
+            glasses = estimate_occluders(image, prepared.shape.points, self.topology, hair=False)
+            if glasses.glasses:
+                prepared = prepare_source(remove_frames(image, glasses), face.landmarks, face.depth, self.topology)
+                self._notice(f"source image #{number}: the face wears glasses; their frames are painted out from the "
+                             "skin around them — a photo without glasses gives a truer face")
             self._sources.append(prepared)
             self._signatures.append(pose_signature(face))
             self._check_source(number, prepared)
         self._source_key = id(source)
         self._light.clear()
+        self._hair.clear()
 
     def _check_source(self, number: int, prepared: SourceFace) -> None:
         """One-line warnings about source photos that limit the result, with what to use instead."""
@@ -100,8 +135,9 @@ class Mesh3DSwapper:
                          "the near side — a frontal photo gives a truer face")
 
     def reset(self) -> None:
-        """Forget the per-track light smoothing (a new clip or chunk begins)."""
+        """Forget the per-track light smoothing and hair estimates (a new clip or chunk begins)."""
         self._light.clear()
+        self._hair.clear()
 
     def choose_source(self, target: Face) -> int:
         """Index of the source photo whose head pose and mouth state are closest to the target's."""
@@ -111,11 +147,14 @@ class Mesh3DSwapper:
         """The frame with every given face replaced by the source's."""
         if source is None or not faces:
             return frame
+        self.require_files()
         self._prepare(source)
         out = frame.copy()
         for face in faces:
             if face.landmarks is not None:
                 self._swap_one(out, face)
+        seen = {face.track_id for face in faces}
+        self._hair = {track: kept for track, kept in self._hair.items() if track in seen}  # memory stays flat
         return out
 
     def _swap_one(self, out: np.ndarray, target: Face) -> None:
@@ -133,7 +172,30 @@ class Mesh3DSwapper:
             out[:] = warp_to_shape(out, shape.points[:, :2], reshaped, shape.interocular)
             shape = face_shape(out, reshaped, target.depth, self.topology)
         shape = self._smoothed(shape, target.track_id)
-        render_face(out, shape, chosen, self.topology, self.settings)
+        occluders = self._occluders(out, target, shape)
+        kept = occluders.pixels(out)
+        render_face(out, shape, chosen, self.topology, self.settings,
+                    occluders.frame_mask(out.shape) if occluders.found else None)
+        occluders.restore(out, kept)
+
+    def _occluders(self, frame: np.ndarray, target: Face, shape: FaceShape) -> Occluders:
+        """What lies in front of the target face: glasses frames and hair across it (the hair estimate of a
+        track is refreshed every HAIR_REFRESH frames, on the face's eye-aligned crop, so it follows the head),
+        and what the XSeg model finds when ``occlusion`` is asked for."""
+        crop = FaceCrop.of(frame, shape.points)
+        frames = glasses_frames(crop.image, crop.points, self.topology)
+        track = target.track_id
+        age, hair = self._hair.get(track, (HAIR_REFRESH, None)) if track is not None else (HAIR_REFRESH, None)
+        if hair is None or age >= HAIR_REFRESH:
+            age, hair = 0, hair_across(crop.image, crop.points, self.topology)
+        if track is not None:
+            self._hair[track] = (age + 1, hair)
+        found = crop.occluders(frames, hair, frame.shape)
+        if self.occlusion is not None:
+            template, size = OCCLUDER_CROP
+            image, affine = warp_face(frame, target.keypoints, template, size)
+            found = found.union(from_visibility(self.occlusion.masks(image[None])[0], affine, frame.shape))
+        return found
 
     def _smoothed(self, shape: FaceShape, track_id: int | None) -> FaceShape:
         """The target's light, smoothed over time per track so the face does not flicker."""

@@ -215,6 +215,9 @@ def test_a_missing_model_is_refused_before_any_work(media, tmp_path):
     message = one_error_line(swapface(*common, "--face-swapper-model", "inswapper_128", env=run_env))
     assert "inswapper_128" in message and "swapface models download inswapper_128" in message
     assert "xseg_1" in one_error_line(swapface(*common, "--face-mask-types", "box", "occlusion", env=run_env))
+    chosen = one_error_line(swapface(*common, "--face-mask-types", "box", "occlusion", "--face-occluder-model", "xseg_2",
+                                     env=run_env))
+    assert "xseg_2" in chosen and "xseg_1" not in chosen  # the model asked for, not the default
     assert not list(tmp_path.glob(".o.mp4.swapface-work-*"))
 
 

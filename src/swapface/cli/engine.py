@@ -129,8 +129,6 @@ def _selector_mode(given: dict[str, Any], reference_face: str | None) -> dict[st
 
 def models_needed(opts: SwapOptions) -> list[tuple[str, str]]:
     """(option, model name) of every catalogue model these options will load (built-in ones excluded)."""
-    from swapface.models.catalogue import OCCLUDER_MODEL, PARSER_MODEL
-
     needed = []
     if "face_swapper" in opts.processors and opts.face_swapper_model not in BUILTIN_SWAPPERS:
         needed.append(("--face-swapper-model", opts.face_swapper_model))
@@ -143,9 +141,9 @@ def models_needed(opts: SwapOptions) -> list[tuple[str, str]]:
     if opts.face_recognizer_model != "dlib":
         needed.append(("--face-recognizer-model", opts.face_recognizer_model))
     if "occlusion" in opts.face_mask_types:
-        needed.append(("--face-mask-types occlusion", OCCLUDER_MODEL))
+        needed.append(("--face-mask-types occlusion", opts.face_occluder_model))
     if "region" in opts.face_mask_types and opts.face_swapper_model != "mesh3d":  # mesh3d's regions are its mesh's
-        needed.append(("--face-mask-types region", PARSER_MODEL))
+        needed.append(("--face-mask-types region", opts.face_parser_model))
     return needed
 
 

@@ -1,8 +1,8 @@
 """The built-in 3D-aware swapper (model ``mesh3d``): the source face rendered onto the target's 468-point mesh
 (see ``mesh_render``).
 
-The target keeps its pose, expression, eyes, mouth interior, silhouette and light; the source gives the
-skin, brows, lids, nose, lips and their texture. Per track, the target's fitted light is smoothed over
+The target keeps its pose, expression, gaze, mouth interior, silhouette and light; the source gives the
+skin, brows, lids, eyes, nose, lips and their texture. Per track, the target's fitted light is smoothed over
 time so a video's face does not flicker. What lies in front of the target's face (glasses frames, hair
 across it: ``occluders``; with ``--face-mask-types occlusion`` also what the XSeg model finds) stays in
 front; a source photo's glasses frames are painted out before its texture is taken.

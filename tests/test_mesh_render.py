@@ -277,3 +277,28 @@ def test_the_source_eyes_are_drawn_looking_where_the_target_looks(astronaut, dri
     paint_eyes(target, mesh, (45, 35, 30), (215, 210, 205), 0.0)
     result, _ = swap(source, target, face_mask_types=("box", "region"), face_mask_regions=kept)
     assert all(count == 0 for count, _ in green_in_eyes(result, mesh))
+
+
+def test_in_a_video_the_gaze_follows_the_target_smoothly(astronaut, driver) -> None:
+    """Over a track's frames the source's eyes follow where the target looks, eased in (no twitch from one
+    frame's iris estimate): a glance from left to right is reached over a few frames, not in one."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    source = astronaut.copy()
+    paint_eyes(source, main_mesh(pipe, astronaut), tuple(GREEN), None, 0.0)
+    pipe = Pipeline([source], SwapOptions(face_swapper_model="mesh3d"))
+    swapper = next(p for p in pipe.processors if p.name == "face_swapper")
+    face = pipe.analyser.analyse_still(driver)[0].with_(track_id=1)
+    mesh = face.landmarks
+    looking = {}
+    for across in (-0.2, 0.2):
+        looking[across] = driver.copy()
+        paint_eyes(looking[across], mesh, (45, 35, 30), (215, 210, 205), across)
+
+    def drawn_at(frame: np.ndarray) -> float:
+        return float(np.mean([x for _, x in green_in_eyes(swapper.process(frame, [face], pipe.source), mesh)]))
+
+    left = [drawn_at(looking[-0.2]) for _ in range(6)]
+    right = [drawn_at(looking[0.2]) for _ in range(6)]
+    assert right[-1] - left[-1] > 0.08, (left, right)  # settled on each side
+    halfway = (left[-1] + right[-1]) / 2
+    assert left[-1] < right[0] < halfway < right[2] <= right[-1], (left, right)  # on its way, not there at once

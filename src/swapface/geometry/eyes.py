@@ -58,3 +58,15 @@ def opening_mask(shape: tuple[int, ...], rings: list[np.ndarray]) -> np.ndarray:
     for ring in rings:
         cv2.fillPoly(mask, [np.round(np.asarray(ring, np.float32)[:, :2] * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
     return mask
+
+
+def in_eye_units(point: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """A point relative to an eye: its offset from the lid ring's centre in eye widths (steady as a head moves)."""
+    ring = np.asarray(ring, np.float32)[:, :2]
+    return ((np.asarray(point, np.float32) - ring.mean(0)) / max(eye_width(ring), 1.0)).astype(np.float32)
+
+
+def from_eye_units(offset: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """The inverse of ``in_eye_units``: frame pixels of an offset given in eye widths from the ring's centre."""
+    ring = np.asarray(ring, np.float32)[:, :2]
+    return (ring.mean(0) + np.asarray(offset, np.float32) * max(eye_width(ring), 1.0)).astype(np.float32)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from swapface.faces.face import Face
+from swapface.faces.mesh_topology import LEFT_EYE_RING, RIGHT_EYE_RING
+from swapface.geometry.eyes import from_eye_units, in_eye_units
 from swapface.geometry.face_topology import REGIONS, FaceTopology, face_topology
 from swapface.geometry.reshape import reshaped_points, warp_to_shape
 from swapface.models.templates import warp_face
@@ -27,6 +29,7 @@ from swapface.processors.mesh_render import (
     RenderSettings,
     SourceFace,
     face_shape,
+    find_irises,
     prepare_source,
     render_face,
 )
@@ -42,6 +45,7 @@ from swapface.processors.occluders import (
 )
 
 LIGHT_SMOOTHING = 0.35  # share of a new frame's fitted light in a track's running estimate
+GAZE_SMOOTHING = 0.5  # share of a new frame's iris positions in a track's running estimate
 MAX_TARGET_YAW = 62.0  # degrees: beyond this a target face is left unchanged (it would smear)
 SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
 TURNED_SOURCE_YAW = 30.0  # degrees
@@ -84,6 +88,7 @@ class Mesh3DSwapper:
         self._sources: list[SourceFace] = []
         self._signatures: list[np.ndarray] = []
         self._light: dict[int, np.ndarray] = {}
+        self._gaze: dict[int, tuple[np.ndarray | None, ...]] = {}
         self._hair: dict[int, tuple[int, np.ndarray]] = {}  # track → (frames since estimated, mask on the face crop)
         self.notices: list[str] = []
         self.occlusion: OcclusionMasker | None = None
@@ -121,6 +126,7 @@ class Mesh3DSwapper:
             self._check_source(number, prepared)
         self._source_key = id(source)
         self._light.clear()
+        self._gaze.clear()
         self._hair.clear()
 
     def _check_source(self, number: int, prepared: SourceFace) -> None:
@@ -137,6 +143,7 @@ class Mesh3DSwapper:
     def reset(self) -> None:
         """Forget the per-track light smoothing and hair estimates (a new clip or chunk begins)."""
         self._light.clear()
+        self._gaze.clear()
         self._hair.clear()
 
     def choose_source(self, target: Face) -> int:
@@ -171,7 +178,7 @@ class Mesh3DSwapper:
             reshaped = reshaped_points(shape.points, chosen.shape.points, self.topology, strength)
             out[:] = warp_to_shape(out, shape.points[:, :2], reshaped, shape.interocular)
             shape = face_shape(out, reshaped, target.depth, self.topology)
-        shape = self._smoothed(shape, target.track_id)
+        shape = self._smoothed(out, shape, target.track_id)
         occluders = self._occluders(out, target, shape)
         kept = occluders.pixels(out)
         render_face(out, shape, chosen, self.topology, self.settings,
@@ -197,8 +204,10 @@ class Mesh3DSwapper:
             found = found.union(from_visibility(self.occlusion.masks(image[None])[0], affine, frame.shape))
         return found
 
-    def _smoothed(self, shape: FaceShape, track_id: int | None) -> FaceShape:
-        """The target's light, smoothed over time per track so the face does not flicker."""
+    def _smoothed(self, frame: np.ndarray, shape: FaceShape, track_id: int | None) -> FaceShape:
+        """The target's light and gaze, smoothed over time per track so the face does not flicker and its eyes
+        do not twitch (the gaze is followed in eye widths from each lid ring's centre; a frame where an iris
+        is not seen keeps the last one)."""
         if track_id is None:
             return shape
         light = shape.light
@@ -206,4 +215,11 @@ class Mesh3DSwapper:
         if previous is not None:
             light = (1 - LIGHT_SMOOTHING) * previous + LIGHT_SMOOTHING * light
         self._light[track_id] = light
-        return dataclasses.replace(shape, light=light)
+        rings = (shape.points[RIGHT_EYE_RING], shape.points[LEFT_EYE_RING])
+        seen = [None if iris is None else in_eye_units(iris, ring) for iris, ring in zip(find_irises(frame, shape.points), rings)]
+        before = self._gaze.get(track_id, (None, None))
+        gaze = tuple(old if new is None else new if old is None else (1 - GAZE_SMOOTHING) * old + GAZE_SMOOTHING * new
+                     for old, new in zip(before, seen))
+        self._gaze[track_id] = gaze
+        right, left = (None if offset is None else from_eye_units(offset, ring) for offset, ring in zip(gaze, rings))
+        return dataclasses.replace(shape, light=light, irises=(right, left))

@@ -90,6 +90,7 @@ class FaceShape:
     interocular: float
     skin_chroma: np.ndarray  # (2,) median log(R/G), log(B/G) of the plain skin's albedo
     skin_luma: float  # median albedo luminance of the plain skin
+    irises: tuple[np.ndarray | None, np.ndarray | None] | None = None  # where its eyes look; None: found when drawn
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,11 @@ def hairline_reach(topology: FaceTopology) -> np.ndarray:
     y = topology.canonical[:, 1]
     top = float(y.min())
     return np.clip((y - top) / (HAIRLINE_Y - top), 0.0, 1.0).astype(np.float32)
+
+
+def find_irises(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The iris centres of a face's right and left eye in ``image`` (frame pixels; None where not seen)."""
+    return iris_centre(image, points[RIGHT_EYE_RING]), iris_centre(image, points[LEFT_EYE_RING])
 
 
 def interocular(points: np.ndarray) -> float:
@@ -174,7 +180,7 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     mirrored_triangles = mirror[topology.triangles][:, [0, 2, 1]]  # mirrored triangles keep their orientation
     mirror_facing = triangle_facing(shape.points, mirrored_triangles)
     rings = [shape.points[RIGHT_EYE_RING], shape.points[LEFT_EYE_RING]]
-    irises = (iris_centre(image, rings[0]), iris_centre(image, rings[1]))
+    irises = find_irises(image, shape.points)
     return SourceFace(image, shape, shading, mirror_shading, mirror_facing,
                       not_face_probability(image, shape.points, topology), irises, opening_mask(image.shape, rings))
 
@@ -295,7 +301,12 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     region = frame[y : y + h, x : x + w]
     small = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
     points = (target.points - (x, y, 0.0)) * (sx, sy, (sx + sy) / 2)
-    shrunk = dataclasses.replace(target, points=points.astype(np.float32), interocular=target.interocular * (sx + sy) / 2)
+    irises = None
+    if target.irises is not None:
+        right, left = (None if iris is None else ((iris - (x, y)) * (sx, sy)).astype(np.float32) for iris in target.irises)
+        irises = (right, left)
+    shrunk = dataclasses.replace(target, points=points.astype(np.float32), interocular=target.interocular * (sx + sy) / 2,
+                                 irises=irises)
     small_occluded = None
     if occluded is not None:
         small_occluded = cv2.resize(occluded[y : y + h, x : x + w].view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
@@ -373,7 +384,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         grown = field if step == 1 else cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
         return grown.reshape(h, w, -1)
 
-    target_irises = [iris_centre(frame, target.points[ring]) for ring in (RIGHT_EYE_RING, LEFT_EYE_RING)]
+    target_irises = list(target.irises if target.irises is not None else find_irises(frame, target.points))
     own_affines = _look_as_target(solved.affines_to(src[tri]), ids, rect, eyes, target_irises, source, mirrored=False)
     texture = full.sample(source.image, own_affines, covered, interp)
     not_face, inside = _sample_mask(source, coarse.coords(own_affines))

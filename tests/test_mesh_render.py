@@ -302,3 +302,18 @@ def test_in_a_video_the_gaze_follows_the_target_smoothly(astronaut, driver) -> N
     assert right[-1] - left[-1] > 0.08, (left, right)  # settled on each side
     halfway = (left[-1] + right[-1]) / 2
     assert left[-1] < right[0] < halfway < right[2] <= right[-1], (left, right)  # on its way, not there at once
+
+
+def test_eyes_a_few_pixels_wide_stay_the_targets(astronaut, driver) -> None:
+    """On a small face (eyes about 9 px across) a drawn eye could only be a blot: the target's own eyes stay,
+    while the rest of the face is swapped."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    source = astronaut.copy()
+    paint_eyes(source, main_mesh(pipe, astronaut), tuple(GREEN), None, 0.0)
+    small = cv2.resize(driver, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    result, pipe = swap(source, small)
+    mesh = main_mesh(pipe, small)
+    assert float(np.linalg.norm(mesh[RIGHT_EYE_RING[0], :2] - mesh[RIGHT_EYE_RING[8], :2])) < 14
+    assert all(count == 0 for count, _ in green_in_eyes(result, mesh))
+    face = hull_mask(small.shape, mesh)
+    assert np.abs(result[face].astype(int) - small[face]).mean() > 3, "the face was swapped"

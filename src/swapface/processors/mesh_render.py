@@ -74,6 +74,8 @@ EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out insid
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
+MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
+MIN_DRAWN_EYE = 14.0  # pixels corner to corner under which an eye stays the target's
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
 _LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
@@ -105,6 +107,7 @@ class SourceFace:
     not_face: np.ndarray  # float32 map over the image: probability that a pixel is hair or background
     irises: tuple[np.ndarray | None, np.ndarray | None]  # iris centres in the right and left eye (None: not seen)
     eye_openings: np.ndarray  # uint8 map over the image: 1 inside either eye's lid line
+    halves: tuple[np.ndarray, ...] = ()  # the image halved again and again: read for faces far smaller than it
 
 
 def edge_ramp(area: np.ndarray, width: float) -> np.ndarray:
@@ -181,8 +184,12 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     mirror_facing = triangle_facing(shape.points, mirrored_triangles)
     rings = [shape.points[RIGHT_EYE_RING], shape.points[LEFT_EYE_RING]]
     irises = find_irises(image, shape.points)
+    halves = [image]
+    while len(halves) < MAX_HALVINGS + 1 and min(halves[-1].shape[:2]) >= 64:
+        halves.append(cv2.pyrDown(halves[-1]))
     return SourceFace(image, shape, shading, mirror_shading, mirror_facing,
-                      not_face_probability(image, shape.points, topology), irises, opening_mask(image.shape, rings))
+                      not_face_probability(image, shape.points, topology), irises, opening_mask(image.shape, rings),
+                      tuple(halves))
 
 
 def _fill_triangles(shape: tuple[int, int], points: np.ndarray, triangles: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
@@ -353,7 +360,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     own_weight = np.where(own_f >= high, 1.0, np.clip(0.5 + (own_f - mirror_f) / (high - low), 0.0, 1.0))
     solved = DestinationTriangles.of(dst, tri)
     front = (target.facing > 0) & solved.ok
-    eyes = _eye_triangles(topology)
+    eyes, kept_rings = _drawn_eyes(topology, target.points)
     drawn = front & (target.facing > DRAW_FACING) & ~(topology.opening & ~(eyes[0] | eyes[1]))  # not the mouth's
     drawn &= (own_f > low) | (mirror_f > low)  # the regions the user keeps are cut at the end, so the
     # light and tone worked out below do not depend on that choice
@@ -386,7 +393,12 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
 
     target_irises = list(target.irises if target.irises is not None else find_irises(frame, target.points))
     own_affines = _look_as_target(solved.affines_to(src[tri]), ids, rect, eyes, target_irises, source, mirrored=False)
-    texture = full.sample(source.image, own_affines, covered, interp)
+    # a face far smaller than the source reads a halved copy (no aliasing that the detail step would blur away)
+    level = 0
+    while level + 1 < len(source.halves) and magnify * 2 ** (level + 1) <= 1.0:
+        level += 1
+    image = source.halves[level] if source.halves else source.image
+    texture = full.sample(image, _halved(own_affines, level), covered, interp)
     not_face, inside = _sample_mask(source, coarse.coords(own_affines))
     covered_c = covered[::step, ::step]
     b1, b2 = coarse.coords(solved.barycentric())
@@ -409,7 +421,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         mirror_not_face, mirror_inside = _sample_mask(source, coarse.coords(mirror_affines))
         blend = cv2.GaussianBlur(np.where(covered, weight_own, 1.0), (0, 0), 0.04 * target.interocular)
         blend = np.where(covered, blend, 1.0).astype(np.float32)
-        mirrored = full.sample(source.image, mirror_affines, covered & (blend < 0.999), interp)
+        mirrored = full.sample(image, _halved(mirror_affines, level), covered & (blend < 0.999), interp)
         blend_c = blend[::step, ::step]
         inside = np.where(blend_c > 0.5, inside, mirror_inside)
         not_face = not_face * blend_c + mirror_not_face * (1 - blend_c)
@@ -449,7 +461,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     overlay = _match_detail(toned, region, covered)
     chosen = topology.triangles_in(settings.regions)[safe]
     mask = covered & chosen
-    _cut_mouth(mask, dst, rect, target.interocular)
+    _cut_openings(mask, dst, rect, target.interocular, [INNER_LIPS, *kept_rings])
     if occluded is not None:
         mask &= ~occluded[y : y + h, x : x + w]
     soft = feather(mask, max(target.interocular * 2.5, 8.0), settings.blur, settings.padding) * grow(reach)[..., 0]
@@ -464,10 +476,28 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     return _Change(rect, (blended - base) * share[..., None], soft * share)
 
 
-def _eye_triangles(topology: FaceTopology) -> tuple[np.ndarray, np.ndarray]:
-    """The triangles inside the right and the left eye's lid line."""
-    return (topology.opening & topology.triangles_in(("right-eye",)),
-            topology.opening & topology.triangles_in(("left-eye",)))
+def _halved(affines: np.ndarray, times: int) -> np.ndarray:
+    """Target → source maps (T×2×3) made to read the source halved ``times`` times (pixel centres kept)."""
+    if times == 0:
+        return affines
+    scale = np.float32(0.5**times)
+    out = affines * scale
+    out[..., 2] += np.float32(0.5) * scale - np.float32(0.5)
+    return out
+
+
+def _drawn_eyes(topology: FaceTopology, points: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list[list[int]]]:
+    """The triangles inside the right and the left eye's lid line where the source's eye is drawn, and the
+    lid rings of the eyes too small for that (a few pixels across: any softening smears a drawn eye into a
+    blot, so the target's own eye stays)."""
+    drawn, kept = [], []
+    for name, ring in (("right-eye", RIGHT_EYE_RING), ("left-eye", LEFT_EYE_RING)):
+        inside = topology.opening & topology.triangles_in((name,))
+        if eye_width(points[ring]) < MIN_DRAWN_EYE:
+            inside = np.zeros_like(inside)
+            kept.append(ring)
+        drawn.append(inside)
+    return (drawn[0], drawn[1]), kept
 
 
 def _look_as_target(affines: np.ndarray, ids: np.ndarray, rect: tuple[int, int, int, int],
@@ -484,7 +514,7 @@ def _look_as_target(affines: np.ndarray, ids: np.ndarray, rect: tuple[int, int, 
     for side in (0, 1):
         source_side = 1 - side if mirrored else side
         seen, wanted = target_irises[side], source.irises[source_side]
-        if seen is None or wanted is None:
+        if seen is None or wanted is None or not eyes[side].any():
             continue
         col, row = int(round(seen[0] - x)), int(round(seen[1] - y))
         at = ids[row, col] if 0 <= col < w and 0 <= row < h else NO_TRIANGLE
@@ -667,11 +697,14 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     return cv2.dilate(cleaned, kernel).astype(bool)
 
 
-def _cut_mouth(mask: np.ndarray, dst: np.ndarray, rect: tuple[int, int, int, int], iod: float) -> None:
-    """Remove the target's own mouth interior (its polygon, slightly grown) from the mask."""
+def _cut_openings(mask: np.ndarray, dst: np.ndarray, rect: tuple[int, int, int, int], iod: float,
+                  rings: list[list[int]]) -> None:
+    """Remove the target's own openings (the mouth's interior, eyes too small to redraw: their polygons,
+    slightly grown) from the mask."""
     x, y, _, _ = rect
     hole: np.ndarray = np.zeros(mask.shape, np.uint8)
-    cv2.fillPoly(hole, [np.round((dst[INNER_LIPS] - (x, y)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    for ring in rings:
+        cv2.fillPoly(hole, [np.round((dst[ring] - (x, y)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
     grow = max(int(round(0.015 * iod)), 1)
     hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     mask &= hole == 0

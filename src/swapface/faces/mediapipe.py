@@ -147,12 +147,32 @@ class MediaPipeDetector:
         record_run("cpu")  # built-in models always run on the CPU (usage metering)
         return self._session
 
-    def _run(self, frame: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @property
+    def input_side(self) -> int:
+        """The long side of the largest pass: an image larger than this is shrunk before the network sees it."""
+        return max(self.sizes)
+
+    def _scaled(self, frame: np.ndarray, sizes: list[int]) -> dict[int, np.ndarray]:
+        """The frame scaled for each pass. A shrunk copy is made from the next larger shrunk one, not from the
+        frame: 768 → 384 → 128 are whole factors (INTER_AREA's fast path), and the source is smaller."""
+        h, w = frame.shape[:2]
+        out: dict[int, np.ndarray] = {}
+        source = frame
+        for size in sorted(sizes, reverse=True):
+            scale, nw, nh, _, _ = input_shape(h, w, size, max(self.strides))
+            if scale >= 1:
+                out[size] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            else:
+                out[size] = source = cv2.resize(source, (nw, nh), interpolation=cv2.INTER_AREA)
+        return out
+
+    def _run(self, frame: np.ndarray, size: int, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pass at input size ``size`` on ``scaled`` (the frame scaled for it, see :meth:`_scaled`): boxes,
+        scores and BlazeFace's six points, in frame pixels."""
         h, w = frame.shape[:2]
         scale, nw, nh, iw, ih = input_shape(h, w, size, max(self.strides))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         planar = np.zeros((1, 3, ih, iw), np.float32)  # raw 0..255 RGB, zero (black) padding right and below
-        planar[0, :, :nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=interp).transpose(2, 0, 1)
+        planar[0, :, :nh, :nw] = scaled.transpose(2, 0, 1)
         scores, regression = self.session.run(None, {"input": planar})
         scores, regression = scores[0], regression[0]
         # larger-than-native inputs see small faces but also more clutter: ask for more confidence there
@@ -185,7 +205,9 @@ class MediaPipeDetector:
         such faces are skipped; the smallest input size always runs.
         """
         h, w = frame.shape[:2]
-        results = [self._run(frame, s) for s in self.passes(h, w, min_size)]
+        sizes = self.passes(h, w, min_size)
+        scaled = self._scaled(frame, sizes)
+        results = [self._run(frame, s, scaled[s]) for s in sizes]
         boxes = np.concatenate([r[0] for r in results])
         scores = np.concatenate([r[1] for r in results])
         points = np.concatenate([r[2] for r in results])

@@ -194,6 +194,8 @@ class FaceAnalyser:
 
     def upright_candidates(self, image: np.ndarray) -> list[Face]:
         """Detector candidates of a still the right way up: the whole pyramid, and faces cut by the border."""
+        if self.border_pass and getattr(self.detector, "accepts_past_border", False):
+            return self.detector.detect(image, past_border=True)  # type: ignore[call-arg]
         found = self.detector.detect(image)
         return found + self._detect_past_border(image) if self.border_pass else found
 

@@ -120,6 +120,7 @@ def _alignment_points(keypoints: np.ndarray) -> np.ndarray:
     return np.stack([keypoints[0], keypoints[1], keypoints[2], mouth]).astype(np.float32)
 
 
+BORDER_PAD = 64  # black frame (input pixels) around a pass that looks past the frame's border, see detect()
 MIN_FACE_INPUT_PX = 20  # narrowest face (box width, input pixels) a pass finds reliably; 14 px ones are missed
 
 
@@ -127,6 +128,7 @@ class MediaPipeDetector:
     """BlazeFace over a pyramid of input sizes; returns boxes, scores and 5 keypoints per face."""
 
     accepts_min_size = True  # detect(frame, min_size=...) may skip passes (see FaceAnalyser)
+    accepts_past_border = True  # detect(frame, past_border=True) also finds faces cut by the border
 
     def __init__(
         self, variant: str = "short", sizes: tuple[int, ...] = (128,), score: float = 0.5, iou: float = 0.3,
@@ -166,13 +168,15 @@ class MediaPipeDetector:
                 out[size] = source = cv2.resize(source, (nw, nh), interpolation=cv2.INTER_AREA)
         return out
 
-    def _run(self, frame: np.ndarray, size: int, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One pass at input size ``size`` on ``scaled`` (the frame scaled for it, see :meth:`_scaled`): boxes,
-        scores and BlazeFace's six points, in frame pixels."""
+    def _run(self, frame: np.ndarray, size: int, scaled: np.ndarray, pad: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pass at input size ``size`` on ``scaled`` (the frame scaled for it, see :meth:`_scaled`) inside a
+        black frame ``pad`` input pixels wide: boxes, scores and BlazeFace's six points, in frame pixels."""
         h, w = frame.shape[:2]
-        scale, nw, nh, iw, ih = input_shape(h, w, size, max(self.strides))
-        planar = np.zeros((1, 3, ih, iw), np.float32)  # raw 0..255 RGB, zero (black) padding right and below
-        planar[0, :, :nh, :nw] = scaled.transpose(2, 0, 1)
+        step = max(self.strides)
+        scale, nw, nh, _, _ = input_shape(h, w, size, step)
+        iw, ih = -(-(nw + 2 * pad) // step) * step, -(-(nh + 2 * pad) // step) * step
+        planar = np.zeros((1, 3, ih, iw), np.float32)  # raw 0..255 RGB, zero (black) padding
+        planar[0, :, pad : pad + nh, pad : pad + nw] = scaled.transpose(2, 0, 1)
         scores, regression = self.session.run(None, {"input": planar})
         scores, regression = scores[0], regression[0]
         # larger-than-native inputs see small faces but also more clutter: ask for more confidence there
@@ -184,8 +188,8 @@ class MediaPipeDetector:
         reg = regression[keep].reshape(-1, 8, 2)  # input pixels, relative to the anchor centre
         centre = reg[:, 0] + anchors
         half = reg[:, 1] / 2
-        boxes = np.concatenate([centre - half, centre + half], axis=1) / scale
-        points = (reg[:, 2:] + anchors[:, None, :]) / scale
+        boxes = (np.concatenate([centre - half, centre + half], axis=1) - pad) / scale
+        points = (reg[:, 2:] + anchors[:, None, :] - pad) / scale
         return boxes.astype(np.float32), scores[keep].astype(np.float32), points.astype(np.float32)
 
     def passes(self, height: int, width: int, min_size: float = 0.0) -> list[int]:
@@ -198,16 +202,20 @@ class MediaPipeDetector:
                 out.append(size)
         return out
 
-    def detect(self, frame: np.ndarray, min_size: float = 0.0) -> list[Face]:
+    def detect(self, frame: np.ndarray, min_size: float = 0.0, past_border: bool = False) -> list[Face]:
         """Faces in an RGB frame, best first (boxes may extend past the frame for faces cut by the border).
 
         ``min_size``: faces narrower than this (frame pixels) are not wanted, so passes that only find
         such faces are skipped; the smallest input size always runs.
+        ``past_border``: also faces whose centre lies outside the frame (cut by its border): the network only
+        proposes faces centred inside its input, so each pass frames its input with ``BORDER_PAD`` black
+        pixels, half the largest face a pass finds (larger ones the next coarser pass finds, framed as wide).
         """
         h, w = frame.shape[:2]
         sizes = self.passes(h, w, min_size)
         scaled = self._scaled(frame, sizes)
-        results = [self._run(frame, s, scaled[s]) for s in sizes]
+        pad = BORDER_PAD if past_border else 0
+        results = [self._run(frame, s, scaled[s], pad) for s in sizes]
         boxes = np.concatenate([r[0] for r in results])
         scores = np.concatenate([r[1] for r in results])
         points = np.concatenate([r[2] for r in results])

@@ -120,8 +120,21 @@ def _alignment_points(keypoints: np.ndarray) -> np.ndarray:
     return np.stack([keypoints[0], keypoints[1], keypoints[2], mouth]).astype(np.float32)
 
 
-BORDER_PAD = 64  # black frame (input pixels) around a pass that looks past the frame's border, see detect()
+BORDER_PAD = 64  # black frame (input pixels) around a pass that looks past the frame's border, see border_pad()
+FINE_BORDER_PAD = 32  # the same around the finest of several passes (it is the costliest)
 MIN_FACE_INPUT_PX = 20  # narrowest face (box width, input pixels) a pass finds reliably; 14 px ones are missed
+
+
+def border_pad(size: int, sizes: list[int]) -> int:
+    """The black frame (input pixels) around the pass at ``size`` of ``sizes`` for faces cut by the border.
+
+    A face is proposed when its centre lies inside the input; a face at least half inside has its centre
+    outside by at most half its width. Coarse passes take ``BORDER_PAD``. The finest of several passes only
+    needs to place faces too small for the next coarser one (under ``MIN_FACE_INPUT_PX`` times the ratio of
+    the two sizes: 40-60 of its input pixels with the built-in sizes, so centred at most 30 outside):
+    ``FINE_BORDER_PAD`` spares a sixth of its cost on a 12 MP photo.
+    """
+    return FINE_BORDER_PAD if len(sizes) > 1 and size == max(sizes) else BORDER_PAD
 
 
 class MediaPipeDetector:
@@ -208,14 +221,12 @@ class MediaPipeDetector:
         ``min_size``: faces narrower than this (frame pixels) are not wanted, so passes that only find
         such faces are skipped; the smallest input size always runs.
         ``past_border``: also faces whose centre lies outside the frame (cut by its border): the network only
-        proposes faces centred inside its input, so each pass frames its input with ``BORDER_PAD`` black
-        pixels, half the largest face a pass finds (larger ones the next coarser pass finds, framed as wide).
+        proposes faces centred inside its input, so each pass frames its input in black (see :func:`border_pad`).
         """
         h, w = frame.shape[:2]
         sizes = self.passes(h, w, min_size)
         scaled = self._scaled(frame, sizes)
-        pad = BORDER_PAD if past_border else 0
-        results = [self._run(frame, s, scaled[s], pad) for s in sizes]
+        results = [self._run(frame, s, scaled[s], border_pad(s, sizes) if past_border else 0) for s in sizes]
         boxes = np.concatenate([r[0] for r in results])
         scores = np.concatenate([r[1] for r in results])
         points = np.concatenate([r[2] for r in results])

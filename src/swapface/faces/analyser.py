@@ -99,10 +99,11 @@ def reduced(image: np.ndarray, side: int) -> tuple[np.ndarray, int]:
 class FaceAnalyser:
     """Finds faces with every stage replaceable.
 
-    Stills: full detection pyramid on the image turned by each of ``still_quarter_turns`` (faces at any
-    roll), on a black-framed copy (faces cut by the border) and on copies stretched by ``still_stretches``
-    (faces turned ~70°), every candidate verified on its refined mesh (``swapface.faces.verification``),
-    identity. Video: a full detection every ``detect_every`` frames, and every frame while a tracked face is
+    Stills: full detection pyramid on the image, looking past its border (faces cut by it), then, unless
+    the faces found show it the right way up, on the image turned by each of ``still_quarter_turns`` (faces
+    at any roll), and on copies stretched by ``still_stretches`` (faces turned ~70°); every candidate
+    verified on its refined mesh (``swapface.faces.verification``), identity. Detection runs on a copy
+    reduced towards the detector's input size, the mesh on the image's own pixels. Video: a full detection every ``detect_every`` frames, and every frame while a tracked face is
     missing; in between each track's mesh is re-fitted from its last landmarks (as MediaPipe does),
     which is several times cheaper; identities are refreshed every ``embed_every`` frames per track.
     With ``largest_only`` (selector mode ``one``) a re-detection while faces are tracked does not look

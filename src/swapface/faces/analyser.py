@@ -16,6 +16,7 @@ from swapface.faces.registry import build_detector, build_embedder
 from swapface.faces.tracker import FaceTracker
 from swapface.faces.verification import (
     MIN_PRESENCE,
+    MIN_SCORE_FOR_MIRROR,
     MIN_SCORE_ROTATED,
     Rejection,
     collapse,
@@ -183,7 +184,7 @@ class FaceAnalyser:
         rotated = rotated or [False] * len(candidates)
         verified: list[Face] = []
         rejected: list[Rejection] = []
-        for candidate, turned, result in zip(candidates, rotated, fit(frame, candidates)):
+        for candidate, turned, result in zip(candidates, rotated, fit(frame, candidates, mirror_min_score=MIN_SCORE_FOR_MIRROR)):
             reason = judge(candidate, result, frame.shape, turned)
             if reason is None:
                 confidence = landmark_confidence(trusted_presence(candidate, result), result.drift)

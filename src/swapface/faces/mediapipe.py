@@ -312,12 +312,13 @@ class MeshLandmarker:
                                   depth=depth, detector_keypoints=detector_points, detector_box=detector_box))
         return presence.reshape(-1).astype(np.float32), out, batch
 
-    def fit(self, frame: np.ndarray, faces: list[Face], refine: bool = True) -> list[MeshFit]:
+    def fit(self, frame: np.ndarray, faces: list[Face], refine: bool = True, mirror_min_score: float = 0.0) -> list[MeshFit]:
         """A mesh for every candidate (none dropped), refitted on a crop aligned from its first fit.
 
         The refit puts a turned or tilted face where the mesh model expects it, so its landmarks and its
         presence score are the ones to trust. A crop the model doubts is also scored mirrored (a profile
-        the model sees better from the other side), and the better of the two counts.
+        the model sees better from the other side), and the better of the two counts; only for candidates
+        of detector score ``mirror_min_score`` or more (the verification credits no other mirrored score).
         """
         if not faces:
             return []
@@ -333,7 +334,8 @@ class MeshLandmarker:
             for j, i in enumerate(cut):
                 first[i], second[i], presence[i], batch[i] = second[i], third[j], p3[j], b3[j]
         mirrored = np.zeros_like(presence)
-        doubtful = np.flatnonzero(presence < 0.9)
+        scores = np.array([f.score for f in faces], np.float32)
+        doubtful = np.flatnonzero((presence < 0.9) & (scores >= mirror_min_score))
         if len(doubtful):
             scores, _ = self.session.run(None, {"input": np.ascontiguousarray(batch[doubtful, :, :, ::-1])})
             mirrored[doubtful] = scores.reshape(-1)

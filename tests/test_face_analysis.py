@@ -107,6 +107,53 @@ def test_a_face_half_outside_the_border_is_found_with_its_visible_landmarks_in_p
     assert error < 0.06, error
 
 
+def test_the_detector_looking_past_the_border_proposes_a_half_cut_face_a_plain_pass_cannot(astronaut, still, reference):
+    """The network proposes only faces centred inside its input; framed passes also propose the cut ones."""
+    from swapface.faces.tracker import box_iou
+
+    shift = -(reference.box[0] + reference.width * 0.5)
+    image = cv2.warpAffine(astronaut, np.array([[1, 0, shift], [0, 1, 0]], np.float32), astronaut.shape[1::-1])
+    truth = reference.box + np.array([shift, 0, shift, 0], np.float32)
+
+    def cut_faces(faces: list[Face]) -> list[Face]:
+        return [f for f in faces if box_iou(f.box, truth) > 0.5]
+
+    assert cut_faces(still.detector.detect(image)) == []
+    found = cut_faces(still.detector.detect(image, past_border=True))
+    assert len(found) == 1 and found[0].box[0] < 0
+
+
+def test_a_16_megapixel_photo_gives_the_face_of_its_small_copy_at_full_resolution(astronaut, still, reference):
+    """Detection runs on a reduced copy, the mesh on the photo's own pixels: the landmarks are the small
+    photo's, enlarged."""
+    big = cv2.resize(astronaut, (4096, 4096), interpolation=cv2.INTER_CUBIC)
+    faces = still.analyse_still(big)
+    assert len(faces) == 1
+    m = np.array([[8, 0, 3.5], [0, 8, 3.5]], np.float32)  # pixel centres of an 8× enlargement
+    error = error_in_iod(faces[0].landmarks, expected(reference.landmarks, m), 8 * reference.interocular)
+    assert error < 0.03, error
+
+
+def test_an_upside_down_face_among_upright_ones_is_fitted_the_right_way_round(astronaut, group, still, reference):
+    """Upright faces do not stop the search on the photo turned over when one face fits badly upright."""
+    from conftest import ASTRONAUT_HEAD
+
+    canvas = group.copy()
+    canvas[200:560, 880:1200] = 96  # the group's third face makes room for one upside down
+    h, w = astronaut.shape[:2]
+    x1, y1, x2, y2 = ASTRONAUT_HEAD
+    turned = np.ascontiguousarray(astronaut[::-1, ::-1])
+    paste(canvas, turned, (w - x2, h - y2, w - x1, h - y1), (900, 220), 260)
+    s = 260 / (x2 - x1)  # astronaut pixels → canvas: turned over, cropped, scaled and placed
+    m = np.array([[-s, 0, 900 + s * x2], [0, -s, 220 + s * y2]], np.float32)
+    faces = still.analyse_still(canvas)
+    assert len(faces) == 3
+    upside_down = next(f for f in faces if f.center[0] > 880)
+    error = error_in_iod(upside_down.landmarks, expected(reference.landmarks, m), s * reference.interocular)
+    assert error < 0.05, error
+    assert abs(abs(upside_down.pose.roll - reference.pose.roll) - 180) < 10, upside_down.pose
+
+
 def test_a_composite_with_a_face_sized_texture_gives_exactly_the_real_faces(group, still):
     canvas = group.copy()
     cat = data.chelsea()
@@ -192,11 +239,11 @@ def test_a_source_whose_face_is_cut_off_fails_with_the_reason(astronaut):
     assert caught.value.code == "no_face_in_source"
 
 
-def test_face_debugger_draws_rejected_candidates_in_red(group):
+def test_face_debugger_draws_rejected_candidates_in_red():
+    """The cat photo: the detector proposes the cat's face (and boxes around it), the mesh rejects them all."""
     from swapface.processors.face_debugger import REJECTED, FaceDebugger
 
-    canvas = group.copy()
-    paste(canvas, data.chelsea(), (140, 20, 300, 190), (1080, 20), 180)
+    canvas = np.ascontiguousarray(data.chelsea())
     debugger = FaceDebugger(SwapOptions())
     rejected = debugger.rejected(canvas)
     assert rejected and all(r.reason for r in rejected)

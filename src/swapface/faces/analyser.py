@@ -15,6 +15,8 @@ from swapface.faces.interfaces import FaceDetector, FaceEmbedder, FaceLandmarker
 from swapface.faces.registry import build_detector, build_embedder
 from swapface.faces.tracker import FaceTracker
 from swapface.faces.verification import (
+    MIN_PRESENCE,
+    MIN_SCORE_FOR_MIRROR,
     MIN_SCORE_ROTATED,
     Rejection,
     collapse,
@@ -61,24 +63,48 @@ def squeeze_box(box: np.ndarray, stretch: float) -> np.ndarray:
     return (np.asarray(box, np.float32) / np.array([stretch, 1, stretch, 1], np.float32)).astype(np.float32)
 
 
+def map_face(face: Face, scale: tuple[float, float], shift: tuple[float, float] = (0.0, 0.0)) -> Face:
+    """A face with every point and box moved by ``p · scale + shift`` (per axis): from a scaled, stretched or
+    cropped copy of an image back into the image."""
+    s, t = np.array(scale, np.float32), np.array(shift, np.float32)
+
+    def points(p: np.ndarray | None) -> np.ndarray | None:
+        return None if p is None else (np.asarray(p, np.float32) * s + t).astype(np.float32)
+
+    def box(b: np.ndarray | None) -> np.ndarray | None:
+        return None if b is None else (np.asarray(b, np.float32) * np.tile(s, 2) + np.tile(t, 2)).astype(np.float32)
+
+    return face.with_(box=box(face.box), keypoints=points(face.keypoints), landmarks=points(face.landmarks),
+                      detector_keypoints=points(face.detector_keypoints), detector_box=box(face.detector_box))
+
+
 def squeeze(face: Face, stretch: float) -> Face:
     """A face found on a copy stretched horizontally by ``stretch``, in the image's own coordinates."""
-    scale = np.array([1 / stretch, 1], np.float32)
+    return map_face(face, (1 / stretch, 1.0))
 
-    def back(points: np.ndarray | None) -> np.ndarray | None:
-        return None if points is None else (np.asarray(points, np.float32) * scale).astype(np.float32)
 
-    return face.with_(box=squeeze_box(face.box, stretch), keypoints=back(face.keypoints), landmarks=back(face.landmarks),
-                      detector_keypoints=back(face.detector_keypoints))
+def reduced(image: np.ndarray, side: int) -> tuple[np.ndarray, int]:
+    """The image halved as often as its long side stays at least ``side``, and the factor it was shrunk by.
+
+    Halving is INTER_AREA's fastest path (12 MP to 1000×750 in ~4 ms of CPU, against ~25 ms for one
+    resize to an arbitrary size); an odd last row or column is left out of a halving.
+    """
+    factor = 1
+    while max(image.shape[:2]) >= 2 * max(side, 1):
+        h, w = image.shape[0] // 2, image.shape[1] // 2
+        image = cv2.resize(image[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
+        factor *= 2
+    return image, factor
 
 
 class FaceAnalyser:
     """Finds faces with every stage replaceable.
 
-    Stills: full detection pyramid on the image turned by each of ``still_quarter_turns`` (faces at any
-    roll), on a black-framed copy (faces cut by the border) and on copies stretched by ``still_stretches``
-    (faces turned ~70°), every candidate verified on its refined mesh (``swapface.faces.verification``),
-    identity. Video: a full detection every ``detect_every`` frames, and every frame while a tracked face is
+    Stills: full detection pyramid on the image, looking past its border (faces cut by it), then, unless
+    the faces found show it the right way up, on the image turned by each of ``still_quarter_turns`` (faces
+    at any roll), and on copies stretched by ``still_stretches`` (faces turned ~70°); every candidate
+    verified on its refined mesh (``swapface.faces.verification``), identity. Detection runs on a copy
+    reduced towards the detector's input size, the mesh on the image's own pixels. Video: a full detection every ``detect_every`` frames, and every frame while a tracked face is
     missing; in between each track's mesh is re-fitted from its last landmarks (as MediaPipe does),
     which is several times cheaper; identities are refreshed every ``embed_every`` frames per track.
     With ``largest_only`` (selector mode ``one``) a re-detection while faces are tracked does not look
@@ -158,7 +184,7 @@ class FaceAnalyser:
         rotated = rotated or [False] * len(candidates)
         verified: list[Face] = []
         rejected: list[Rejection] = []
-        for candidate, turned, result in zip(candidates, rotated, fit(frame, candidates)):
+        for candidate, turned, result in zip(candidates, rotated, fit(frame, candidates, mirror_min_score=MIN_SCORE_FOR_MIRROR)):
             reason = judge(candidate, result, frame.shape, turned)
             if reason is None:
                 confidence = landmark_confidence(trusted_presence(candidate, result), result.drift)
@@ -168,26 +194,22 @@ class FaceAnalyser:
         kept, dupes = collapse(verified)
         return Analysis(kept, rejected + dupes)
 
-    def detect_candidates(self, image: np.ndarray) -> tuple[list[Face], list[bool]]:
-        """Detector candidates of a still from every rotated pass (faces at any roll), in image coordinates,
-        and which came from a rotated pass. Rotated passes keep only confident candidates (see verification)."""
+    def upright_candidates(self, image: np.ndarray) -> list[Face]:
+        """Detector candidates of a still the right way up: the whole pyramid, and faces cut by the border."""
+        if self.border_pass and getattr(self.detector, "accepts_past_border", False):
+            return self.detector.detect(image, past_border=True)  # type: ignore[call-arg]
+        found = self.detector.detect(image)
+        return found + self._detect_past_border(image) if self.border_pass else found
+
+    def rotated_candidates(self, image: np.ndarray) -> list[Face]:
+        """Confident candidates of a still turned by each of its other ``still_quarter_turns`` (a photo lying
+        sideways or upside down shows large faces, see verification), in the image's coordinates."""
         out: list[Face] = []
-        rotated: list[bool] = []
-        for quarter_turns in self.still_quarter_turns:
-            if not quarter_turns:
-                found = self.detector.detect(image)
-            else:
-                turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
-                # a photo lying sideways shows large faces
-                sideways = self._detect_at_least(turned, ROTATED_MIN_FACE * min(image.shape[:2]))
-                found = [unrotate(f, quarter_turns, image.shape) for f in sideways if f.score >= MIN_SCORE_ROTATED]
-            out += found
-            rotated += [bool(quarter_turns)] * len(found)
-        if self.border_pass:
-            found = self._detect_past_border(image)
-            out += found
-            rotated += [False] * len(found)
-        return out, rotated
+        for quarter_turns in (q for q in self.still_quarter_turns if q % 4):
+            turned = cv2.rotate(image, _QUARTER_TURNS[quarter_turns % 4])
+            sideways = self._detect_at_least(turned, ROTATED_MIN_FACE * min(image.shape[:2]))
+            out += [unrotate(f, quarter_turns, image.shape) for f in sideways if f.score >= MIN_SCORE_ROTATED]
+        return out
 
     def _detect_past_border(self, image: np.ndarray) -> list[Face]:
         """Faces whose centre lies outside the image (cut by its border): detection on a black-framed copy.
@@ -204,38 +226,90 @@ class FaceAnalyser:
         framed = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         out = []
         for face in self.detector.detect(framed):
-            box = (face.box - pad) / scale
+            face = map_face(face, (1 / scale, 1 / scale), (-pad / scale, -pad / scale))
+            box = face.box
             if box[0] < 0 or box[1] < 0 or box[2] > w or box[3] > h:  # only faces the border cuts
-                out.append(face.with_(box=box.astype(np.float32), keypoints=((face.keypoints - pad) / scale).astype(np.float32)))
+                out.append(face)
         return out
 
-    def _verify_stretched(self, image: np.ndarray, found: list[Face]) -> Analysis:
+    def _verify_stretched(self, image: np.ndarray, work: np.ndarray, factor: int, found: list[Face]) -> Analysis:
         """Faces squeezed by a strong turn (~60-75° yaw), found and verified on a horizontally stretched copy.
 
         Foreshortening makes a turned face narrow; neither the detector nor the mesh (which aligns its crop by
         a similarity) takes a face half as wide as tall for one. On a copy stretched by each of
         ``still_stretches`` it looks like a frontal face to both; its faces are mapped back to the image.
         Only large, confident candidates count (as on rotated passes), and only where no face was found.
+        Detection runs on ``work`` (the image reduced by ``factor``); each candidate is verified on a
+        stretched copy of only its own surroundings in ``image``, at full resolution.
         """
         faces: list[Face] = []
         rejected: list[Rejection] = []
-        h, w = image.shape[:2]
+        h, w = work.shape[:2]
+        side = getattr(self.detector, "input_side", None)
         for stretch in self.still_stretches:
-            wide = np.ascontiguousarray(cv2.resize(image, (round(w * stretch), h), interpolation=cv2.INTER_LINEAR))
-            candidates = [c for c in self._detect_at_least(wide, ROTATED_MIN_FACE * min(h, w))
-                          if c.score >= MIN_SCORE_ROTATED]
-            result = self.verify(wide, candidates, [True] * len(candidates))
-            back = [squeeze(f, stretch) for f in result.faces]
-            faces += [f for f in back if all(not same_face(f.box, k.box) for k in found + faces)]
-            rejected += [Rejection(squeeze_box(r.box, stretch), r.score, r.reason) for r in result.rejected]
+            # the stretched copy made at once at the size the detector shrinks it to
+            shrink = min(1.0, side / max(w * stretch, h)) if side else 1.0
+            size = (max(1, round(w * stretch * shrink)), max(1, round(h * shrink)))
+            wide = cv2.resize(work, size, interpolation=cv2.INTER_AREA if shrink < 1 else cv2.INTER_LINEAR)
+            to_image = (factor * w * stretch / size[0], factor * h / size[1])  # wide pixels → stretched image pixels
+            found_wide = self._detect_at_least(wide, ROTATED_MIN_FACE * min(h, w) * shrink)
+            candidates = [map_face(c, to_image) for c in found_wide if c.score >= MIN_SCORE_ROTATED]
+            for candidate in candidates:
+                if any(same_face(squeeze_box(candidate.box, stretch), k.box) for k in found + faces):
+                    continue  # a face the upright passes already explain
+                result = self._verify_stretched_one(image, candidate, stretch)
+                faces += [f for f in result.faces if all(not same_face(f.box, k.box) for k in found + faces)]
+                rejected += result.rejected
         return Analysis(faces, rejected)
 
+    def _verify_stretched_one(self, image: np.ndarray, candidate: Face, stretch: float) -> Analysis:
+        """One candidate of a stretched pass (in stretched image coordinates) verified on a stretched crop of
+        its surroundings (``STRETCH_CROP_MARGIN`` of its size on each side); the result in image coordinates."""
+        h, w = image.shape[:2]
+        grow = STRETCH_CROP_MARGIN * max(candidate.width, candidate.height)
+        x1 = max(0, int((candidate.box[0] - grow) / stretch))
+        x2 = min(w, int(np.ceil((candidate.box[2] + grow) / stretch)))
+        y1, y2 = max(0, int(candidate.box[1] - grow)), min(h, int(np.ceil(candidate.box[3] + grow)))
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            return Analysis([], [Rejection(squeeze_box(candidate.box, stretch), candidate.score, "outside the image")])
+        crop = cv2.resize(image[y1:y2, x1:x2], (round((x2 - x1) * stretch), y2 - y1), interpolation=cv2.INTER_LINEAR)
+        shift = (x1 * stretch, float(y1))
+        local = map_face(candidate, (1.0, 1.0), (-shift[0], -shift[1]))
+        result = self.verify(crop, [local], [True])
+        back = [map_face(f, (1 / stretch, 1.0), (x1, y1)) for f in result.faces]
+        return Analysis(back, [Rejection(squeeze_box(candidate.box, stretch), r.score, r.reason) for r in result.rejected])
+
+    def _verify_upright_then_rotated(self, image: np.ndarray, work: np.ndarray, factor: int) -> Analysis:
+        """Verified faces of the upright passes, then of the rotated ones where those are still needed.
+
+        A photo is searched turned unless the upright passes show it the right way up: they verified faces of
+        the size rotated passes look for (``ROTATED_MIN_FACE`` of the short side), and every one of them is
+        level within ``LEVEL_ROLL`` and confident (the upright passes see rolls to about 45° themselves; a
+        face they find rolled further, or doubt, may fit better turned). The cost: in a photo the right way
+        up, a large face lying sideways that the upright passes miss altogether is not looked for.
+        """
+        scaled = (float(factor), float(factor))
+        first = self.verify(image, [map_face(c, scaled) for c in self.upright_candidates(work)])
+        large = [f for f in first.faces if min(f.width, f.height) >= ROTATED_MIN_FACE * min(image.shape[:2])]
+        if large and all(_shows_upright(f) for f in large):
+            return first
+        turned = [map_face(c, scaled) for c in self.rotated_candidates(work)]
+        second = self.verify(image, turned, [True] * len(turned))
+        kept, dupes = collapse(first.faces + second.faces)
+        return Analysis(kept, first.rejected + second.rejected + dupes)
+
     def _still_verified(self, image: np.ndarray) -> Analysis:
-        """The verified faces of a still from every pass (upright, rotated, past the border, stretched)."""
-        result = self.verify(image, *self.detect_candidates(image))
+        """The verified faces of a still from every pass (upright, past the border, rotated, stretched).
+
+        The detection passes run on a copy reduced towards the detector's own input size (they would shrink
+        the image anyway); only the mesh fits read the image's own pixels.
+        """
+        side = getattr(self.detector, "input_side", None)
+        work, factor = reduced(image, int(side)) if side else (image, 1)
+        result = self._verify_upright_then_rotated(image, work, factor)
         if not self.still_stretches:
             return result
-        turned = self._verify_stretched(image, result.faces)
+        turned = self._verify_stretched(image, work, factor, result.faces)
         return Analysis(result.faces + turned.faces, result.rejected + turned.rejected)
 
     def analyse_still_detailed(self, image: np.ndarray) -> Analysis:
@@ -357,10 +431,21 @@ class FaceAnalyser:
 
 
 ROTATED_MIN_FACE = 0.08  # rotated passes look for faces at least this share of the image's short side
+LEVEL_ROLL = 30.0  # degrees: a large verified face rolled less than this shows a still the right way up
 BORDER_MARGIN = 0.25  # black frame around a still for faces cut by its border, in long sides
 BORDER_PASS_SIZE = 512  # long side (pixels) the framed copy is scaled down to
+STRETCH_CROP_MARGIN = 1.0  # a stretched-pass candidate is verified on a crop this many of its sizes larger on each side
+_QUARTER_TURNS = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}  # as np.rot90
 LOOK_AGAIN_MARGIN = 1.0  # a missing face is looked for within this many of its box sizes of where it was last seen
 TRACKED_IOU = 0.6  # a detection overlapping a tracked face this much is that face (its mesh would be deduped)
+
+
+def _shows_upright(face: Face) -> bool:
+    """Whether a face shows its image the right way up: eyes level within ``LEVEL_ROLL``, and as confident as
+    a rotated pass demands (an upside-down face can pass as a doubtful upright one)."""
+    dx, dy = (face.keypoints[1] - face.keypoints[0]).tolist()
+    level = abs(np.degrees(np.arctan2(dy, dx))) <= LEVEL_ROLL
+    return level and face.score >= MIN_SCORE_ROTATED and (face.landmark_confidence or 0.0) >= MIN_PRESENCE
 
 
 def _untracked(detected: list[Face], tracked: list[Face]) -> list[Face]:

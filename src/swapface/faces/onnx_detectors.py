@@ -132,6 +132,11 @@ class OnnxDetector:
         self.iou = NMS_IOU_BY_ANGLES[len(angles)] if iou is None else iou
         self._decode = _DECODERS.get(name, decode_insightface)
 
+    @property
+    def input_side(self) -> int:
+        """The model's square input side: a frame larger than this is shrunk before the network sees it."""
+        return int(self.model.contract.size)
+
     def _ordered_outputs(self, outputs: list[np.ndarray]) -> list[np.ndarray]:
         if self.name != "yunet":
             return outputs

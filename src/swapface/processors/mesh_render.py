@@ -70,6 +70,7 @@ CHROMA_NOISE = 0.01  # added to both chromaticity spreads: a flat-coloured targe
 CHROMA_DARK_FLOOR = 8.0  # CIELAB lightness under which a pixel's chromaticity is measured as at this lightness
 CHROMA_GAIN_FLOOR = 0.3  # the least share of the source's chroma variation kept
 MIN_WORKING_IOD = 64.0  # pixels between the eyes below which a face is never rendered on a reduced copy
+MAX_WORKING_IOD = 100.0  # pixels between the eyes above which a face is rendered on a reduced copy, its grain kept
 EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
@@ -275,8 +276,9 @@ class _Change:
 
 def working_scale(target: FaceShape, source: SourceFace) -> float:
     """The scale at which a face is rendered: no finer than the source photo's own resolution (a small
-    source on a big target has no detail to lose), never above full size."""
-    wanted = max(source.shape.interocular, MIN_WORKING_IOD)
+    source on a big target has no detail to lose), nor than MAX_WORKING_IOD between the eyes (beyond it the
+    target's own clipped grain carries the finest detail, and the time stays bounded), never above full size."""
+    wanted = min(max(source.shape.interocular, MIN_WORKING_IOD), MAX_WORKING_IOD)
     return float(min(1.0, wanted / max(target.interocular, 1.0)))
 
 
@@ -285,7 +287,7 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     """Draw ``source`` onto ``target`` in ``frame`` (RGB uint8, changed in place); False if nothing was drawn.
 
     ``occluded``: an optional frame-sized bool mask of what stays in front of the face (glasses, hands).
-    A face bigger than its source is rendered at the source's scale on a reduced copy of its region and
+    A face bigger than its source (or than MAX_WORKING_IOD) is rendered at that scale on a reduced copy of its region and
     brought back: where the source covers the face the upscaled rendering replaces the target, whose own
     finer detail is kept only as clipped grain (pores and noise, not the outlines of its wrinkles and
     features, so nothing of the target ghosts through); elsewhere the target keeps every pixel.

@@ -317,3 +317,20 @@ def test_eyes_a_few_pixels_wide_stay_the_targets(astronaut, driver) -> None:
     assert all(count == 0 for count, _ in green_in_eyes(result, mesh))
     face = hull_mask(small.shape, mesh)
     assert np.abs(result[face].astype(int) - small[face]).mean() > 3, "the face was swapped"
+
+
+def test_a_greyscale_target_gets_grey_eyes(astronaut, driver) -> None:
+    """The eyes keep their own colour on a colour photo (tested above) but not on a black-and-white one."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    source = astronaut.copy()
+    paint_eyes(source, main_mesh(pipe, astronaut), tuple(GREEN), None, 0.0)
+    grey = np.repeat(cv2.cvtColor(driver, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    result, pipe = swap(source, grey)
+    mesh = main_mesh(pipe, grey)
+    assert np.abs(result.astype(int) - grey).max() > 20, "the face was swapped"
+    lab = cv2.cvtColor(result, cv2.COLOR_RGB2LAB).astype(int)
+    chroma = np.hypot(lab[..., 1] - 128, lab[..., 2] - 128)
+    eyes = np.zeros(grey.shape[:2], np.uint8)
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        cv2.fillPoly(eyes, [np.round(mesh[ring, :2]).astype(np.int32)], 1)
+    assert np.percentile(chroma[eyes > 0], 95) < 8, np.percentile(chroma[eyes > 0], 95)

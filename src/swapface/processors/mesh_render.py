@@ -72,6 +72,8 @@ CHROMA_GAIN_FLOOR = 0.3  # the least share of the source's chroma variation kept
 MIN_WORKING_IOD = 64.0  # pixels between the eyes below which a face is never rendered on a reduced copy
 MAX_WORKING_IOD = 100.0  # pixels between the eyes above which a face is rendered on a reduced copy, its grain kept
 EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
+MIN_EDGE_RAMP = 14.0  # pixels: the least the fade-out spans (a soft, low-resolution face needs more than its share)
+EDGE_RAMP_LIMIT = 0.25  # inter-ocular distances: ... but never more than this (small faces in a group)
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
@@ -449,9 +451,9 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
                             to_linear(shrink(region)), donors, step)
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
-    # the eyes take the change of light but keep their own colour: a brown iris on a pale face stays brown
+    # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
     toned_lab[in_eyes, 0] = lab[in_eyes, 0] + grow(tone.lightness)[in_eyes, 0]
-    toned_lab[in_eyes, 1:] = lab[in_eyes, 1:]
+    toned_lab[in_eyes, 1:] = tone.colourfulness() * lab[in_eyes, 1:]  # a greyscale photo gets grey eyes
     toned = lab_to_srgb(toned_lab)
     if not valid[covered_c].all():
         toned_c = lab_to_srgb(tone.apply(srgb_to_lab(to_srgb(lit_c)), lambda field: field))
@@ -473,7 +475,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     area = silhouette.copy()  # what may change: the visible face, less the regions the user keeps
     if len(settings.regions) < len(REGIONS):
         area &= chosen
-    inward = edge_ramp(area, EDGE_RAMP * target.interocular)
+    inward = edge_ramp(area, max(EDGE_RAMP * target.interocular, min(MIN_EDGE_RAMP, EDGE_RAMP_LIMIT * target.interocular)))
     share = inward * settings.weight
     return _Change(rect, (blended - base) * share[..., None], soft * share)
 
@@ -622,6 +624,15 @@ class _Tone:
         """No change of tone (colour transfer off)."""
         zeros = np.zeros(shape + (2,), np.float32)
         return cls(np.zeros(shape + (1,), np.float32), zeros, zeros, 1.0)
+
+    def colourfulness(self) -> float:
+        """1 where the target's skin is at least half as chromatic as the source's, falling to 0 on a greyscale
+        photo (a fifth of that or less): the share of their own colour the eyes keep."""
+        source = float(np.median(np.linalg.norm(self.source_chroma, axis=-1)))
+        target = float(np.median(np.linalg.norm(self.target_chroma, axis=-1)))
+        if source <= 0:
+            return 1.0
+        return float(np.clip((target / source - 0.15) / 0.35, 0.0, 1.0))
 
     def apply(self, lab: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``lab`` (full size) under the target's tone; ``grow`` brings a coarse field to ``lab``'s size."""

@@ -715,9 +715,7 @@ def _cut_openings(mask: np.ndarray, dst: np.ndarray, rect: tuple[int, int, int, 
     """Remove the target's own openings (the mouth's interior, eyes too small to redraw: their polygons,
     slightly grown) from the mask."""
     x, y, _, _ = rect
-    hole: np.ndarray = np.zeros(mask.shape, np.uint8)
-    for ring in rings:
-        cv2.fillPoly(hole, [np.round((dst[ring] - (x, y)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    hole = opening_mask(mask.shape, [dst[ring] - (x, y) for ring in rings])
     grow = max(int(round(0.015 * iod)), 1)
     hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     mask &= hole == 0

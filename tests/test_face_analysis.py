@@ -399,7 +399,7 @@ def test_reference_mode_swaps_the_chosen_person_in_every_frame_she_shows_and_nob
     missed, wrong = [], []
     for t, frame in enumerate(frames):
         out = pipeline.process_frame(frame)
-        if hers[t] is not None and changed(frame, out, hers[t]) < 3:
+        if hers[t] is not None and changed(frame, out, hers[t]) < 1.5:  # a swap changes her box by ~3 on average, no swap by 0
             missed.append(t)
         if changed(frame, out, his[t]) > 0.5:
             wrong.append(t)

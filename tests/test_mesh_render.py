@@ -119,6 +119,37 @@ def test_cheek_colour_follows_a_strongly_cast_target(astronaut, driver) -> None:
     assert delta < 0.7 * quality.cheek_delta_e(unmatched, cast, target_face.landmarks), delta  # the match did the work
 
 
+def lit_cheeks(image: np.ndarray, landmarks: np.ndarray, gain: float) -> np.ndarray:
+    """``image`` with a round light on each cheek (at the cheek discs, about a disc wide), in linear light."""
+    iod = quality.interocular(landmarks)
+    yy, xx = np.mgrid[0 : image.shape[0], 0 : image.shape[1]]
+    light = np.zeros(image.shape[:2], np.float32)
+    for centre, _ in quality.cheek_discs(landmarks):
+        light += np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * (0.15 * iod) ** 2))
+    linear = (image.astype(np.float32) / 255.0) ** 2.2 * (1.0 + (gain - 1.0) * light[..., None])
+    return np.clip(255.0 * linear ** (1 / 2.2) + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_a_light_on_the_targets_cheeks_shows_on_the_swapped_cheeks(astronaut, driver) -> None:
+    scorer = quality.DlibScorer()
+    face = scorer.main_face(driver)
+    assert face is not None
+    lit = lit_cheeks(driver, face.landmarks, 1.8)
+    plain_result, _ = swap(astronaut, driver)
+    lit_result, _ = swap(astronaut, lit)
+
+    def cheek_lightness(image: np.ndarray) -> float:
+        lab = quality.rgb_to_lab(image)
+        return float(np.mean([lab[quality.disc_mask(image.shape, c, r)][:, 0].mean() for c, r in quality.cheek_discs(face.landmarks)]))
+
+    wanted = cheek_lightness(lit) - cheek_lightness(driver)
+    shown = cheek_lightness(lit_result) - cheek_lightness(plain_result)
+    assert wanted > 8.0, wanted  # the light is plain to see on the target
+    # and on the result, a cheek-sized light only blurred a little (smoothed over the face, a sixth would show)
+    assert shown > 0.35 * wanted, (shown, wanted)
+    assert quality.cheek_delta_e(lit_result, lit, face.landmarks) < 4.5
+
+
 def test_keeping_the_mouth_region_changes_only_the_mouth(astronaut, driver) -> None:
     everything, pipe = swap(astronaut, driver)
     kept = tuple(r for r in REGIONS if r not in ("mouth", "upper-lip", "lower-lip"))

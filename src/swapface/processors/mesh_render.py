@@ -65,6 +65,12 @@ ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and
 FINE_LIGHTNESS_SHARE = 0.7
 LOCAL_TONE_SCALE = 0.4  # inter-ocular distances: the scale above which tone and light follow the target's skin
 BROAD_TONE_SCALE = 0.8  # inter-ocular distances: the scale above which all of the change of lightness is taken
+# inter-ocular distances: on the outer cheeks tone and light follow the target's skin this finely, all of the
+# change of lightness taken (a cheek's highlight or shadow is the target's light on the target's expression;
+# the cheeks carry little identity and meet the target's jaw, ears and neck)
+CHEEK_TONE_SCALE = 0.12
+CHEEK_X = (0.4, 0.6)  # canonical |x| (inter-ocular units) over which the outer cheeks begin: beside the nose wings
+CHEEK_Y = (-0.3, -0.1)  # canonical y over which they begin: below the eyes
 MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their height
 CHROMA_NOISE = 0.01  # added to both chromaticity spreads: a flat-coloured target does not erase all colour
 CHROMA_DARK_FLOOR = 8.0  # CIELAB lightness under which a pixel's chromaticity is measured as at this lightness
@@ -119,6 +125,15 @@ def edge_ramp(area: np.ndarray, width: float) -> np.ndarray:
     distance = cv2.distanceTransform(area.view(np.uint8), cv2.DIST_L2, 3)
     t = np.clip(distance / max(width, 1.0), 0.0, 1.0)
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
+def outer_cheeks(topology: FaceTopology) -> np.ndarray:
+    """Per vertex, 0..1: how much it lies on the outer cheeks and jaw, beside the nose and mouth and below the
+    eyes, rising smoothly from the features (where the source's own shading is kept as an identity cue)."""
+    x, y = np.abs(topology.canonical[:, 0]), topology.canonical[:, 1]
+    across = np.clip((x - CHEEK_X[0]) / (CHEEK_X[1] - CHEEK_X[0]), 0.0, 1.0)
+    down = np.clip((y - CHEEK_Y[0]) / (CHEEK_Y[1] - CHEEK_Y[0]), 0.0, 1.0)
+    return (across * down).astype(np.float32)
 
 
 def hairline_reach(topology: FaceTopology) -> np.ndarray:
@@ -409,11 +424,12 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     np.clip(b1, 0.0, 1.0, out=b1)  # pixels on a triangle's rim may fall a little outside it
     np.clip(b2, 0.0, 1.0 - b1, out=b2)
     per_vertex = np.concatenate([source.shading, source.mirror_shading,
-                                 evaluate_shading(target.light, target.normals), hairline_reach(topology)[:, None]], axis=1)
-    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 10): one gather for every per-vertex quantity
+                                 evaluate_shading(target.light, target.normals), hairline_reach(topology)[:, None],
+                                 outer_cheeks(topology)[:, None]], axis=1)
+    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 11): one gather for every per-vertex quantity
     lights = v[..., 0, :] + b1[..., None] * (v[..., 1, :] - v[..., 0, :]) + b2[..., None] * (v[..., 2, :] - v[..., 0, :])
     source_light, mirror_light, target_light = lights[..., 0:3], lights[..., 3:6], lights[..., 6:9]
-    reach = lights[..., 9]
+    reach, cheeks = lights[..., 9], lights[..., 10]
     albedo = to_linear(shrink(texture)) / source_light
     weight_own = own_weight[safe].astype(np.float32)
     mixed: np.ndarray = texture
@@ -448,7 +464,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     tone = _Tone.identity(lit_c.shape[:2])
     if settings.relight:
         tone = _tone_change(lit_c, albedo, source, source_light, target, target_light,
-                            to_linear(shrink(region)), donors, step)
+                            to_linear(shrink(region)), donors, cheeks, step)
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
@@ -648,13 +664,14 @@ def _chromaticity(lab: np.ndarray) -> np.ndarray:
 
 def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, source_light: np.ndarray,
                  target: FaceShape, target_light: np.ndarray, target_lin: np.ndarray, skin_area: np.ndarray,
-                 step: int) -> _Tone:
+                 cheeks: np.ndarray, step: int) -> _Tone:
     """The tone change that puts the source texture under the target's light and skin tone.
 
     The smooth skin-colour fields (each face's fitted light, evaluated at its normals) give the change
     everywhere; where plain skin is seen on both faces, their actual low-pass colours refine it region by
-    region (a shadowed jaw, stubble's shade, make-up). Lightness moves by an offset, not a gain: a dark
-    skin's texture going pale keeps its contrast instead of having its noise amplified. What is not skin
+    region (a shadowed jaw, stubble's shade, make-up), and on the outer cheeks (``cheeks``, 0..1) finer still:
+    a smiling target's lit cheeks or a side light's shadow are the target's. Lightness moves by an offset, not
+    a gain: a dark skin's texture going pale keeps its contrast instead of having its noise amplified. What is not skin
     (brows, lashes, stubble) takes half the change of lightness. All arrays are on the coarse grid
     (``step`` frame pixels per grid pixel).
     """
@@ -672,6 +689,12 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
         sigma = LOCAL_TONE_SCALE * iod
         source_lp, density = masked_low_pass(source_lab, both, sigma)
         target_lp, _ = masked_low_pass(target_lab, both, sigma)
+        if cheeks.any():  # the outer cheeks follow finer, where plain skin is seen on both near enough
+            source_fine, fine_density = masked_low_pass(source_lab, both, CHEEK_TONE_SCALE * iod)
+            target_fine, _ = masked_low_pass(target_lab, both, CHEEK_TONE_SCALE * iod)
+            fine = (cheeks * np.clip(fine_density / 0.3, 0.0, 1.0))[..., None]
+            source_lp = fine * source_fine + (1 - fine) * source_lp
+            target_lp = fine * target_fine + (1 - fine) * target_lp
         trust = np.clip(density / 0.3, 0.0, 1.0)[..., None]
         source_mean = trust * source_lp + (1 - trust) * source_mean
         target_mean = trust * target_lp + (1 - trust) * target_mean
@@ -681,9 +704,10 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     skin = source_skin[..., None]
     change = (target_mean - source_mean)[..., 0]
     # all of the face-wide change of lightness (the face meets the neck and forehead), a share of the finer one
-    # (the source's own shading of cheekbones and nose is an identity cue)
+    # (the source's own shading of cheekbones and nose is an identity cue), all of it on the outer cheeks
     broad = masked_low_pass(change[..., None], np.ones(change.shape, bool), BROAD_TONE_SCALE * iod)[0][..., 0]
-    lightness = broad + FINE_LIGHTNESS_SHARE * (change - broad)
+    share = FINE_LIGHTNESS_SHARE + (1 - FINE_LIGHTNESS_SHARE) * cheeks
+    lightness = broad + share * (change - broad)
     lightness = ((skin + HAIR_LIGHTNESS_SHARE * (1 - skin)) * lightness[..., None]).astype(np.float32)
     return _Tone(lightness, _chromaticity(source_mean).astype(np.float32),
                  _chromaticity(target_mean).astype(np.float32), gain)

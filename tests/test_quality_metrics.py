@@ -82,6 +82,26 @@ def test_changed_region_is_the_pasted_patch(astronaut) -> None:
     assert (region & truth).sum() / (region | truth).sum() > 0.95
 
 
+def test_the_changed_regions_edge_is_its_outer_edge_not_an_inlet(astronaut) -> None:
+    """A narrow unchanged inlet (a matched cheek between two features) is inside the region; a quarter of the
+    patch left unchanged is not: only narrow inlets are closed."""
+    x1, y1, x2, y2 = FACE_PATCH
+    tinted = _tinted(astronaut)
+    slit, corner = astronaut.copy(), astronaut.copy()
+    slit[y1:y2, x1:x2] = tinted[y1:y2, x1:x2]
+    mid = (x1 + x2) // 2
+    slit[y1 : y1 + (y2 - y1) // 2, mid - 3 : mid + 3] = astronaut[y1 : y1 + (y2 - y1) // 2, mid - 3 : mid + 3]
+    corner[y1:y2, x1:x2] = tinted[y1:y2, x1:x2]
+    corner[y1 : (y1 + y2) // 2, x1:mid] = astronaut[y1 : (y1 + y2) // 2, x1:mid]
+    whole = np.zeros(astronaut.shape[:2], bool)
+    whole[y1:y2, x1:x2] = True
+    l_shape = whole.copy()
+    l_shape[y1 : (y1 + y2) // 2, x1:mid] = False
+    for out, truth in ((slit, whole), (corner, l_shape)):
+        region = quality.changed_region(out, astronaut)
+        assert (region & truth).sum() / (region | truth).sum() > 0.97  # the slit alone is 5 % of the patch
+
+
 def test_hard_paste_has_a_seam_and_a_blended_paste_a_smaller_one(astronaut) -> None:
     x1, y1, x2, y2 = FACE_PATCH
     tinted = _tinted(astronaut)

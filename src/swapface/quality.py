@@ -3,8 +3,8 @@
 The scorer is dlib (HOG face detector, 68-point shape predictor, 128-d face recognition ResNet), not the
 MediaPipe mesh the swapper itself uses, so the judge is not the contestant. Metrics, each a pure function:
 
-- seam: gradient of (output − target) along the outer edge of the changed region ÷ the target's own
-  gradient there (> 1.0 is where a hard paste starts);
+- seam: gradient of (output − target) along the outer edge of the changed region (narrow inlets closed)
+  ÷ the target's own gradient there (> 1.0 is where a hard paste starts);
 - cheek ΔE: CIE76 distance between the mean CIELAB colours of output and target in two cheek discs;
 - landmark NME: dlib points of output vs target ÷ the target's inter-ocular distance (mouth and all);
 - sharpness ratio: variance of the Laplacian inside the face, output ÷ target (< 1 = softer);
@@ -227,9 +227,14 @@ def _gradient_magnitude(grey: np.ndarray) -> np.ndarray:
     return np.sqrt(gx * gx + gy * gy)
 
 
-def changed_region(output: np.ndarray, target: np.ndarray, threshold: float = 6.0, keep: float = 0.2) -> np.ndarray:
-    """Pixels the swap changed: |Δ| > ``threshold`` in any channel, opened and closed, holes filled, and the
-    components at least ``keep`` × the largest one's size."""
+def changed_region(output: np.ndarray, target: np.ndarray, threshold: float = 6.0, keep: float = 0.2,
+                   notch: float = 0.1) -> np.ndarray:
+    """Pixels the swap changed: |Δ| > ``threshold`` in any channel, opened and closed, the components at least
+    ``keep`` × the largest one's size, with holes and notches filled.
+
+    A notch is a narrow inlet narrower than ``notch`` × the region's size (√area): where a well-matched cheek
+    differs from the target by less than the threshold between two of the source's features, the raw edge
+    runs into the face along them; the region's outer edge, where a paste would show, does not."""
     diff = cv2.absdiff(np.ascontiguousarray(output[..., :3]), np.ascontiguousarray(target[..., :3])).max(axis=2)
     raw = (diff > threshold).astype(np.uint8)
     region = np.zeros(target.shape[:2], bool)
@@ -247,11 +252,23 @@ def changed_region(output: np.ndarray, target: np.ndarray, threshold: float = 6.
         return region
     areas = stats[1:, cv2.CC_STAT_AREA]
     kept = [i + 1 for i, a in enumerate(areas) if a >= keep * areas.max()]
-    contours, _ = cv2.findContours(np.isin(labels, kept).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    filled = np.zeros_like(cleaned)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    filled = _fill_holes(np.isin(labels, kept).astype(np.uint8))
+    radius = int(round(0.5 * notch * np.sqrt(float(filled.sum()))))
+    if radius >= 2:
+        pad = radius + 1  # room for the closing to work up to the crop's edge
+        padded = cv2.copyMakeBorder(filled, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        filled = _fill_holes(cv2.morphologyEx(padded, cv2.MORPH_CLOSE, disc))[pad:-pad, pad:-pad]
     region[y1:y2, x1:x2] = filled > 0
     return region
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """A uint8 mask with every hole inside its outer contours filled."""
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros_like(mask)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled
 
 
 def edge_band(region: np.ndarray, width: int = 1) -> np.ndarray:

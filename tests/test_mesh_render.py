@@ -71,6 +71,37 @@ def test_backdrop_around_the_source_never_enters_the_result(astronaut, driver) -
     assert np.count_nonzero(magenta_like & face & ~before) == 0
 
 
+def test_a_strand_of_the_sources_hair_across_a_temple_is_not_copied(astronaut, driver) -> None:
+    """A translucent strand of her own hair drawn from the hairline down over each temple in turn: the result
+    there stays what the clean photo gives (the skin under the strand is taken from the other side)."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    mesh, target_mesh = main_mesh(pipe, astronaut), main_mesh(pipe, driver)
+    canonical = face_topology().canonical
+
+    def vertex(x: float, y: float) -> int:
+        return int(np.argmin(np.hypot(canonical[:, 0] - x, canonical[:, 1] - y)))
+
+    def eye_distance(points: np.ndarray) -> float:
+        return float(np.linalg.norm(points[RIGHT_EYE_RING, :2].mean(0) - points[LEFT_EYE_RING, :2].mean(0)))
+
+    def strand(image: np.ndarray, points: np.ndarray, side: int, colour: tuple[int, ...]) -> np.ndarray:
+        top, bottom = points[vertex(side * 0.75, -1.45), :2], points[vertex(side * 0.9, -0.3), :2]
+        width = max(int(0.12 * eye_distance(points)), 2)
+        cv2.line(image, tuple(int(v) for v in top), tuple(int(v) for v in bottom), colour, width)
+        return image
+
+    iod = eye_distance(mesh)
+    hair = tuple(int(c) for c in astronaut[int(mesh[10, 1] - 0.6 * iod), int(mesh[10, 0])])  # above her hairline
+    clean, _ = swap(astronaut, driver)
+    for side in (-1, 1):
+        hairy = (0.6 * strand(astronaut.copy(), mesh, side, hair) + 0.4 * astronaut).astype(np.uint8)
+        assert np.abs(hairy.astype(int) - astronaut).max() > 40  # the strand is plain to see on the source
+        result, _ = swap(hairy, driver)
+        where = strand(np.zeros(driver.shape[:2], np.uint8), target_mesh, side, (1,)).astype(bool)
+        delta = np.linalg.norm(quality.rgb_to_lab(result)[where] - quality.rgb_to_lab(clean)[where], axis=1)
+        assert np.percentile(delta, 95) < 10.0, (side, np.percentile(delta, 95))
+
+
 def teeth_pixels(image: np.ndarray, lips: np.ndarray) -> int:
     """Bright, colourless pixels inside a lip polygon (teeth)."""
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(int)

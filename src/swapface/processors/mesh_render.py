@@ -81,6 +81,9 @@ EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out insid
 MIN_EDGE_RAMP = 14.0  # pixels: the least the fade-out spans (a soft, low-resolution face needs more than its share)
 EDGE_RAMP_LIMIT = 0.25  # inter-ocular distances: ... but never more than this (small faces in a group)
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
+# probability of hair or backdrop from which a skin pixel takes its mirror side's texture instead, the margin by
+# which the mirror side must be clearer, and the span over which the change is ramped in
+HAIR_TO_MIRROR = (0.3, 0.15, 0.3)
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
 MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
@@ -88,6 +91,7 @@ MIN_DRAWN_EYE = 14.0  # pixels corner to corner under which an eye stays the tar
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
 _LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
+_MIRRORABLE_REGIONS = [*_SKIN_REGIONS, REGIONS.index("left-eyebrow"), REGIONS.index("right-eyebrow")]
 
 
 @dataclass(frozen=True)
@@ -435,10 +439,16 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     mixed: np.ndarray = texture
     in_eyes = covered & (eyes[0] | eyes[1])[safe]
     eye_seen = full.sample(source.eye_openings[..., None], own_affines, in_eyes, cv2.INTER_NEAREST)[..., 0] > 0
+    regions = topology.region[coarse.ids]
+    mirror_affines = _look_as_target(solved.affines_to(src[topology.mirror][tri]), ids, rect, eyes, target_irises,
+                                     source, mirrored=True)
+    mirror_not_face, mirror_inside = _sample_mask(source, coarse.coords(mirror_affines))
+    # skin under a strand of the source's hair takes its mirror side's texture where that side is clear
+    clear_side = _clearer_mirror(not_face, mirror_not_face, mirror_inside & np.isin(regions, _MIRRORABLE_REGIONS))
+    if clear_side.any():
+        usable = (mirror_f > low)[safe].astype(np.float32)
+        weight_own = weight_own * (1.0 - grow(clear_side.astype(np.float32))[..., 0] * usable)
     if (weight_own[covered] < 0.999).any():
-        mirror_affines = _look_as_target(solved.affines_to(src[topology.mirror][tri]), ids, rect, eyes, target_irises,
-                                         source, mirrored=True)
-        mirror_not_face, mirror_inside = _sample_mask(source, coarse.coords(mirror_affines))
         blend = cv2.GaussianBlur(np.where(covered, weight_own, 1.0), (0, 0), 0.04 * target.interocular)
         blend = np.where(covered, blend, 1.0).astype(np.float32)
         mirrored = full.sample(image, _halved(mirror_affines, level), covered & (blend < 0.999), interp)
@@ -452,7 +462,6 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         mirror_seen = full.sample(source.eye_openings[..., None], mirror_affines, in_eyes & (blend < 0.5), cv2.INTER_NEAREST)
         eye_seen = np.where(blend < 0.5, mirror_seen[..., 0] > 0, eye_seen)
     mixed = _fill_eyes(mixed, in_eyes & ~eye_seen)
-    regions = topology.region[coarse.ids]
     upper = covered_c & topology.upper[coarse.ids]
     foreign = ~inside | _foreign(albedo, source, regions, upper, not_face)
     valid = covered_c & ~foreign
@@ -494,6 +503,15 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     inward = edge_ramp(area, max(EDGE_RAMP * target.interocular, min(MIN_EDGE_RAMP, EDGE_RAMP_LIMIT * target.interocular)))
     share = inward * settings.weight
     return _Change(rect, (blended - base) * share[..., None], soft * share)
+
+
+def _clearer_mirror(not_face: np.ndarray, mirror_not_face: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """0..1 on the coarse grid: how much a pixel should take its mirror side's texture because its own may be
+    hair or backdrop (``not_face`` from ``HAIR_TO_MIRROR[0]`` up) and the mirror side's is clearly less so."""
+    start, margin, span = HAIR_TO_MIRROR
+    own = np.clip((not_face - start) / span, 0.0, 1.0)
+    better = np.clip((not_face - mirror_not_face - margin) / span, 0.0, 1.0)
+    return np.where(where, own * better, 0.0).astype(np.float32)
 
 
 def _halved(affines: np.ndarray, times: int) -> np.ndarray:

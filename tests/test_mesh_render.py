@@ -181,6 +181,18 @@ def test_a_light_on_the_targets_cheeks_shows_on_the_swapped_cheeks(astronaut, dr
     assert quality.cheek_delta_e(lit_result, lit, face.landmarks) < 4.5
 
 
+def test_a_bright_source_on_a_dark_target_keeps_its_dark_features_out_of_black(astronaut, driver) -> None:
+    """A well-lit source onto a target in deep shade (an eighth of the light): brows, lashes and nostrils go
+    dark with the face but keep their detail instead of being crushed to black."""
+    linear = (driver.astype(np.float32) / 255.0) ** 2.2 * 0.12
+    dark = np.clip(255.0 * linear ** (1 / 2.2) + 0.5, 0, 255).astype(np.uint8)
+    result, pipe = swap(astronaut, dark)
+    face = hull_mask(dark.shape, main_mesh(pipe, dark))
+    crushed = quality.rgb_to_lab(result)[..., 0][face] < 3.0
+    assert np.count_nonzero(result[face] != dark[face]) > 0.3 * face.sum() * 3, "the face was swapped"
+    assert crushed.mean() <= max(float((quality.rgb_to_lab(dark)[..., 0][face] < 3.0).mean()), 0.002), crushed.mean()
+
+
 def test_keeping_the_mouth_region_changes_only_the_mouth(astronaut, driver) -> None:
     everything, pipe = swap(astronaut, driver)
     kept = tuple(r for r in REGIONS if r not in ("mouth", "upper-lip", "lower-lip"))

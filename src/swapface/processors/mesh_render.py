@@ -477,7 +477,6 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
-    toned_lab[in_eyes, 0] = lab[in_eyes, 0] + grow(tone.lightness)[in_eyes, 0]
     toned_lab[in_eyes, 1:] = tone.colourfulness() * lab[in_eyes, 1:]  # a greyscale photo gets grey eyes
     toned = lab_to_srgb(toned_lab)
     if not valid[covered_c].all():
@@ -641,7 +640,10 @@ def _skin_likeness(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.nda
 class _Tone:
     """How the source texture's CIELAB colours move to the target's skin tone and light (coarse-grid fields).
 
-    Lightness takes an additive offset. Colour is moved as chromaticity, (a, b) per unit of lightness:
+    Lightness takes an offset, exact at the source skin's local lightness (``base``); beyond it, toward the end
+    the offset moves to, the distance to that end (white or black) shrinks in proportion instead, so a
+    highlight lifted with its skin is compressed rather than clipped to flat white. Colour is moved as
+    chromaticity, (a, b) per unit of lightness:
     each pixel's chromaticity keeps its difference from the source skin's local chromaticity, scaled by
     ``gain``, around the target skin's, and is then multiplied by the new lightness. A colour cast so
     scales with light as it does in a photograph: dark stubble and brows change colour in proportion to
@@ -649,6 +651,7 @@ class _Tone:
     share of its colour variation instead of overshooting into cyan."""
 
     lightness: np.ndarray  # (h, w, 1) CIELAB L offset
+    base: np.ndarray  # (h, w, 1) the source skin's local CIELAB L, where the offset is taken whole
     source_chroma: np.ndarray  # (h, w, 2) the source skin's local (a, b) / L
     target_chroma: np.ndarray  # (h, w, 2) the target skin's local (a, b) / L
     gain: float  # share of the source's chromaticity variation kept
@@ -657,7 +660,7 @@ class _Tone:
     def identity(cls, shape: tuple[int, int]) -> _Tone:
         """No change of tone (colour transfer off)."""
         zeros = np.zeros(shape + (2,), np.float32)
-        return cls(np.zeros(shape + (1,), np.float32), zeros, zeros, 1.0)
+        return cls(np.zeros(shape + (1,), np.float32), np.full(shape + (1,), 50.0, np.float32), zeros, zeros, 1.0)
 
     def colourfulness(self) -> float:
         """1 where the target's skin is at least half as chromatic as the source's, falling to 0 on a greyscale
@@ -668,9 +671,18 @@ class _Tone:
             return 1.0
         return float(np.clip((target / source - 0.15) / 0.35, 0.0, 1.0))
 
+    def shifted(self, lightness: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """CIELAB ``lightness`` (full size, (h, w, 1)) moved by the offset, compressed toward its end."""
+        offset, base = grow(self.lightness), grow(self.base)
+        toward_white = 100.0 - (100.0 - lightness) * np.maximum(100.0 - base - offset, 0.0) / np.maximum(100.0 - base, 1.0)
+        toward_black = lightness * np.maximum(base + offset, 0.0) / np.maximum(base, 1.0)
+        lifted = offset >= 0
+        return np.where(lifted & (lightness > base), toward_white,
+                        np.where(~lifted & (lightness < base), toward_black, lightness + offset))
+
     def apply(self, lab: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``lab`` (full size) under the target's tone; ``grow`` brings a coarse field to ``lab``'s size."""
-        lightness = lab[..., :1] + grow(self.lightness)
+        lightness = self.shifted(lab[..., :1], grow)
         moved = grow(self.target_chroma) + self.gain * (_chromaticity(lab) - grow(self.source_chroma))
         return np.concatenate([lightness, moved * np.maximum(lightness, 0.0)], axis=-1)
 
@@ -727,7 +739,7 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     share = FINE_LIGHTNESS_SHARE + (1 - FINE_LIGHTNESS_SHARE) * cheeks
     lightness = broad + share * (change - broad)
     lightness = ((skin + HAIR_LIGHTNESS_SHARE * (1 - skin)) * lightness[..., None]).astype(np.float32)
-    return _Tone(lightness, _chromaticity(source_mean).astype(np.float32),
+    return _Tone(lightness, source_mean[..., :1].astype(np.float32), _chromaticity(source_mean).astype(np.float32),
                  _chromaticity(target_mean).astype(np.float32), gain)
 
 

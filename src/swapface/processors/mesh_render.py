@@ -701,9 +701,10 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     everywhere; where plain skin is seen on both faces, their actual low-pass colours refine it region by
     region (a shadowed jaw, stubble's shade, make-up), and on the outer cheeks (``cheeks``, 0..1) finer still:
     a smiling target's lit cheeks or a side light's shadow are the target's. Lightness moves by an offset, not
-    a gain: a dark skin's texture going pale keeps its contrast instead of having its noise amplified. What is not skin
-    (brows, lashes, stubble) takes half the change of lightness. All arrays are on the coarse grid
-    (``step`` frame pixels per grid pixel).
+    a gain (compressed toward white or black beyond the skin's level, see :class:`_Tone`): a dark skin's
+    texture going pale keeps its contrast instead of having its noise amplified. What is not skin (brows,
+    lashes, stubble) takes half the change of lightness. All arrays are on the coarse grid (``step`` frame
+    pixels per grid pixel).
     """
     iod = target.interocular / step
     source_skin = _skin_likeness(albedo, source.shape, 0.03 * iod)

@@ -234,6 +234,16 @@ def test_a_tiny_source_is_named_and_a_face_beyond_the_turn_limit_is_left_alone(a
     assert np.abs(near.astype(int) - driver.astype(int)).sum() > 0
 
 
+def test_a_blurred_source_is_named_and_a_sharp_one_is_not(astronaut, driver) -> None:
+    """The astronaut as photographed: no word about blur. The same photo blurred (σ = 1.5 px), and carphone's
+    driver (a 176×144 video frame upscaled 4×): each gets a one-line warning saying what to use instead."""
+    _, sharp = swap(astronaut, driver)
+    assert not any("blurred" in n for n in sharp.notices), sharp.notices
+    for soft in (cv2.GaussianBlur(astronaut, (0, 0), 1.5), driver):
+        _, pipe = swap(soft, astronaut)
+        assert any("is blurred" in n and "a sharp photo gives a truer face" in n for n in pipe.notices), pipe.notices
+
+
 def test_face_shape_transfer_moves_the_jaw_and_keeps_the_background(astronaut, driver) -> None:
     plain, pipe = swap(astronaut, driver)
     shaped, _ = swap(astronaut, driver, face_shape_transfer=1.0)

@@ -30,6 +30,7 @@ from swapface.processors.mesh_render import (
     SourceFace,
     face_shape,
     find_irises,
+    fine_detail,
     prepare_source,
     render_face,
 )
@@ -49,6 +50,7 @@ GAZE_SMOOTHING = 0.5  # share of a new frame's iris positions in a track's runni
 MAX_TARGET_YAW = 62.0  # degrees: beyond this a target face is left unchanged (it would smear)
 SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
 TURNED_SOURCE_YAW = 30.0  # degrees
+BLURRED_SOURCE_DETAIL = 3.0  # fine detail (``fine_detail``, grey levels) under which a source photo is called blurred
 HAIR_REFRESH = 4  # frames of a track between fresh estimates of hair across the face (it moves with the head)
 OCCLUDER_CROP = ("ffhq_512", 256)  # the aligned crop the XSeg occluder model sees (forehead and fringe included)
 
@@ -135,6 +137,9 @@ class Mesh3DSwapper:
         if iod < SMALL_SOURCE_IOD:
             self._notice(f"source image #{number}: the face is small ({iod:.0f} px between the eyes), so the swap is "
                          "upscaled and soft; a photo with at least 80 px between the eyes gives a sharper face")
+        elif fine_detail(prepared.image, prepared.shape.points) < BLURRED_SOURCE_DETAIL:
+            self._notice(f"source image #{number}: the face is blurred (little fine detail even at its own size), so "
+                         "the swap is soft and less like the person; a sharp photo gives a truer face")
         yaw = head_angles(prepared.shape.points, self.topology)[0]
         if abs(yaw) > TURNED_SOURCE_YAW:
             self._notice(f"source image #{number}: the face is turned {abs(yaw):.0f}°; its far side is filled in from "

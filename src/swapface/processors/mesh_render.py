@@ -75,6 +75,7 @@ MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their
 CHROMA_NOISE = 0.01  # added to both chromaticity spreads: a flat-coloured target does not erase all colour
 CHROMA_DARK_FLOOR = 8.0  # CIELAB lightness under which a pixel's chromaticity is measured as at this lightness
 CHROMA_GAIN_FLOOR = 0.3  # the least share of the source's chroma variation kept
+CHROMA_ANCHOR = 0.04  # (a, b) per unit of lightness: a source skin at least this chromatic anchors neutral at 0
 MIN_WORKING_IOD = 64.0  # pixels between the eyes below which a face is never rendered on a reduced copy
 MAX_WORKING_IOD = 100.0  # pixels between the eyes above which a face is rendered on a reduced copy, its grain kept
 EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
@@ -662,7 +663,8 @@ class _Tone:
     highlight lifted with its skin is compressed rather than clipped to flat white. Colour is moved as
     chromaticity, (a, b) per unit of lightness:
     each pixel's chromaticity keeps its difference from the source skin's local chromaticity, scaled by
-    ``gain``, around the target skin's, and is then multiplied by the new lightness. A colour cast so
+    ``gain``, around the target skin's (bent toward neutral where the target's skin is less chromatic, see
+    :meth:`moved_chroma`), and is then multiplied by the new lightness. A colour cast so
     scales with light as it does in a photograph: dark stubble and brows change colour in proportion to
     their lightness instead of being dyed, and a rosy source onto a pale or greyscale target loses that
     share of its colour variation instead of overshooting into cyan."""
@@ -697,10 +699,29 @@ class _Tone:
         return np.where(lifted & (lightness > base), toward_white,
                         np.where(~lifted & (lightness < base), toward_black, lightness + offset))
 
+    def moved_chroma(self, chroma: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Chromaticity ``chroma`` (full size, (h, w, 2)) moved from the source skin's to the target skin's.
+
+        Per channel, the difference from the source skin's value is kept, scaled by ``gain``. Where the target's
+        skin is less chromatic than the source's, that shift would push a neutral pixel (black brows, grey
+        stubble, a shadowed lid) past neutral, into blue or green; there, between the source skin's value and
+        neutral, a parabola takes over: through neutral, through the target skin's value and with the slope
+        ``gain`` there (no kink, so the skin's mean stays the target's). A pixel of the opposite hue is never
+        made more chromatic than it was."""
+        source, target = grow(self.source_chroma), grow(self.target_chroma)
+        kept = target + self.gain * (chroma - source)
+        paler = (source > CHROMA_ANCHOR) & (target < source)
+        s = np.where(paler, source, 1.0)
+        slope = np.minimum(self.gain, 2.0 * np.maximum(target, 0.0) / s)  # the curve never turns back past neutral
+        linear = (2.0 * target - slope * s) / s  # the curve's slope at neutral
+        curved = np.where(chroma > 0, linear * chroma + (slope * s - target) / s**2 * chroma**2,
+                          np.minimum(linear, 1.0) * chroma)
+        return np.where(paler & (chroma < source), curved, kept)
+
     def apply(self, lab: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``lab`` (full size) under the target's tone; ``grow`` brings a coarse field to ``lab``'s size."""
         lightness = self.shifted(lab[..., :1], grow)
-        moved = grow(self.target_chroma) + self.gain * (_chromaticity(lab) - grow(self.source_chroma))
+        moved = self.moved_chroma(_chromaticity(lab), grow)
         return np.concatenate([lightness, moved * np.maximum(lightness, 0.0)], axis=-1)
 
 

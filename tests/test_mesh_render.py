@@ -284,12 +284,53 @@ def test_face_shape_transfer_moves_the_jaw_and_keeps_the_background(astronaut, d
     assert np.abs(shaped.astype(int) - plain.astype(int)).mean() > 0.5
 
 
+def test_features_move_to_the_sources_places_and_the_outline_and_kept_regions_stay() -> None:
+    """On the canonical face (120 px between the eyes), a source whose mouth sits 0.1 eye distances lower:
+    the target's mouth follows down, in proportion to the strength (by a third to all of that at full
+    strength: the nose, which stays, holds part of it back, as the moves form one smooth field), its eyes
+    barely, its outline and any region the user keeps not at all."""
+    from swapface.geometry.face_topology import FACE_OVAL
+    from swapface.geometry.reshape import placed_features
+
+    topo = face_topology()
+    target = topo.canonical.astype(np.float64) * 120.0 + (300.0, 300.0, 0.0)
+    source = target.copy()
+    mouth = np.unique(topo.triangles[topo.triangles_in(("mouth", "upper-lip", "lower-lip"))])
+    source[mouth, 1] += 12.0
+    moved = placed_features(target, source, topo, 1.0) - target[:, :2]
+    centre = [13, 14]  # the middle of the lips
+    assert 0.33 * 12.0 < moved[centre, 1].mean() <= 12.0, moved[centre]
+    assert np.abs(moved[[33, 133, 362, 263]]).max() < 0.15 * 12.0
+    assert np.abs(moved[FACE_OVAL]).max() < 1e-3  # float32 rounding only
+    assert np.allclose(placed_features(target, source, topo, 0.5) - target[:, :2], 0.5 * moved, atol=1e-4)
+    kept = placed_features(target, source, topo, 1.0, kept=("mouth", "upper-lip", "lower-lip")) - target[:, :2]
+    assert np.abs(kept[mouth]).max() < 1e-3
+
+
+def test_the_default_places_the_mouth_nearer_where_the_sources_sits(astronaut, driver) -> None:
+    """Judged by dlib: the swapped mouth's height below the eyes (in eye distances) moves from the target's
+    toward the source's as the feature transfer grows: off, the default, full."""
+    scorer = quality.DlibScorer()
+
+    def mouth_drop(image: np.ndarray) -> float:
+        face = scorer.main_face(image)
+        assert face is not None
+        p = face.landmarks
+        return float((p[[48, 54]].mean(0)[1] - p[36:48].mean(0)[1]) / quality.interocular(p))
+
+    source, target = mouth_drop(astronaut), mouth_drop(driver)
+    assert target - source > 0.15  # her mouth sits much nearer her eyes than his
+    drops = [mouth_drop(swap(astronaut, driver, face_feature_transfer=k)[0]) for k in (0.0, 0.5, 1.0)]
+    assert drops[0] - drops[1] > 0.02 and drops[1] - drops[2] > 0.02, drops
+
+
 @pytest.mark.parametrize(("options", "field"), [
     ({"face_swapper_model": "mesh", "face_mask_types": ("box", "region")}, "face_mask_types"),
     ({"face_swapper_model": "mesh3d", "face_mask_types": ("box", "area")}, "face_mask_types"),
     ({"face_swapper_model": "mesh3d", "face_mask_types": ("region",), "face_mask_regions": ("skin", "glasses")},
      "face_mask_regions"),
     ({"face_swapper_model": "mesh", "face_shape_transfer": 0.5}, "face_shape_transfer"),
+    ({"face_swapper_model": "mesh", "face_feature_transfer": 0.2}, "face_feature_transfer"),
 ])
 def test_options_a_built_in_swapper_cannot_honour_are_refused(astronaut, options, field) -> None:
     from swapface.errors import InputError

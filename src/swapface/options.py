@@ -80,6 +80,11 @@ class SwapOptions(BaseModel):
         0.0, ge=0.0, le=1.0,
         description="mesh3d swapper: how far the target's jaw, chin and cheek outline moves to the source's, 0..1",
     )
+    face_feature_transfer: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="mesh3d swapper: how far the target's eyes, nose and mouth move to the places and sizes the "
+        "source's have in its face (their expression stays the target's), 0..1",
+    )
     face_enhancer_model: str = Field("gfpgan_1.4", description="Face enhancer model")
     face_enhancer_blend: int = Field(80, ge=0, le=100, description="Face enhancer blend with the frame, percent")
     face_enhancer_weight: float = Field(0.5, ge=0.0, le=1.0, description="CodeFormer fidelity weight")

@@ -132,6 +132,9 @@ def check_swapper_options(options: SwapOptions) -> None:
                               f"{', '.join(unknown)} is not one of them")
     if options.face_shape_transfer and model != "mesh3d":
         raise OptionError("face_shape_transfer", "applies to the mesh3d swapper only (--face-swapper-model mesh3d)")
+    default = SwapOptions.model_fields["face_feature_transfer"].default
+    if options.face_feature_transfer != default and model != "mesh3d":
+        raise OptionError("face_feature_transfer", "applies to the mesh3d swapper only (--face-swapper-model mesh3d)")
 
 
 def _check_pixel_boost(options: SwapOptions, catalogue: dict) -> None:

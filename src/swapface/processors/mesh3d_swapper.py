@@ -19,7 +19,7 @@ from swapface.faces.face import Face
 from swapface.faces.mesh_topology import LEFT_EYE_RING, RIGHT_EYE_RING
 from swapface.geometry.eyes import from_eye_units, in_eye_units
 from swapface.geometry.face_topology import REGIONS, FaceTopology, face_topology
-from swapface.geometry.reshape import reshaped_points, warp_to_shape
+from swapface.geometry.reshape import placed_features, reshaped_points, warp_inside, warp_to_shape
 from swapface.models.templates import warp_face
 from swapface.options import SwapOptions
 from swapface.processors.base import SourceIdentity
@@ -97,6 +97,7 @@ class Mesh3DSwapper:
         if "occlusion" in types:
             self.occlusion = OcclusionMasker(options, models_dir)
         self._files_checked = False
+        self._reshapes = options.face_feature_transfer > 0 or options.face_shape_transfer > 0
 
     def require_files(self) -> None:
         """Fail once, up front, naming the occluder model file when ``occlusion`` is asked for and it is missing."""
@@ -178,17 +179,32 @@ class Mesh3DSwapper:
                          f"turned up to {MAX_TARGET_YAW:.0f}°")
             return
         chosen = self._sources[self.choose_source(target)]
-        strength = float(self.options.face_shape_transfer)
-        if strength > 0:
-            reshaped = reshaped_points(shape.points, chosen.shape.points, self.topology, strength)
-            out[:] = warp_to_shape(out, shape.points[:, :2], reshaped, shape.interocular)
-            shape = face_shape(out, reshaped, target.depth, self.topology)
-        shape = self._smoothed(out, shape, target.track_id)
-        occluders = self._occluders(out, target, shape)
+        occluders = self._occluders(out, target, shape)  # found where they are: they stay put if the face is reshaped
         kept = occluders.pixels(out)
+        before = out.copy() if self._reshapes else None
+        shape = self._reshaped(out, shape, chosen, target.depth)
+        shape = self._smoothed(out, shape, target.track_id)
         render_face(out, shape, chosen, self.topology, self.settings,
-                    occluders.frame_mask(out.shape) if occluders.found else None)
+                    occluders.frame_mask(out.shape) if occluders.found else None, grain_from=before)
         occluders.restore(out, kept)
+
+    def _reshaped(self, out: np.ndarray, shape: FaceShape, chosen: SourceFace, depth: np.ndarray | None) -> FaceShape:
+        """The target face in ``out`` warped (in place) toward the source's shape as the options ask: features
+        placed as the source's inside the face, and the outline moved (with its surroundings)."""
+        if not self._reshapes:
+            return shape
+        features, outline = float(self.options.face_feature_transfer), float(self.options.face_shape_transfer)
+        reshaped = shape.points[:, :2]
+        if features > 0:
+            kept = tuple(r for r in REGIONS if r not in self.settings.regions)
+            reshaped = placed_features(shape.points, chosen.shape.points, self.topology, features, kept)
+        if outline > 0:
+            moved = np.c_[reshaped, shape.points[:, 2]]
+            reshaped = reshaped_points(moved, chosen.shape.points, self.topology, outline)
+            out[:] = warp_to_shape(out, shape.points[:, :2], reshaped, shape.interocular)
+        else:
+            warp_inside(out, shape.points[:, :2], reshaped, self.topology.triangles, shape.points[:, 2])
+        return face_shape(out, reshaped, depth, self.topology)
 
     def _occluders(self, frame: np.ndarray, target: Face, shape: FaceShape) -> Occluders:
         """What lies in front of the target face: glasses frames and hair across it (the hair estimate of a

@@ -322,10 +322,12 @@ def working_scale(target: FaceShape, source: SourceFace) -> float:
 
 
 def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: FaceTopology,
-                settings: RenderSettings, occluded: np.ndarray | None = None) -> bool:
+                settings: RenderSettings, occluded: np.ndarray | None = None, grain_from: np.ndarray | None = None) -> bool:
     """Draw ``source`` onto ``target`` in ``frame`` (RGB uint8, changed in place); False if nothing was drawn.
 
     ``occluded``: an optional frame-sized bool mask of what stays in front of the face (glasses, hands).
+    ``grain_from``: the frame before the face was reshaped, whose grain the skin keeps (a sensor's noise does
+    not move with the face, and resampling would soften it); by default ``frame``.
     A face bigger than its source (or than MAX_WORKING_IOD) is rendered at that scale on a reduced copy of its region and
     brought back: where the source covers the face the upscaled rendering replaces the target, whose own
     finer detail is kept only as clipped grain (pores and noise, not the outlines of its wrinkles and
@@ -371,7 +373,12 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     change_up = cv2.resize(change, (w, h), interpolation=cv2.INTER_CUBIC)
     cover_up = cv2.resize(cover, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
     detail = base - coarse
-    grain = target_grain(detail, cover_up[..., 0] > 0.5)
+    grainy = detail
+    if grain_from is not None:
+        still = grain_from[y : y + h, x : x + w]
+        still_small = cv2.resize(still, size, interpolation=cv2.INTER_AREA)
+        grainy = still.astype(np.float32) - cv2.resize(still_small, (w, h), interpolation=cv2.INTER_CUBIC)
+    grain = target_grain(grainy, cover_up[..., 0] > 0.5)
     region[:] = np.clip(base + change_up - cover_up * (detail - grain) + 0.5, 0, 255).astype(np.uint8)
     return True
 

@@ -60,6 +60,7 @@ OWN_FACING = (0.0, 0.3)  # a source triangle facing less than the second takes t
 SKIN_CHROMA_LIMIT = 0.45  # log-chroma distance from the source's skin beyond which a skin pixel is foreign
 DETAIL_MARGIN = 1.15  # an overlay this much sharper than the target is softened (a crisp photo on soft video)
 ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and masks are worked out
+STEP_TOLERANCE = 0.05  # a face within this share of a whole grid step takes it (one reduced to 64 px by rounding)
 # share of the finer change of lightness (below BROAD_TONE_SCALE) applied: all of it wipes the source skin's own
 # shading, an identity cue (colour always moves fully: it is needed to follow a colour cast)
 FINE_LIGHTNESS_SHARE = 0.7
@@ -428,7 +429,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     # what is foreign, the fill) is worked out on a grid of about ANALYSIS_IOD pixels between the eyes and
     # brought back to full size as smooth fields
     full = _Grid(safe, x, y, 1)
-    step = max(1, int(target.interocular // ANALYSIS_IOD))
+    step = max(1, int(target.interocular / ANALYSIS_IOD + STEP_TOLERANCE))
     coarse = _Grid(safe[::step, ::step], x, y, step)
     size = (coarse.ids.shape[1], coarse.ids.shape[0])
 

@@ -290,20 +290,22 @@ def test_features_move_to_the_sources_places_and_the_outline_and_kept_regions_st
     strength: the nose, which stays, holds part of it back, as the moves form one smooth field), its eyes
     barely, its outline and any region the user keeps not at all."""
     from swapface.geometry.face_topology import FACE_OVAL
-    from swapface.geometry.reshape import placed_features
+    from swapface.geometry.reshape import FeatureLayout, placed_features
 
     topo = face_topology()
     target = topo.canonical.astype(np.float64) * 120.0 + (300.0, 300.0, 0.0)
     source = target.copy()
     mouth = np.unique(topo.triangles[topo.triangles_in(("mouth", "upper-lip", "lower-lip"))])
     source[mouth, 1] += 12.0
-    moved = placed_features(target, source, topo, 1.0) - target[:, :2]
+    layout = FeatureLayout.of(topo)
+    moved = placed_features(target, source, layout, 1.0) - target[:, :2]
     centre = [13, 14]  # the middle of the lips
     assert 0.33 * 12.0 < moved[centre, 1].mean() <= 12.0, moved[centre]
     assert np.abs(moved[[33, 133, 362, 263]]).max() < 0.15 * 12.0
     assert np.abs(moved[FACE_OVAL]).max() < 1e-3  # float32 rounding only
-    assert np.allclose(placed_features(target, source, topo, 0.5) - target[:, :2], 0.5 * moved, atol=1e-4)
-    kept = placed_features(target, source, topo, 1.0, kept=("mouth", "upper-lip", "lower-lip")) - target[:, :2]
+    assert np.allclose(placed_features(target, source, layout, 0.5) - target[:, :2], 0.5 * moved, atol=1e-4)
+    still = FeatureLayout.of(topo, kept=("mouth", "upper-lip", "lower-lip"))
+    kept = placed_features(target, source, still, 1.0) - target[:, :2]
     assert np.abs(kept[mouth]).max() < 1e-3
 
 

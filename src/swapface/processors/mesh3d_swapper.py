@@ -19,7 +19,13 @@ from swapface.faces.face import Face
 from swapface.faces.mesh_topology import LEFT_EYE_RING, RIGHT_EYE_RING
 from swapface.geometry.eyes import from_eye_units, in_eye_units
 from swapface.geometry.face_topology import REGIONS, FaceTopology, face_topology
-from swapface.geometry.reshape import placed_features, reshaped_points, warp_inside, warp_to_shape
+from swapface.geometry.reshape import (
+    FeatureLayout,
+    placed_features,
+    reshaped_points,
+    warp_inside,
+    warp_to_shape,
+)
 from swapface.models.templates import warp_face
 from swapface.options import SwapOptions
 from swapface.processors.base import SourceIdentity
@@ -31,6 +37,7 @@ from swapface.processors.mesh_render import (
     face_shape,
     find_irises,
     fine_detail,
+    moved_shape,
     prepare_source,
     render_face,
 )
@@ -52,7 +59,18 @@ SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is
 TURNED_SOURCE_YAW = 30.0  # degrees
 BLURRED_SOURCE_DETAIL = 3.0  # fine detail (``fine_detail``, grey levels) under which a source photo is called blurred
 HAIR_REFRESH = 4  # frames of a track between fresh estimates of hair across the face (it moves with the head)
+OPENING_MARGIN = 2  # rings of triangles round the eyes and mouth that a feature move redraws with them
 OCCLUDER_CROP = ("ffhq_512", 256)  # the aligned crop the XSeg occluder model sees (forehead and fringe included)
+
+
+def around_openings(topology: FaceTopology, rings: int = OPENING_MARGIN) -> np.ndarray:
+    """Per triangle: in the eyes, the mouth or the lips, or within ``rings`` rings of neighbours of them."""
+    chosen = topology.triangles_in(("left-eye", "right-eye", "mouth", "upper-lip", "lower-lip"))
+    for _ in range(rings):
+        touched = np.zeros(int(topology.triangles.max()) + 1, bool)
+        touched[topology.triangles[chosen]] = True
+        chosen = touched[topology.triangles].any(1)
+    return chosen
 
 
 def head_angles(points: np.ndarray, topology: FaceTopology) -> tuple[float, float, float]:
@@ -98,6 +116,11 @@ class Mesh3DSwapper:
             self.occlusion = OcclusionMasker(options, models_dir)
         self._files_checked = False
         self._reshapes = options.face_feature_transfer > 0 or options.face_shape_transfer > 0
+        self._layout = FeatureLayout.of(self.topology, tuple(r for r in REGIONS if r not in regions))
+        # the target shows through the drawn face in its eyes' and mouth's openings: only they and the skin
+        # round them are warped (the rest is drawn over, its grain kept where it was; a region the user keeps
+        # does not move, so the warp meets it without a step)
+        self._shown = around_openings(self.topology)
 
     def require_files(self) -> None:
         """Fail once, up front, naming the occluder model file when ``occlusion`` is asked for and it is missing."""
@@ -181,11 +204,10 @@ class Mesh3DSwapper:
         chosen = self._sources[self.choose_source(target)]
         occluders = self._occluders(out, target, shape)  # found where they are: they stay put if the face is reshaped
         kept = occluders.pixels(out)
-        before = out.copy() if self._reshapes else None
         shape = self._reshaped(out, shape, chosen, target.depth)
         shape = self._smoothed(out, shape, target.track_id)
         render_face(out, shape, chosen, self.topology, self.settings,
-                    occluders.frame_mask(out.shape) if occluders.found else None, grain_from=before)
+                    occluders.frame_mask(out.shape) if occluders.found else None)
         occluders.restore(out, kept)
 
     def _reshaped(self, out: np.ndarray, shape: FaceShape, chosen: SourceFace, depth: np.ndarray | None) -> FaceShape:
@@ -196,15 +218,14 @@ class Mesh3DSwapper:
         features, outline = float(self.options.face_feature_transfer), float(self.options.face_shape_transfer)
         reshaped = shape.points[:, :2]
         if features > 0:
-            kept = tuple(r for r in REGIONS if r not in self.settings.regions)
-            reshaped = placed_features(shape.points, chosen.shape.points, self.topology, features, kept)
+            reshaped = placed_features(shape.points, chosen.shape.points, self._layout, features)
         if outline > 0:
             moved = np.c_[reshaped, shape.points[:, 2]]
             reshaped = reshaped_points(moved, chosen.shape.points, self.topology, outline)
             out[:] = warp_to_shape(out, shape.points[:, :2], reshaped, shape.interocular)
-        else:
-            warp_inside(out, shape.points[:, :2], reshaped, self.topology.triangles, shape.points[:, 2])
-        return face_shape(out, reshaped, depth, self.topology)
+            return face_shape(out, reshaped, depth, self.topology)  # the surroundings moved: light fitted anew
+        warp_inside(out, shape.points[:, :2], reshaped, self.topology.triangles, shape.points[:, 2], self._shown)
+        return moved_shape(shape, reshaped, self.topology)
 
     def _occluders(self, frame: np.ndarray, target: Face, shape: FaceShape) -> Occluders:
         """What lies in front of the target face: glasses frames and hair across it (the hair estimate of a

@@ -199,6 +199,14 @@ def face_shape(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray | Non
     return FaceShape(points, facing, normals, light, iod, chroma.astype(np.float32), luma)
 
 
+def moved_shape(shape: FaceShape, landmarks: np.ndarray, topology: FaceTopology) -> FaceShape:
+    """``shape`` with its mesh moved in the image plane to ``landmarks`` (468, 2) by a reshaping warp: facing,
+    normals and eye distance follow; its light and skin statistics stay (the warp moves pixels, not light)."""
+    points = mesh_points(landmarks, shape.points[:, 2])
+    return dataclasses.replace(shape, points=points, facing=triangle_facing(points, topology.triangles),
+                               normals=vertex_normals(points, topology.triangles), interocular=max(interocular(points), 1.0))
+
+
 def fine_detail(image: np.ndarray, points: np.ndarray) -> float:
     """How sharp a face is at its own scale: the RMS of its finest detail (grey minus its σ=1 blur, grey levels)
     with the face resampled to ``DETAIL_IOD`` pixels between the eyes. A sharp portrait measures about 4-10, a
@@ -323,12 +331,10 @@ def working_scale(target: FaceShape, source: SourceFace) -> float:
 
 
 def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: FaceTopology,
-                settings: RenderSettings, occluded: np.ndarray | None = None, grain_from: np.ndarray | None = None) -> bool:
+                settings: RenderSettings, occluded: np.ndarray | None = None) -> bool:
     """Draw ``source`` onto ``target`` in ``frame`` (RGB uint8, changed in place); False if nothing was drawn.
 
     ``occluded``: an optional frame-sized bool mask of what stays in front of the face (glasses, hands).
-    ``grain_from``: the frame before the face was reshaped, whose grain the skin keeps (a sensor's noise does
-    not move with the face, and resampling would soften it); by default ``frame``.
     A face bigger than its source (or than MAX_WORKING_IOD) is rendered at that scale on a reduced copy of its region and
     brought back: where the source covers the face the upscaled rendering replaces the target, whose own
     finer detail is kept only as clipped grain (pores and noise, not the outlines of its wrinkles and
@@ -374,12 +380,7 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     change_up = cv2.resize(change, (w, h), interpolation=cv2.INTER_CUBIC)
     cover_up = cv2.resize(cover, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
     detail = base - coarse
-    grainy = detail
-    if grain_from is not None:
-        still = grain_from[y : y + h, x : x + w]
-        still_small = cv2.resize(still, size, interpolation=cv2.INTER_AREA)
-        grainy = still.astype(np.float32) - cv2.resize(still_small, (w, h), interpolation=cv2.INTER_CUBIC)
-    grain = target_grain(grainy, cover_up[..., 0] > 0.5)
+    grain = target_grain(detail, cover_up[..., 0] > 0.5)
     region[:] = np.clip(base + change_up - cover_up * (detail - grain) + 0.5, 0, 255).astype(np.uint8)
     return True
 

@@ -53,6 +53,7 @@ from swapface.processors.occluders import (
 )
 
 LIGHT_SMOOTHING = 0.35  # share of a new frame's fitted light in a track's running estimate
+MOVE_SMOOTHING = 0.2  # share of a new frame's feature move in a track's running estimate
 GAZE_SMOOTHING = 0.5  # share of a new frame's iris positions in a track's running estimate
 MAX_TARGET_YAW = 62.0  # degrees: beyond this a target face is left unchanged (it would smear)
 SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
@@ -110,6 +111,7 @@ class Mesh3DSwapper:
         self._light: dict[int, np.ndarray] = {}
         self._gaze: dict[int, tuple[np.ndarray | None, ...]] = {}
         self._hair: dict[int, tuple[int, np.ndarray]] = {}  # track → (frames since estimated, mask on the face crop)
+        self._moves: dict[int, np.ndarray] = {}  # track → its features' running move, in eye distances
         self.notices: list[str] = []
         self.occlusion: OcclusionMasker | None = None
         if "occlusion" in types:
@@ -154,6 +156,7 @@ class Mesh3DSwapper:
         self._light.clear()
         self._gaze.clear()
         self._hair.clear()
+        self._moves.clear()
 
     def _check_source(self, number: int, prepared: SourceFace) -> None:
         """One-line warnings about source photos that limit the result, with what to use instead."""
@@ -174,6 +177,7 @@ class Mesh3DSwapper:
         self._light.clear()
         self._gaze.clear()
         self._hair.clear()
+        self._moves.clear()
 
     def choose_source(self, target: Face) -> int:
         """Index of the source photo whose head pose and mouth state are closest to the target's."""
@@ -191,6 +195,7 @@ class Mesh3DSwapper:
                 self._swap_one(out, face)
         seen = {face.track_id for face in faces}
         self._hair = {track: kept for track, kept in self._hair.items() if track in seen}  # memory stays flat
+        self._moves = {track: kept for track, kept in self._moves.items() if track in seen}
         return out
 
     def _swap_one(self, out: np.ndarray, target: Face) -> None:
@@ -204,21 +209,31 @@ class Mesh3DSwapper:
         chosen = self._sources[self.choose_source(target)]
         occluders = self._occluders(out, target, shape)  # found where they are: they stay put if the face is reshaped
         kept = occluders.pixels(out)
-        shape = self._reshaped(out, shape, chosen, target.depth)
+        shape = self._reshaped(out, shape, chosen, target.depth, target.track_id)
         shape = self._smoothed(out, shape, target.track_id)
         render_face(out, shape, chosen, self.topology, self.settings,
                     occluders.frame_mask(out.shape) if occluders.found else None)
         occluders.restore(out, kept)
 
-    def _reshaped(self, out: np.ndarray, shape: FaceShape, chosen: SourceFace, depth: np.ndarray | None) -> FaceShape:
+    def _reshaped(self, out: np.ndarray, shape: FaceShape, chosen: SourceFace, depth: np.ndarray | None,
+                  track_id: int | None) -> FaceShape:
         """The target face in ``out`` warped (in place) toward the source's shape as the options ask: features
-        placed as the source's inside the face, and the outline moved (with its surroundings)."""
+        placed as the source's inside the face (in video, the move is smoothed over time per track, in eye
+        distances, so landmark noise and passing expressions do not shake it), and the outline moved (with
+        its surroundings)."""
         if not self._reshapes:
             return shape
         features, outline = float(self.options.face_feature_transfer), float(self.options.face_shape_transfer)
         reshaped = shape.points[:, :2]
         if features > 0:
             reshaped = placed_features(shape.points, chosen.shape.points, self._layout, features)
+            if track_id is not None:
+                move = (reshaped - shape.points[:, :2]) / shape.interocular
+                previous = self._moves.get(track_id)
+                if previous is not None:
+                    move = (1 - MOVE_SMOOTHING) * previous + MOVE_SMOOTHING * move
+                self._moves[track_id] = move
+                reshaped = (shape.points[:, :2] + move * shape.interocular).astype(np.float32)
         if outline > 0:
             moved = np.c_[reshaped, shape.points[:, 2]]
             reshaped = reshaped_points(moved, chosen.shape.points, self.topology, outline)

@@ -117,7 +117,6 @@ class Mesh3DSwapper:
         if "occlusion" in types:
             self.occlusion = OcclusionMasker(options, models_dir)
         self._files_checked = False
-        self._reshapes = options.face_feature_transfer > 0 or options.face_shape_transfer > 0
         self._layout = FeatureLayout.of(self.topology, tuple(r for r in REGIONS if r not in regions))
         # the target shows through the drawn face in its eyes' and mouth's openings: only they and the skin
         # round them are warped (the rest is drawn over, its grain kept where it was; a region the user keeps
@@ -221,9 +220,9 @@ class Mesh3DSwapper:
         placed as the source's inside the face (in video, the move is smoothed over time per track, in eye
         distances, so landmark noise and passing expressions do not shake it), and the outline moved (with
         its surroundings)."""
-        if not self._reshapes:
-            return shape
         features, outline = float(self.options.face_feature_transfer), float(self.options.face_shape_transfer)
+        if features <= 0 and outline <= 0:
+            return shape
         reshaped = shape.points[:, :2]
         if features > 0:
             reshaped = placed_features(shape.points, chosen.shape.points, self._layout, features)

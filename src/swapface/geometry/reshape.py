@@ -127,8 +127,9 @@ def warp_inside(frame: np.ndarray, before: np.ndarray, after: np.ndarray, triang
     step = MAP_STEP
     nodes = (-(-w // step) + 1, -(-h // step) + 1)  # node i sits on rect pixel i * step; the last one past the edge
     on_grid = ((after - (x, y)) / step).astype(np.float32)
-    affines, ok = triangle_affines(on_grid, before.astype(np.float32), triangles)
-    ids = rasterise_ids(on_grid, triangles, ok & moving, (0, 0) + nodes, order=np.argsort(-depth[triangles].mean(1)))
+    drawn = triangles[moving]  # only these are solved and drawn; ids below index them
+    affines, ok = triangle_affines(on_grid, before.astype(np.float32), drawn)
+    ids = rasterise_ids(on_grid, drawn, ok, (0, 0) + nodes, order=np.argsort(-depth[drawn].mean(1)))
     grid_x, grid_y, covered = warp_maps(ids, affines, (0, 0) + nodes)
     grid_x = np.where(covered, grid_x, x + step * np.arange(nodes[0], dtype=np.float32)[None, :])
     grid_y = np.where(covered, grid_y, y + step * np.arange(nodes[1], dtype=np.float32)[:, None])

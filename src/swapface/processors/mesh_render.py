@@ -92,6 +92,8 @@ MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than
 DETAIL_IOD = 64.0  # pixels between the eyes at which a source face's sharpness is measured (``fine_detail``)
 MIN_DRAWN_EYE = 14.0  # pixels corner to corner under which an eye stays the target's
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
+_BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, out to 4σ
+_UNIT_KERNEL = np.ones((1, 1), np.float32)
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
 _LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
 _MIRRORABLE_REGIONS = [*_SKIN_REGIONS, REGIONS.index("left-eyebrow"), REGIONS.index("right-eyebrow")]
@@ -251,12 +253,13 @@ def _fill_triangles(shape: tuple[int, int], points: np.ndarray, triangles: np.nd
 
 
 def _colour_density(pixels: np.ndarray) -> np.ndarray:
-    """A smoothed, normalised 32×32×32 RGB histogram of (N, 3) uint8 pixels."""
-    from scipy.ndimage import gaussian_filter
-
+    """A smoothed, normalised 32×32×32 RGB histogram of (N, 3) uint8 pixels: a Gaussian of one bin, run one
+    axis at a time (each pass brings the axis it smooths to the front, so the three land back in order)."""
     q = (pixels // 8).astype(np.int64)
-    counts = np.bincount((q[:, 0] * 32 + q[:, 1]) * 32 + q[:, 2], minlength=32**3).astype(np.float32)
-    density = gaussian_filter(counts.reshape(32, 32, 32), 1.0)
+    density = np.bincount((q[:, 0] * 32 + q[:, 1]) * 32 + q[:, 2], minlength=32**3).astype(np.float32).reshape(32, 32, 32)
+    for _ in range(3):
+        flat = cv2.sepFilter2D(density.reshape(32, 1024), -1, _UNIT_KERNEL, _BIN_GAUSSIAN, borderType=cv2.BORDER_REFLECT)
+        density = np.ascontiguousarray(flat.reshape(32, 32, 32).transpose(2, 0, 1))
     return density / max(float(density.sum()), 1e-6)
 
 
@@ -377,11 +380,16 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     cover[cy : cy + ch, cx : cx + cw] = done.cover
     base = region.astype(np.float32)
     coarse = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    change_up = cv2.resize(change, (w, h), interpolation=cv2.INTER_CUBIC)
-    cover_up = cv2.resize(cover, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-    detail = base - coarse
-    grain = target_grain(detail, cover_up[..., 0] > 0.5)
-    region[:] = np.clip(base + change_up - cover_up * (detail - grain) + 0.5, 0, 255).astype(np.uint8)
+    result = np.asarray(cv2.resize(change, (w, h), interpolation=cv2.INTER_CUBIC), np.float32)
+    cover_up = cv2.resize(cover, (w, h), interpolation=cv2.INTER_LINEAR)
+    detail = np.subtract(base, coarse, out=coarse)
+    lost = np.subtract(detail, target_grain(detail, cover_up > 0.5), out=detail)  # what the grain leaves out
+    lost *= cover_up[..., None]
+    # base + change − cover · (detail − grain), worked in place: the region is a large float image
+    result += base
+    result -= lost
+    result += 0.5
+    region[:] = np.clip(result, 0, 255, out=result).astype(np.uint8)
     return True
 
 

@@ -224,6 +224,42 @@ def test_black_brows_of_a_dark_source_stay_neutral_on_a_pale_target(astronaut, d
     assert np.median(b_result[drawn]) > -1.0
 
 
+def relative_redness(image: np.ndarray, mesh: np.ndarray, vertices: list[int]) -> float:
+    """Mean over the vertices of how much redder (CIELAB a per unit of lightness) a small disc at each is
+    than a ring of skin around it, as a share of the ring's own redness."""
+    lab = quality.rgb_to_lab(image)
+    redness = lab[..., 1] / np.maximum(lab[..., 0], 8.0)
+    iod = float(np.linalg.norm(mesh[[33, 133]].mean(0) - mesh[[362, 263]].mean(0)))
+    yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+    shares = []
+    for v in vertices:
+        d = np.hypot(xx - mesh[v, 0], yy - mesh[v, 1])
+        spot, ring = np.median(redness[d < 0.05 * iod]), np.median(redness[(d > 0.13 * iod) & (d < 0.2 * iod)])
+        shares.append((spot - ring) / ring)
+    return float(np.mean(shares))
+
+
+def test_red_blemishes_of_a_ruddy_source_do_not_flare_on_a_pale_target(astronaut, driver) -> None:
+    """Reddish spots on a ruddy source, swapped onto a pale, low-colour target, stand out from the skin around
+    them no more than they did on the source (kept as the same difference of colour they turned into
+    saturated blotches on the paler skin: half as red again, relative to the skin)."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    mesh = main_mesh(pipe, astronaut)
+    spots = [50, 280, 101, 330]  # the cheeks, and under the eyes
+    source = recoloured(astronaut, 0.6, 0.0, 1.3)
+    lab = cv2.cvtColor(source.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    iod = float(np.linalg.norm(mesh[[33, 133]].mean(0) - mesh[[362, 263]].mean(0)))
+    yy, xx = np.mgrid[: source.shape[0], : source.shape[1]]
+    for v in spots:
+        lab[np.hypot(xx - mesh[v, 0], yy - mesh[v, 1]) < 0.1 * iod, 1] += 7.0
+    source = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    pale = recoloured(driver, 0.7, 35.0, 0.5)
+    result, _ = swap(source, pale)
+    before, after = relative_redness(source, mesh, spots), relative_redness(result, main_mesh(pipe, pale), spots)
+    assert before > 0.5  # the painted spots are clearly redder than the skin
+    assert 0.3 * before < after < 1.15 * before, (before, after)  # drawn, not flared (was 1.55 times)
+
+
 def test_keeping_the_mouth_region_changes_only_the_mouth(astronaut, driver) -> None:
     everything, pipe = swap(astronaut, driver)
     kept = tuple(r for r in REGIONS if r not in ("mouth", "upper-lip", "lower-lip"))

@@ -724,7 +724,7 @@ class _Tone:
         stubble, a shadowed lid) past neutral, into blue or green; there, between the source skin's value and
         neutral, a parabola takes over: through neutral, through the target skin's value and with the slope
         ``gain`` there (no kink, so the skin's mean stays the target's). A pixel of the opposite hue is never
-        made more chromatic than it was."""
+        made more chromatic than it was; one more chromatic than the source skin keeps a shrunken difference."""
         source, target = grow(self.source_chroma), grow(self.target_chroma)
         kept = target + self.gain * (chroma - source)
         paler = (source > CHROMA_ANCHOR) & (target < source)
@@ -733,7 +733,11 @@ class _Tone:
         linear = (2.0 * target - slope * s) / s  # the curve's slope at neutral
         curved = np.where(chroma > 0, linear * chroma + (slope * s - target) / s**2 * chroma**2,
                           np.minimum(linear, 1.0) * chroma)
-        return np.where(paler & (chroma < source), curved, kept)
+        # beyond the skin's value (a red blemish, a flushed nostril) the difference shrinks with the square root
+        # of the skins' ratio: kept whole, it flares into a blotch on the paler skin; scaled by the full ratio,
+        # the seam and identity figures lose as much as the blotches gain
+        richer = target + self.gain * np.sqrt(np.maximum(target, 0.0) / s) * (chroma - source)
+        return np.where(paler, np.where(chroma < source, curved, richer), kept)
 
     def apply(self, lab: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``lab`` (full size) under the target's tone; ``grow`` brings a coarse field to ``lab``'s size."""

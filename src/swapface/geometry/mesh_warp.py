@@ -35,17 +35,29 @@ def triangulate(points: np.ndarray, openings: list[list[int]]) -> Triangulation:
     return Triangulation(tri, holes)
 
 
+def corner_inverses(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For (T, 3, 2) triangles, the inverses (T, 3, 3) of their corner matrices (rows [x y 1]) and a mask of
+    usable (non-degenerate) ones, whose inverse is the identity. Written out (adjugate over determinant):
+    a few array operations instead of a batched LAPACK call per triangle."""
+    c = corners.astype(np.float64)
+    x0, x1, x2 = c[:, 0, 0], c[:, 1, 0], c[:, 2, 0]
+    y0, y1, y2 = c[:, 0, 1], c[:, 1, 1], c[:, 2, 1]
+    adjugate = np.stack([
+        np.stack([y1 - y2, y2 - y0, y0 - y1], axis=1),
+        np.stack([x2 - x1, x0 - x2, x1 - x0], axis=1),
+        np.stack([x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0], axis=1),
+    ], axis=1)
+    det = x0 * (y1 - y2) + x1 * (y2 - y0) + x2 * (y0 - y1)  # twice the signed area
+    ok = np.abs(det) > 1e-3
+    inverse = np.where(ok[:, None, None], adjugate / np.where(ok, det, 1.0)[:, None, None], np.eye(3))
+    return inverse, ok
+
+
 def corner_affines(dst_corners: np.ndarray, src_corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-triangle 2×3 affines mapping each (T, 3, 2) destination triangle onto its source triangle, and
     a mask of usable (non-degenerate) ones."""
-    d = dst_corners.astype(np.float64)
-    s = src_corners.astype(np.float64)
-    ones = np.ones(d.shape[:2] + (1,))
-    dmat = np.concatenate([d, ones], axis=2)  # (T, 3, 3)
-    det = np.linalg.det(dmat)
-    ok = np.abs(det) > 1e-3
-    safe = np.where(ok[:, None, None], dmat, np.eye(3))
-    coeffs = np.linalg.solve(safe, s)  # (T, 3, 2): [x y 1] @ coeffs = source point
+    inverse, ok = corner_inverses(dst_corners)
+    coeffs = inverse @ src_corners.astype(np.float64)  # (T, 3, 2): [x y 1] @ coeffs = source point
     return coeffs.transpose(0, 2, 1).astype(np.float32), ok
 
 
@@ -67,10 +79,7 @@ class DestinationTriangles:
 
     @classmethod
     def of(cls, dst: np.ndarray, triangles: np.ndarray) -> DestinationTriangles:
-        d = dst[triangles].astype(np.float64)
-        dmat = np.concatenate([d, np.ones(d.shape[:2] + (1,))], axis=2)
-        ok = np.abs(np.linalg.det(dmat)) > 1e-3
-        return cls(np.linalg.inv(np.where(ok[:, None, None], dmat, np.eye(3))), ok)
+        return cls(*corner_inverses(dst[triangles]))
 
     def affines_to(self, src_corners: np.ndarray) -> np.ndarray:
         """(T, 2, 3) affines taking each destination triangle onto the given (T, 3, 2) source corners."""

@@ -152,10 +152,7 @@ class Mesh3DSwapper:
             self._signatures.append(pose_signature(face))
             self._check_source(number, prepared)
         self._source_key = id(source)
-        self._light.clear()
-        self._gaze.clear()
-        self._hair.clear()
-        self._moves.clear()
+        self.reset()  # what was smoothed per track belonged to the previous source
 
     def _check_source(self, number: int, prepared: SourceFace) -> None:
         """One-line warnings about source photos that limit the result, with what to use instead."""
@@ -172,7 +169,7 @@ class Mesh3DSwapper:
                          "the near side — a frontal photo gives a truer face")
 
     def reset(self) -> None:
-        """Forget the per-track light smoothing and hair estimates (a new clip or chunk begins)."""
+        """Forget every per-track estimate: light, gaze, hair and feature move (a new clip, chunk or source)."""
         self._light.clear()
         self._gaze.clear()
         self._hair.clear()

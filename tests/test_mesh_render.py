@@ -18,8 +18,10 @@ from swapface.geometry.face_topology import (
     REGIONS,
     face_topology,
 )
+from swapface.geometry.shading import mesh_points, vertex_normals
 from swapface.options import SwapOptions
 from swapface.pipeline import Pipeline
+from swapface.processors.mesh_render import prepare_source
 
 MAGENTA = np.array([255, 0, 255], np.uint8)
 
@@ -100,6 +102,37 @@ def test_a_strand_of_the_sources_hair_across_a_temple_is_not_copied(astronaut, d
         where = strand(np.zeros(driver.shape[:2], np.uint8), target_mesh, side, (1,)).astype(bool)
         delta = np.linalg.norm(quality.rgb_to_lab(result)[where] - quality.rgb_to_lab(clean)[where], axis=1)
         assert np.percentile(delta, 95) < 10.0, (side, np.percentile(delta, 95))
+
+
+def test_skin_in_a_side_lights_shadow_is_not_taken_for_a_backdrop_of_its_colour(astronaut) -> None:
+    """A hard light from one side darkens half of her face to the colour of the backdrop around it: that skin
+    is still her face (it is copied, not replaced), while the backdrop itself is still found as not face."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    face = pipe.analyser.analyse_still(astronaut)[0]
+    topo = face_topology()
+    points = mesh_points(face.landmarks, face.depth)
+    normals = vertex_normals(points, topo.triangles)
+
+    def painted(triangles: np.ndarray, values: np.ndarray, base: float) -> np.ndarray:
+        canvas = np.full(astronaut.shape[:2], base, np.float32)
+        for corners, value in zip(topo.triangles[triangles], values):
+            cv2.fillConvexPoly(canvas, np.round(points[corners, :2]).astype(np.int32), float(value))
+        return canvas
+
+    turn = normals[topo.triangles, 0].mean(1)  # each triangle's turn toward the light
+    gain = cv2.GaussianBlur(painted(np.arange(len(topo.triangles)), np.clip(0.55 - 1.2 * turn, 0.12, 1.0), 1.0), (0, 0), 3)
+    lit = np.clip((astronaut / 255.0) ** 2.2 * gain[..., None], 0, 1) ** (1 / 2.2) * 255
+    inner = topo.triangles_in(("skin",)) & ~topo.outer
+    shadow = (gain < 0.35) & (painted(np.flatnonzero(inner), np.ones(inner.sum()), 0.0) > 0)
+    assert shadow.sum() > 1000  # a broad shadow across the cheek
+    hull = hull_mask(astronaut.shape, points[:, :2])
+    backdrop = np.median(lit[shadow], axis=0) + np.random.default_rng(0).normal(0, 4, astronaut.shape)
+    photo = np.clip(np.where(hull[..., None], lit, backdrop) + 0.5, 0, 255).astype(np.uint8)
+
+    source = prepare_source(photo, face.landmarks, face.depth, topo)
+    beside = hull_mask(photo.shape, points[:, :2], grow=12) & ~hull_mask(photo.shape, points[:, :2], grow=3)
+    assert np.mean(source.not_face[beside] > 0.6) > 0.9  # the backdrop is seen for what it is
+    assert np.mean(source.not_face[shadow] > 0.6) < 0.02  # the shadowed skin is her face
 
 
 def teeth_pixels(image: np.ndarray, lips: np.ndarray) -> int:

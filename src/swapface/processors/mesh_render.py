@@ -82,6 +82,7 @@ MAX_WORKING_IOD = 100.0  # pixels between the eyes above which a face is rendere
 EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
 MIN_EDGE_RAMP = 14.0  # pixels: the least the fade-out spans (a soft, low-resolution face needs more than its share)
 EDGE_RAMP_LIMIT = 0.25  # inter-ocular distances: ... but never more than this (small faces in a group)
+SHADE_GAIN_LIMIT = 3.0  # the most the not-face test brightens (or darkens) skin to the skin's typical light
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
 # probability of hair or backdrop from which a skin pixel takes its mirror side's texture instead, the margin by
 # which the mirror side must be clearer, and the span over which the change is ramped in
@@ -239,7 +240,7 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     while len(halves) < MAX_HALVINGS + 1 and min(halves[-1].shape[:2]) >= 64:
         halves.append(cv2.pyrDown(halves[-1]))
     return SourceFace(image, shape, shading, mirror_shading, mirror_facing,
-                      not_face_probability(image, shape.points, topology), irises, opening_mask(image.shape, rings),
+                      not_face_probability(image, shape.points, topology, shading), irises, opening_mask(image.shape, rings),
                       tuple(halves))
 
 
@@ -263,10 +264,15 @@ def _colour_density(pixels: np.ndarray) -> np.ndarray:
     return density / max(float(density.sum()), 1e-6)
 
 
-def not_face_probability(image: np.ndarray, points: np.ndarray, topology: FaceTopology) -> np.ndarray:
+def not_face_probability(image: np.ndarray, points: np.ndarray, topology: FaceTopology,
+                         shading: np.ndarray | None = None) -> np.ndarray:
     """Per pixel of ``image``, how much its colour belongs to what surrounds the face (hair, backdrop) rather
     than to its skin: two colour histograms, plain skin inside the mesh and a band outside the face's upper
-    half and sides, compared per pixel. Zero outside the face's box (never read there)."""
+    half and sides, compared per pixel. Zero outside the face's box (never read there).
+
+    ``shading``: the face's fitted light per vertex (linear RGB); inside the mesh each pixel is then judged as
+    it would look under the skin's typical light, so skin in a side light's shadow is not taken for a dark
+    backdrop or hair beside it."""
     h, w = image.shape[:2]
     out = np.zeros((h, w), np.float32)
     iod = max(interocular(points), 1.0)
@@ -284,9 +290,10 @@ def not_face_probability(image: np.ndarray, points: np.ndarray, topology: FaceTo
     band[max(int(points[MOUTH_LEVEL, 1].mean() - y), 0):, :] = 0  # below the mouth lies the neck: skin-coloured
     if skin.sum() < 32 or band.sum() < 32:
         return out
-    p_skin = _colour_density(crop[skin > 0])
+    judged = crop if shading is None else _evenly_lit(crop, points, topology, shading, (x, y), iod)
+    p_skin = _colour_density(judged[skin > 0])
     p_out = _colour_density(crop[band > 0])
-    q = (crop // 8).astype(np.int64)
+    q = (judged // 8).astype(np.int64)
     index = (q[..., 0] * 32 + q[..., 1]) * 32 + q[..., 2]
     a, b = p_out.ravel()[index], p_skin.ravel()[index]
     probability = a / np.maximum(a + b, 1e-9)
@@ -296,6 +303,24 @@ def not_face_probability(image: np.ndarray, points: np.ndarray, topology: FaceTo
     outside = np.unique(labels[(face == 0) & (labels > 0)])
     out[y : y + rh, x : x + rw] = np.where(np.isin(labels, outside), probability, 0.0)
     return out
+
+
+def _evenly_lit(crop: np.ndarray, points: np.ndarray, topology: FaceTopology, shading: np.ndarray,
+                offset: tuple[int, int], iod: float) -> np.ndarray:
+    """``crop`` with the pixels inside the mesh brought to the skin's median light (each triangle's mean
+    shading, smoothed; a gain of at most SHADE_GAIN_LIMIT either way); pixels outside the mesh unchanged."""
+    h, w = crop.shape[:2]
+    facing = triangle_facing(points, topology.triangles) > 0
+    ids = rasterise_ids(points[:, :2], topology.triangles, facing, (offset[0], offset[1], w, h))
+    inside = ids != NO_TRIANGLE
+    if not inside.any():
+        return crop
+    typical = np.median(shading[topology.skin_vertices], axis=0)
+    per_triangle = np.clip(typical / np.maximum(shading[topology.triangles].mean(1), 1e-4),
+                           1 / SHADE_GAIN_LIMIT, SHADE_GAIN_LIMIT).astype(np.float32)
+    sharp = np.where(inside[..., None], per_triangle[np.where(inside, ids, 0)], 1.0).astype(np.float32)
+    lit = to_srgb(to_linear(crop) * cv2.GaussianBlur(sharp, (0, 0), 0.05 * iod))
+    return np.where(inside[..., None], lit, crop)
 
 
 def _log_chroma(rgb: np.ndarray) -> np.ndarray:

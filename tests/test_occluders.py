@@ -131,8 +131,12 @@ def test_a_strand_of_hair_across_the_targets_forehead_stays_in_front(astronaut, 
     assert on_face.sum() > 50
     change = np.abs(result.astype(int) - target.astype(int)).max(-1)[on_face]
     assert np.percentile(change, 90) <= 8, f"the strand was painted over: 90th percentile change {np.percentile(change, 90)}"
-    swapped = np.abs(result.astype(int) - target.astype(int)).max(-1) > 6
-    assert swapped[ring(strand.astype(bool), 4, 10) & ~on_face].mean() > 0.3, "the forehead around it is swapped"
+    # round the strand the forehead is swapped as it is without the strand: where the clean swap changes it
+    clean = pipe.process_frame(driver)
+    around = ring(strand.astype(bool), 4, 10) & ~on_face & (np.abs(clean.astype(int) - driver.astype(int)).max(-1) > 6)
+    assert around.sum() > 50
+    kept = np.abs(result.astype(int) - target.astype(int)).max(-1)[around] > 3
+    assert kept.mean() > 0.75, "the forehead around it is swapped"
 
 
 def dark_pixels(image: np.ndarray, area: np.ndarray) -> int:

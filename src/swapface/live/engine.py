@@ -35,8 +35,9 @@ NOT_LIVE = frozenset({
     "output_video_preset", "output_video_fps", "output_video_resolution", "trim_frame_start", "trim_frame_end",
     "skip_audio", "chunk_seconds", "mark_output",
 })
-# Latency first: the plain mesh warp renders a face in about 8 ms (mesh3d about 20-30 ms); a session may ask for mesh3d.
-LIVE_DEFAULTS: dict[str, Any] = {"label_output": True, "face_swapper_model": "mesh"}
+# The product's own swapper (mesh3d, about 14 ms a face at 640x480) keeps 30 frames/s of one face on two cores; the plain
+# mesh warp (about 3 ms) carries the source's teeth into an open mouth, so it is only for sessions that ask for it.
+LIVE_DEFAULTS: dict[str, Any] = {"label_output": True}
 WARM_SIZES = ((480, 640), (720, 1280))  # camera frame shapes the detector is run on once, before any stream
 SOURCES_KEPT = 16  # source photo analyses a process remembers
 

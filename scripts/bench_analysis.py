@@ -119,8 +119,8 @@ def jitter(frames: list[np.ndarray], source: np.ndarray, optical_flow: bool) -> 
             last = None
             continue
         box = faces[0].box
-        points_in = measure.points(inp, box)
-        offset = measure.points(out, box) - points_in
+        points_in = measure.steady_points(inp, box)
+        offset = measure.steady_points(out, box) - points_in
         if last is not None:
             jitters.append(offset_jitter(last, offset, interocular_68(points_in)))
             region = clip_box(box, inp.shape)

@@ -279,8 +279,8 @@ def swap_jitter(frames: list[np.ndarray], source: np.ndarray, optical_flow: bool
     jitters, change_out, change_in, last = [], 0.0, 0.0, None
     for t, (inp, out) in enumerate(zip(frames, outputs)):
         box = finder.analyse_still(inp)[0].box
-        points_in = measure.points(inp, box)
-        offset = measure.points(out, box) - points_in
+        points_in = measure.steady_points(inp, box)
+        offset = measure.steady_points(out, box) - points_in
         if last is not None:
             jitters.append(offset_jitter(last, offset, interocular_68(points_in)))
             region = clip_box(box, inp.shape)
@@ -290,15 +290,54 @@ def swap_jitter(frames: list[np.ndarray], source: np.ndarray, optical_flow: bool
     return float(np.mean(jitters)), change_out / change_in
 
 
-def test_carphone_swap_wobbles_less_with_flow_tracked_landmarks_and_still_follows_the_motion(astronaut):
+def test_carphone_swap_wobbles_half_as_much_as_the_per_frame_mesh_warp_and_still_follows_the_motion(astronaut):
+    """What a viewer sees wobble on carphone, against the first engine's video swap (per-frame mesh, One Euro
+    filter, plain warp): flow tracking alone takes off more than 15 %, and with the default renderer the
+    jitter is about half, while the face still changes as much as the input from frame to frame."""
     from media_fixtures import carphone_path
 
     with av.open(str(carphone_path())) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    filtered, _ = swap_jitter(frames, astronaut, optical_flow=False)  # per-frame mesh + One Euro filter
-    tracked, ratio = swap_jitter(frames, astronaut, optical_flow=True)
-    assert tracked < 0.85 * filtered, (tracked, filtered)
+    first, _ = swap_jitter(frames, astronaut, optical_flow=False)  # per-frame mesh + One Euro filter
+    tracked, _ = swap_jitter(frames, astronaut, optical_flow=True)
+    default, ratio = swap_jitter(frames, astronaut, optical_flow=True, swapper=SwapOptions().face_swapper_model)
+    assert tracked < 0.85 * first, (tracked, first)
+    assert default < 0.55 * first, (default, first)
     assert 0.9 <= ratio <= 1.1, ratio
+
+
+def test_the_jitter_judge_measures_a_known_wobble_of_the_whole_frame(astronaut):
+    """carphone's frames moved by known random sub-pixel steps (σ = 1 % of the eye distance): the judge's
+    jitter is within 20 % of the true mean step (measured: 9 % over), where dlib from a single box reads a
+    third more."""
+    from media_fixtures import carphone_path
+    from swapface.evaluation import offset_jitter
+    from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
+
+    with av.open(str(carphone_path())) as container:
+        frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(video=0)) if i < 60]
+    finder = FaceAnalyser.from_options(SwapOptions())
+    finder.embedder = None
+    boxes = [finder.analyse_still(f)[0].box for f in frames]
+    measure = Dlib68Landmarker()
+    rng = np.random.default_rng(1)
+    truth, steady, single = [], [], []
+    last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    for frame, box in zip(frames, boxes):
+        still = measure.steady_points(frame, box)
+        iod = interocular_68(still)
+        step = rng.normal(0.0, 0.01 * iod, 2)
+        moved = cv2.warpAffine(frame, np.float32([[1, 0, step[0]], [0, 1, step[1]]]), frame.shape[1::-1],
+                               flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        offsets = (step, measure.steady_points(moved, box) - still, measure.points(moved, box) - measure.points(frame, box))
+        if last is not None:
+            truth.append(float(np.linalg.norm(offsets[0] - last[0])) / iod)
+            steady.append(offset_jitter(last[1], offsets[1], iod))
+            single.append(offset_jitter(last[2], offsets[2], iod))
+        last = offsets
+    true_wobble = float(np.mean(truth))
+    assert abs(np.mean(steady) - true_wobble) < 0.2 * true_wobble, (np.mean(steady), true_wobble)
+    assert np.mean(single) > 1.2 * true_wobble, (np.mean(single), true_wobble)
 
 
 def turned_about_vertical_axis(image: np.ndarray, centre: np.ndarray, degrees: float) -> np.ndarray:
@@ -425,12 +464,3 @@ def test_someone_else_stepping_into_a_hidden_persons_place_gets_a_track_of_their
     assert all(len(frame) == 1 for frame in ids[:6] + ids[10:]), ids
 
 
-def test_carphone_swapped_by_the_default_renderer_changes_as_much_as_the_input_from_frame_to_frame(astronaut):
-    """The default renderer on a soft, low-resolution clip: no flicker or swimming texture of its own (the
-    output's frame-to-frame change within 10 % of the input's)."""
-    from media_fixtures import carphone_path
-
-    with av.open(str(carphone_path())) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    _, ratio = swap_jitter(frames, astronaut, optical_flow=True, swapper=SwapOptions().face_swapper_model)
-    assert 0.9 <= ratio <= 1.1, ratio

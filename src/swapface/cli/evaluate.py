@@ -90,8 +90,8 @@ def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
             faces_in = analyser.analyse_still(inp)
             if faces_in:
                 main = faces_in[0]
-                points_in = independent.points(inp, main.box)
-                offset = independent.points(out, main.box) - points_in
+                points_in = independent.steady_points(inp, main.box)
+                offset = independent.steady_points(out, main.box) - points_in
                 if last_offset is not None and last_offset[0] == index - every:
                     jitter = offset_jitter(last_offset[1], offset, interocular_68(points_in))
                 last_offset = (index, offset)

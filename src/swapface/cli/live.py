@@ -31,8 +31,8 @@ def live(
     face_selector_mode: Annotated[str, typer.Option("--face-selector-mode", help="one = the largest face, "
                                                     "many = every face [one|many]")] = "one",
     face_swapper_model: Annotated[str, typer.Option("--face-swapper-model", help="mesh3d (the live default: "
-                                                    "3D-aware, about 14 ms a face) or mesh (about 3 ms; an open mouth "
-                                                    "shows the source's teeth)")] = "mesh3d",
+                                                    "3D-aware, about 14 ms a face) or mesh (about 3 ms; a plain warp "
+                                                    "that keeps the source's light)")] = "mesh3d",
     face_mask_blur: Annotated[float | None, typer.Option("--face-mask-blur", help=option_help("face_mask_blur"))] = None,
     color_transfer: Annotated[str | None, typer.Option("--color-transfer",
                                                        help=option_help("color_transfer") + " [on|off]")] = None,

@@ -36,7 +36,7 @@ NOT_LIVE = frozenset({
     "skip_audio", "chunk_seconds", "mark_output",
 })
 # The product's own swapper (mesh3d, about 14 ms a face at 640x480) keeps 30 frames/s of one face on two cores; the plain
-# mesh warp (about 3 ms) carries the source's teeth into an open mouth, so it is only for sessions that ask for it.
+# mesh warp (about 3 ms) keeps the source's light and colour, so it is only for sessions that ask for it.
 LIVE_DEFAULTS: dict[str, Any] = {"label_output": True}
 WARM_SIZES = ((480, 640), (720, 1280))  # camera frame shapes the detector is run on once, before any stream
 SOURCES_KEPT = 16  # source photo analyses a process remembers

@@ -1,7 +1,8 @@
 """The built-in swapper: the source face warped onto the target's 468-point mesh, colour-matched and feathered.
 
 The target keeps its pose and expression (the mesh is the target's), its open mouth's interior and its
-eyes (so gaze and teeth stay the target's); the source gives the skin, features and shape of the face.
+eyes (so gaze and teeth stay the target's; the source's teeth are never drawn); the source gives the skin,
+features and shape of the face.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import numpy as np
 from swapface.faces.face import Face
 from swapface.faces.mediapipe import LEFT_EYE_RING, MOUTH_CENTRE, RIGHT_EYE_RING
 from swapface.geometry.color import feather, lab_stats, match_lab
+from swapface.geometry.eyes import opening_mask
+from swapface.geometry.face_topology import OUTER_LIPS
 from swapface.geometry.mesh_warp import (
     Triangulation,
     bounding_rect,
@@ -30,6 +33,26 @@ FOREHEAD_RIM = [10, 338, 297, 332, 284, 251, 389, 21, 54, 103, 67, 109, 162,
                 151, 108, 69, 104, 68, 71, 337, 299, 333, 298, 301, 9]
 OPENINGS = [INNER_LIPS, RIGHT_EYE_RING, LEFT_EYE_RING]
 COLOUR_SMOOTHING = 0.35  # share of a new frame's colour statistics in a track's running estimate
+TEETH_LIGHTER = 25.0  # OpenCV CIELAB lightness (0..255) by which teeth are lighter than the lips' median
+TEETH_LESS_RED = 6.0  # ... and by which their a* (red) is below it
+
+
+def teeth_mask(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """uint8 map over a source photo: 1 on the teeth a smile shows inside its outer lip line (lighter and less
+    red than the lips), grown by a pixel. The mesh's inner lip line does not hug the teeth, so the triangles
+    between the lip lines carry some of them: warped into an open target mouth they show as "fangs"."""
+    lips = opening_mask(image.shape, [np.asarray(points, np.float32)[OUTER_LIPS, :2]]) > 0
+    if lips.sum() < 16:
+        return np.zeros(image.shape[:2], np.uint8)
+    ys, xs = np.nonzero(lips)
+    y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    lab = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2LAB).astype(np.float32)
+    inside = lips[y1:y2, x1:x2]
+    lightness, red = lab[..., 0], lab[..., 1]
+    teeth = inside & (lightness > np.median(lightness[inside]) + TEETH_LIGHTER) & (red < np.median(red[inside]) - TEETH_LESS_RED)
+    out = np.zeros(image.shape[:2], np.uint8)
+    out[y1:y2, x1:x2] = cv2.dilate(teeth.astype(np.uint8), np.ones((3, 3), np.uint8))
+    return out
 
 
 def pose_signature(face: Face) -> np.ndarray:
@@ -68,19 +91,21 @@ class MeshSwapper:
         self._source_key: int | None = None
         self._triangulations: list[Triangulation] = []
         self._signatures: list[np.ndarray] = []
+        self._teeth: list[np.ndarray] = []
         self._colour: dict[int, np.ndarray] = {}
 
     def _prepare(self, source: SourceIdentity) -> None:
         if self._source_key == id(source):
             return
-        self._triangulations, self._signatures = [], []
-        for face in source.faces:
+        self._triangulations, self._signatures, self._teeth = [], [], []
+        for image, face in zip(source.images, source.faces):
             if face.landmarks is None:
                 raise ValueError("the mesh swapper needs source faces with landmarks")
             tri = triangulate(face.landmarks, OPENINGS)
             rim = np.isin(tri.triangles, FOREHEAD_RIM).any(axis=1)
             self._triangulations.append(Triangulation(tri.triangles, tri.holes | rim))
             self._signatures.append(pose_signature(face))
+            self._teeth.append(teeth_mask(image, face.landmarks))
         self._source_key = id(source)
         self._colour.clear()
 
@@ -117,6 +142,7 @@ class MeshSwapper:
         map_x, map_y, covered = warp_maps(ids, affines, rect)
         sh, sw = src_image.shape[:2]
         covered &= (map_x >= 0) & (map_y >= 0) & (map_x <= sw - 1) & (map_y <= sh - 1)
+        covered &= cv2.remap(self._teeth[k], map_x, map_y, cv2.INTER_NEAREST, borderValue=0) == 0  # the target's mouth shows
         if np.count_nonzero(covered) < 16:
             return
         warped = cv2.remap(src_image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

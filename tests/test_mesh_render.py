@@ -159,6 +159,22 @@ def test_an_open_smiling_source_puts_no_teeth_on_the_targets_mouth(astronaut, mo
     assert teeth_pixels(result, lips.astype(bool)) <= teeth_pixels(target, lips.astype(bool)) + 5
 
 
+def test_the_plain_warp_finds_a_smiles_teeth_and_nothing_on_closed_lips(astronaut, driver) -> None:
+    """The teeth the plain warp leaves out: most of the astronaut's (bright, colourless, between her lips; her
+    pale lips' own sheen is partly as colourless, so not all that the count takes for teeth), and not one pixel
+    of the closed lips of the man in the car."""
+    from swapface.processors.mesh_swapper import teeth_mask
+
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh"))
+    src_mesh = main_mesh(pipe, astronaut)
+    lips = np.zeros(astronaut.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(src_mesh[OUTER_LIPS]).astype(np.int32)], 1)
+    shown = teeth_pixels(astronaut, lips.astype(bool))
+    found = teeth_mask(astronaut, src_mesh) > 0
+    assert teeth_pixels(np.where(found[..., None], 0, astronaut).astype(np.uint8), lips.astype(bool)) < 0.4 * shown
+    assert teeth_mask(driver, main_mesh(pipe, driver)).sum() == 0
+
+
 def turned(image: np.ndarray, squeeze: float) -> np.ndarray:
     """A perspective warp that turns the picture about a vertical axis (one side narrowed)."""
     h, w = image.shape[:2]

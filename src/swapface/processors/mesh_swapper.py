@@ -33,25 +33,38 @@ FOREHEAD_RIM = [10, 338, 297, 332, 284, 251, 389, 21, 54, 103, 67, 109, 162,
                 151, 108, 69, 104, 68, 71, 337, 299, 333, 298, 301, 9]
 OPENINGS = [INNER_LIPS, RIGHT_EYE_RING, LEFT_EYE_RING]
 COLOUR_SMOOTHING = 0.35  # share of a new frame's colour statistics in a track's running estimate
-TEETH_LIGHTER = 25.0  # OpenCV CIELAB lightness (0..255) by which teeth are lighter than the lips' median
-TEETH_LESS_RED = 6.0  # ... and by which their a* (red) is below it
+TEETH_LIGHTER = 20.0  # OpenCV CIELAB lightness (0..255) by which teeth are lighter than the lips' median
+TEETH_CHROMA = (0.75, 18.0)  # teeth are nearly colourless: under this share of the lips' median chroma, and this
+TEETH_REACH = 0.06  # mouth widths from the inner lip line within which teeth are looked for
+TEETH_MIN_AREA = 0.01  # share of the lip area under which a light, pale speck is a highlight, not a tooth
 
 
 def teeth_mask(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """uint8 map over a source photo: 1 on the teeth a smile shows inside its outer lip line (lighter and less
-    red than the lips), grown by a pixel. The mesh's inner lip line does not hug the teeth, so the triangles
-    between the lip lines carry some of them: warped into an open target mouth they show as "fangs"."""
-    lips = opening_mask(image.shape, [np.asarray(points, np.float32)[OUTER_LIPS, :2]]) > 0
+    """uint8 map over a source photo: 1 on the teeth a smile shows inside its outer lip line (lighter than the
+    lips and nearly colourless, in patches of some size: not a lip's gloss or the skin at its edge), grown by a
+    pixel. The mesh's inner lip line does not hug the teeth, so the triangles between the lip lines carry some
+    of them: warped into an open target mouth they show as "fangs"."""
+    pts = np.asarray(points, np.float32)[:, :2]
+    lips = opening_mask(image.shape, [pts[OUTER_LIPS]]) > 0
     if lips.sum() < 16:
         return np.zeros(image.shape[:2], np.uint8)
+    # teeth show between the lips: near the inner lip line, not at the lips' outer edge (skin) or on their body
+    reach = max(int(round(TEETH_REACH * float(np.ptp(pts[OUTER_LIPS, 0])))), 1)
+    near = cv2.dilate(opening_mask(image.shape, [pts[INNER_LIPS]]), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
     ys, xs = np.nonzero(lips)
     y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     lab = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2LAB).astype(np.float32)
     inside = lips[y1:y2, x1:x2]
-    lightness, red = lab[..., 0], lab[..., 1]
-    teeth = inside & (lightness > np.median(lightness[inside]) + TEETH_LIGHTER) & (red < np.median(red[inside]) - TEETH_LESS_RED)
+    lightness, chroma = lab[..., 0], np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
+    pale = min(TEETH_CHROMA[0] * float(np.median(chroma[inside])), TEETH_CHROMA[1])
+    teeth = (inside & (near[y1:y2, x1:x2] > 0) & (lightness > np.median(lightness[inside]) + TEETH_LIGHTER)
+             & (chroma < pale)).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(teeth, connectivity=8)
+    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= TEETH_MIN_AREA * inside.sum())
+    teeth = np.isin(labels, big[big > 0]).astype(np.uint8)
     out = np.zeros(image.shape[:2], np.uint8)
-    out[y1:y2, x1:x2] = cv2.dilate(teeth.astype(np.uint8), np.ones((3, 3), np.uint8))
+    out[y1:y2, x1:x2] = cv2.dilate(teeth, np.ones((3, 3), np.uint8))
     return out
 
 

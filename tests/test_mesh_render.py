@@ -581,3 +581,18 @@ def test_a_greyscale_target_gets_grey_eyes(astronaut, driver) -> None:
     for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
         cv2.fillPoly(eyes, [np.round(mesh[ring, :2]).astype(np.int32)], 1)
     assert np.percentile(chroma[eyes > 0], 95) < 8, np.percentile(chroma[eyes > 0], 95)
+
+
+def test_the_fitted_light_of_a_frontal_light_is_not_clipped() -> None:
+    """A light from the camera (a flash, a stage spot) on the face's plain skin: brightest where the skin faces
+    the camera, falling off as a cosine. The fitted light must give back each vertex's shading (its limits are
+    measured from the light facing the camera, not from the fit's constant term, which such a light drives
+    toward zero: that clipped most of the face and turned faces red or blue in the stage clip)."""
+    from swapface.geometry.shading import evaluate_shading, fit_shading
+
+    topo = face_topology()
+    normals = vertex_normals(topo.canonical.astype(np.float32) * 100, topo.triangles)[topo.skin_vertices]
+    for level in (0.05, 0.8):  # a dim face in a dark hall, a bright one
+        colours = (0.02 + np.maximum(-normals[:, 2], 0.0))[:, None] * np.array([1.0, 0.6, 0.4]) * level
+        fitted = evaluate_shading(fit_shading(colours, normals), normals)
+        assert np.median(np.abs(fitted - colours) / colours) < 0.05

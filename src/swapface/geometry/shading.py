@@ -3,7 +3,9 @@
 A face's observed colour is albedo × shading; with the mesh's normals, the shading of each colour
 channel is fitted as a linear function of the normal (constant + directional term: the first two bands
 of spherical harmonics, in linear RGB) on plain-skin vertices only. Dividing by the source's shading and
-multiplying by the target's re-lights the source's skin under the target's light and tone.
+multiplying by the target's re-lights the source's skin under the target's light and tone. The fit's
+limits are measured from its light facing the camera: its constant term alone is not the face's level
+(a light from the camera puts most of the brightness in the normal's z term).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import cv2
 import numpy as np
 
 _SRGB_TO_LINEAR = ((np.arange(256, dtype=np.float32) / 255.0) ** 2.2).astype(np.float32)
+MIN_FRONTAL = 0.25  # least plausible light facing the camera, as a share of the skin's median colour
 
 
 def to_linear(image: np.ndarray) -> np.ndarray:
@@ -68,30 +71,52 @@ def fit_shading(colours: np.ndarray, normals: np.ndarray, *, ridge: float = 0.01
     """(4, 3) coefficients of shading per linear-RGB channel from vertex colours and normals.
 
     Robust: a ridge-regularised least-squares fit, refitted once without the vertices whose luminance
-    residual is far off (specular spots, stray shadows, a stray hair).
+    residual is far off (specular spots, stray shadows, a stray hair). A fit whose light facing the camera
+    is not plausible (under ``MIN_FRONTAL`` of the skin's median colour in some channel: a dim face, a hand or
+    hair among the skin) gives way to a constant light.
     """
     basis = sh_basis(normals).astype(np.float64)
     values = colours.astype(np.float64)
+    if len(values) < 6:
+        return _constant(values, basis.shape[1])
+    coeffs = _robust_fit(basis, values, ridge)
+    if coeffs is None or (frontal_level(coeffs.astype(np.float32)) < MIN_FRONTAL * np.median(values, axis=0)).any():
+        return _constant(values, basis.shape[1])
+    return coeffs.astype(np.float32)
+
+
+def _robust_fit(basis: np.ndarray, values: np.ndarray, ridge: float) -> np.ndarray | None:
+    """The coefficients fitted, refitted once without far-off vertices (None when too few are left)."""
     keep = np.ones(len(values), bool)
-    coeffs = np.zeros((4, 3))
+    coeffs = np.zeros((basis.shape[1], 3))
     for _ in range(2):
         if keep.sum() < 6:
-            coeffs = np.zeros((4, 3))
-            coeffs[0] = np.median(values, axis=0) if len(values) else 0.2
-            return coeffs.astype(np.float32)
+            return None
         b, v = basis[keep], values[keep]
-        reg = np.diag([0.0, ridge, ridge, ridge]) * len(b)
+        reg = np.diag([0.0] + [ridge] * (basis.shape[1] - 1)) * len(b)
         coeffs = np.linalg.solve(b.T @ b + reg, b.T @ v)
         residual = np.abs((basis @ coeffs - values).mean(1))
         keep = residual <= max(2.5 * float(np.median(residual[keep])), 1e-4)
-    return coeffs.astype(np.float32)
+    return coeffs
+
+
+def _constant(values: np.ndarray, terms: int) -> np.ndarray:
+    """A light the same from every direction: the skin's median colour (0.2 grey when there is none)."""
+    coeffs = np.zeros((terms, 3), np.float32)
+    coeffs[0] = np.median(values, axis=0) if len(values) else 0.2
+    return coeffs
+
+
+def frontal_level(coeffs: np.ndarray) -> np.ndarray:
+    """(3,) the fitted light's shading of a surface facing the camera: the level its clamp is measured from."""
+    return (sh_basis(np.array([[0.0, 0.0, -1.0]], np.float32)) @ coeffs)[0]
 
 
 def evaluate_shading(coeffs: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """Shading (N, 3), linear RGB, of the fitted light at the given normals.
 
-    Kept within [0.3, 2] × the light's constant term: a linear fit extrapolated to normals it never saw
+    Kept within [0.3, 2] × the light's level facing the camera: a fit extrapolated to normals it never saw
     (the far side of a turned face) must not reach zero, which would blow up the albedo.
     """
-    ambient = np.maximum(coeffs[0], 1e-3)
-    return np.clip(sh_basis(normals) @ coeffs, 0.3 * ambient, 2.0 * ambient).astype(np.float32)
+    level = np.maximum(frontal_level(coeffs), 1e-3)
+    return np.clip(sh_basis(normals) @ coeffs, 0.3 * level, 2.0 * level).astype(np.float32)

@@ -80,7 +80,7 @@ def fit_shading(colours: np.ndarray, normals: np.ndarray, *, ridge: float = 0.01
     if len(values) < 6:
         return _constant(values, basis.shape[1])
     coeffs = _robust_fit(basis, values, ridge)
-    if coeffs is None or (frontal_level(coeffs.astype(np.float32)) < MIN_FRONTAL * np.median(values, axis=0)).any():
+    if coeffs is None or (frontal_level(coeffs) < MIN_FRONTAL * np.median(values, axis=0)).any():
         return _constant(values, basis.shape[1])
     return coeffs.astype(np.float32)
 
@@ -88,7 +88,6 @@ def fit_shading(colours: np.ndarray, normals: np.ndarray, *, ridge: float = 0.01
 def _robust_fit(basis: np.ndarray, values: np.ndarray, ridge: float) -> np.ndarray | None:
     """The coefficients fitted, refitted once without far-off vertices (None when too few are left)."""
     keep = np.ones(len(values), bool)
-    coeffs = np.zeros((basis.shape[1], 3))
     for _ in range(2):
         if keep.sum() < 6:
             return None

@@ -14,7 +14,7 @@ from swapface.faces.face import Face
 from swapface.faces.mediapipe import LEFT_EYE_RING, MOUTH_CENTRE, RIGHT_EYE_RING
 from swapface.geometry.color import feather, lab_stats, match_lab
 from swapface.geometry.eyes import opening_mask
-from swapface.geometry.face_topology import OUTER_LIPS
+from swapface.geometry.face_topology import INNER_LIPS, OUTER_LIPS
 from swapface.geometry.mesh_warp import (
     Triangulation,
     bounding_rect,
@@ -26,7 +26,6 @@ from swapface.geometry.mesh_warp import (
 from swapface.options import SwapOptions
 from swapface.processors.base import SourceIdentity
 
-INNER_LIPS = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191]
 # The mesh's upper rim runs into the hairline: triangles touching it would carry the source's hair.
 # Two rows down from the rim: fringes often reach the brows, and hair must stay the target's.
 FOREHEAD_RIM = [10, 338, 297, 332, 284, 251, 389, 21, 54, 103, 67, 109, 162,

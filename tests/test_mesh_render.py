@@ -105,6 +105,28 @@ def test_a_strand_of_the_sources_hair_across_a_temple_is_not_copied(astronaut, d
         assert np.percentile(delta, 95) < 10.0, (side, np.percentile(delta, 95))
 
 
+def test_hair_at_the_temple_over_a_brows_outer_end_is_not_copied(astronaut, driver) -> None:
+    """A lock of her hair from beyond the temple across the outer end of each brow in turn (long hair worn
+    down, a side fringe): the brow's end comes out as from the clean photo, not as a dark block of hair."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    mesh, target_mesh = main_mesh(pipe, astronaut), main_mesh(pipe, driver)
+    iod = float(np.linalg.norm(mesh[RIGHT_EYE_RING].mean(0) - mesh[LEFT_EYE_RING].mean(0)))
+    crown = astronaut[int(mesh[10, 1] - 0.9 * iod) : int(mesh[10, 1] - 0.5 * iod),
+                      int(mesh[10, 0] - 0.5 * iod) : int(mesh[10, 0] + 0.5 * iod)].reshape(-1, 3)
+    hair = tuple(int(c) for c in np.percentile(crown, 15, axis=0))  # her hair's darker strands
+    clean, _ = swap(astronaut, driver)
+    # per side: the brow's outer end, a point toward its middle, and the two lower points of its end
+    for outer, inner, *lower in ((70, 105, 46, 52), (300, 334, 276, 282)):
+        lock = astronaut.copy()
+        start = mesh[outer] + 0.8 * (mesh[outer] - mesh[inner])  # beyond the temple, in her hair
+        end = mesh[inner] + 0.3 * (mesh[outer] - mesh[inner])
+        cv2.line(lock, tuple(int(v) for v in start), tuple(int(v) for v in end), hair, max(int(0.12 * iod), 2))
+        result, _ = swap(lock, driver)
+        tail = hull_mask(driver.shape, target_mesh[[outer, inner, *lower]])
+        delta = np.linalg.norm(quality.rgb_to_lab(result)[tail] - quality.rgb_to_lab(clean)[tail], axis=1)
+        assert np.percentile(delta, 90) < 8.0, (outer, np.percentile(delta, 90))
+
+
 def test_skin_in_a_side_lights_shadow_is_not_taken_for_a_backdrop_of_its_colour(astronaut) -> None:
     """A hard light from one side darkens half of her face to the colour of the backdrop around it: that skin
     is still her face (it is copied, not replaced), while the backdrop itself is still found as not face."""

@@ -92,6 +92,7 @@ GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across,
 MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
 DETAIL_IOD = 64.0  # pixels between the eyes at which a source face's sharpness is measured (``fine_detail``)
 MIN_DRAWN_EYE = 14.0  # pixels corner to corner under which an eye stays the target's
+BROW_TAIL_X = 0.7  # canonical |x| (inter-ocular units) beyond which a brow triangle is its outer end
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
 _BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, out to 4σ
 _UNIT_KERNEL = np.ones((1, 1), np.float32)
@@ -144,6 +145,14 @@ def outer_cheeks(topology: FaceTopology) -> np.ndarray:
     across = np.clip((x - CHEEK_X[0]) / (CHEEK_X[1] - CHEEK_X[0]), 0.0, 1.0)
     down = np.clip((y - CHEEK_Y[0]) / (CHEEK_Y[1] - CHEEK_Y[0]), 0.0, 1.0)
     return (across * down).astype(np.float32)
+
+
+def brow_tails(topology: FaceTopology) -> np.ndarray:
+    """Per triangle: the outer ends of the brows (centroid beyond ``BROW_TAIL_X`` across), where a strand of
+    hair at the temple may lie inside the brow's triangles."""
+    brows = topology.triangles_in(("left-eyebrow", "right-eyebrow"))
+    across = np.abs(topology.canonical[topology.triangles, 0].mean(1))
+    return brows & (across > BROW_TAIL_X)
 
 
 def hairline_reach(topology: FaceTopology) -> np.ndarray:
@@ -523,7 +532,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         eye_seen = np.where(blend < 0.5, mirror_seen[..., 0] > 0, eye_seen)
     mixed = _fill_eyes(mixed, in_eyes & ~eye_seen)
     upper = covered_c & topology.upper[coarse.ids]
-    foreign = ~inside | _foreign(albedo, source, regions, upper, not_face)
+    tails = covered_c & brow_tails(topology)[coarse.ids]
+    foreign = ~inside | _foreign(albedo, source, regions, upper, not_face, tails)
     valid = covered_c & ~foreign
     if valid.sum() < 4:
         return None
@@ -829,7 +839,7 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
 
 
 def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper: np.ndarray,
-             not_face: np.ndarray) -> np.ndarray:
+             not_face: np.ndarray, tails: np.ndarray) -> np.ndarray:
     """Pixels of the warped source that are not its face: on the upper face's skin (``upper``: where head hair
     and backdrop reach in; below it a beard is the face's own; brows are never hair), coloured like the hair
     and backdrop around it or far off the skin's colour; on the lips, bright and colourless (teeth)."""
@@ -838,7 +848,8 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     skin = upper & np.isin(regions, _SKIN_REGIONS)
     distance = np.linalg.norm(chroma - source.shape.skin_chroma, axis=-1)
     coloured = (distance > SKIN_CHROMA_LIMIT) & (luma > 0.5)  # paint, dyed hair, a coloured light; not a shadow
-    foreign = skin & (coloured | (not_face > NOT_FACE_LIMIT))  # brows are the face's own, never hair
+    foreign = skin & (coloured | (not_face > NOT_FACE_LIMIT))  # brows are the face's own, never hair ...
+    foreign |= tails & (not_face > NOT_FACE_LIMIT)  # ... but for their outer ends, where hair at the temple reaches
     lips = np.isin(regions, _LIP_REGIONS)
     if lips.sum() > 16:
         lip_redness = float(np.median(chroma[lips][:, 0]))

@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 
 from swapface.demo_media import astronaut, carphone_path
-from swapface.evaluation import clip_box, offset_jitter, region_change
 from swapface.faces.analyser import FaceAnalyser
-from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
+from swapface.jitter import measure_jitter
 from swapface.media.image import read_image
 from swapface.options import SwapOptions
 from swapface.pipeline import Pipeline
@@ -111,24 +110,8 @@ def jitter(frames: list[np.ndarray], source: np.ndarray, optical_flow: bool) -> 
         outputs.append(pipeline.render_frame(event))
     finder = still_analyser()
     finder.still_quarter_turns = (0,)
-    measure = Dlib68Landmarker()
-    jitters, change_out, change_in, last = [], 0.0, 0.0, None
-    for t, (inp, out) in enumerate(zip(frames, outputs)):
-        faces = finder.analyse_still(inp)
-        if not faces:
-            last = None
-            continue
-        box = faces[0].box
-        points_in = measure.steady_points(inp, box)
-        offset = measure.steady_points(out, box) - points_in
-        if last is not None:
-            jitters.append(offset_jitter(last, offset, interocular_68(points_in)))
-            region = clip_box(box, inp.shape)
-            change_out += region_change(outputs[t - 1], out, region)
-            change_in += region_change(frames[t - 1], inp, region)
-        last = offset
-    return {"jitter": float(np.mean(jitters)) if jitters else None,
-            "temporal_change_ratio": change_out / change_in if change_in else None,
+    found = measure_jitter(frames, outputs, lambda frame: next((f.box for f in finder.analyse_still(frame)), None))
+    return {"jitter": found.jitter, "temporal_change_ratio": found.temporal_change_ratio,
             "analysis_cpu_ms_per_frame": float(np.mean(analysis_ms[1:] or analysis_ms))}
 
 

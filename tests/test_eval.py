@@ -90,3 +90,30 @@ def test_eval_of_a_clip_with_plot(tmp_path, driver, capsys) -> None:
     image = read_image(plot)
     assert image.shape[0] > 300 and image.std() > 10  # a real drawing, not a blank page
     assert main(["eval", "-s", str(tmp_path / "driver.png"), "-t", str(clip), "-o", str(tmp_path / "nope.mp4")]) == 2
+
+
+class _ShiftedPoints:
+    """A stand-in for dlib: 68 points 50 px apart at the eyes, moved by the frame's mean grey level."""
+
+    def steady_points(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        points = np.zeros((68, 2), np.float32)
+        points[42:48] = [50.0, 0.0]
+        return points + float(frame.mean())
+
+
+def test_jitter_meter_pairs_frames_with_a_face_and_eval_counts_change_on_every_frame() -> None:
+    from swapface.jitter import JitterMeter
+
+    inputs = [np.full((20, 20, 3), v, np.uint8) for v in (0, 10, 20, 30)]
+    outputs = [np.full((20, 20, 3), v, np.uint8) for v in (0, 10, 25, 30)]
+    boxes = [np.array([5.0, 5, 15, 15]), None, np.array([5.0, 5, 15, 15]), np.array([5.0, 5, 15, 15])]
+    pairs, every = JitterMeter(_ShiftedPoints()), JitterMeter(_ShiftedPoints(), every_frame_change=True)
+    for inp, out, box in zip(inputs, outputs, boxes):
+        pairs.add(inp, out, box)
+        every.add(inp, out, box)
+    # offsets 0, –, 5, 0: one pair with a face on both sides (frames 2 and 3), a jump of 5√2 / 50
+    assert [f.jitter for f in pairs.frames] == [None, None, None, pytest.approx(np.sqrt(50) / 50)]
+    assert [f.change_input for f in pairs.frames] == [None, None, None, 10.0]
+    assert [f.change_input for f in every.frames] == [None, None, 10.0, 10.0]
+    assert pairs.result().temporal_change_ratio == pytest.approx(0.5)
+    assert every.result().temporal_change_ratio == pytest.approx(1.0)

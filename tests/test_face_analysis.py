@@ -261,13 +261,12 @@ def test_offset_jitter_is_the_change_of_output_minus_input_in_eye_distances():
 
 
 def swap_jitter(frames: list[np.ndarray], source: np.ndarray, optical_flow: bool,
-                swapper: str = "mesh") -> tuple[float, float]:
+                swapper: str = "mesh") -> tuple[float | None, float | None]:
     """Landmark jitter of a swap measured by dlib's 68-point model (not ours), and its temporal change ratio.
 
     The plain ``mesh`` swapper by default: it draws exactly where the landmarks say, so what is measured is the
     landmarks' own steadiness."""
-    from swapface.evaluation import clip_box, offset_jitter, region_change
-    from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
+    from swapface.jitter import measure_jitter
 
     options = SwapOptions(face_swapper_model=swapper)
     analyser = FaceAnalyser.from_options(options, video=True, optical_flow=optical_flow)
@@ -275,19 +274,8 @@ def swap_jitter(frames: list[np.ndarray], source: np.ndarray, optical_flow: bool
     outputs = [pipeline.process_frame(f) for f in frames]
     finder = FaceAnalyser.from_options(options)
     finder.embedder = None
-    measure = Dlib68Landmarker()
-    jitters, change_out, change_in, last = [], 0.0, 0.0, None
-    for t, (inp, out) in enumerate(zip(frames, outputs)):
-        box = finder.analyse_still(inp)[0].box
-        points_in = measure.steady_points(inp, box)
-        offset = measure.steady_points(out, box) - points_in
-        if last is not None:
-            jitters.append(offset_jitter(last, offset, interocular_68(points_in)))
-            region = clip_box(box, inp.shape)
-            change_out += region_change(outputs[t - 1], out, region)
-            change_in += region_change(frames[t - 1], inp, region)
-        last = offset
-    return float(np.mean(jitters)), change_out / change_in
+    found = measure_jitter(frames, outputs, lambda frame: finder.analyse_still(frame)[0].box)  # every frame has a face
+    return found.jitter, found.temporal_change_ratio
 
 
 def test_carphone_swap_wobbles_half_as_much_as_the_per_frame_mesh_warp_and_still_follows_the_motion(astronaut):

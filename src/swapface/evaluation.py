@@ -9,6 +9,7 @@
 - landmark jitter: the frame-to-frame change of (output landmarks − input landmarks), in inter-ocular
   distances, both measured by an independent landmarker: what a viewer sees wobble that the input
   does not (0 = the swapped face moves exactly as the original; a frozen face shows the input's motion).
+  :mod:`swapface.jitter` walks a clip with these two.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def landmark_error(output_points: np.ndarray, input_points: np.ndarray, interocu
     return float(np.linalg.norm(out - ref, axis=1).mean() / max(interocular, 1e-6) * 100.0)
 
 
-def clip_box(box: Sequence[float], shape: tuple[int, ...], grow: float = 0.1) -> tuple[int, int, int, int]:
+def clip_box(box: Sequence[float] | np.ndarray, shape: tuple[int, ...], grow: float = 0.1) -> tuple[int, int, int, int]:
     """A face box grown by ``grow`` of its size on each side, clipped to the frame, as integer pixels."""
     x1, y1, x2, y2 = (float(v) for v in box)
     dx, dy = (x2 - x1) * grow, (y2 - y1) * grow

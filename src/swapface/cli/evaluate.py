@@ -12,17 +12,9 @@ import numpy as np
 import typer
 
 from swapface.errors import InputError
-from swapface.evaluation import (
-    EvalSummary,
-    FrameMetrics,
-    clip_box,
-    identity_distance,
-    landmark_error,
-    offset_jitter,
-    region_change,
-    summarize,
-)
-from swapface.faces.dlib_landmarks import Dlib68Landmarker, interocular_68
+from swapface.evaluation import EvalSummary, FrameMetrics, identity_distance, landmark_error, summarize
+from swapface.faces.face import Face
+from swapface.jitter import JitterMeter
 
 
 def _frames(path: Path) -> Iterator[np.ndarray]:
@@ -57,6 +49,23 @@ def frame_count(path: Path) -> int:
     return probe(path).frames
 
 
+def _compare_faces(faces_out: list[Face], main: Face, source_embedding: np.ndarray
+                   ) -> tuple[float | None, float | None, float | None]:
+    """Identity distances to the source and the original, and landmark error, of the output face over ``main``."""
+    match = max(faces_out, key=lambda f: _box_iou(f.box, main.box), default=None)
+    if match is None or _box_iou(match.box, main.box) <= 0.3:
+        return None, None, None
+    to_source = to_original = None
+    if match.embedding is not None and main.embedding is not None:
+        to_source = identity_distance(match.embedding, source_embedding)
+        to_original = identity_distance(match.embedding, main.embedding)
+    if match.landmarks is not None and main.landmarks is not None:
+        error = landmark_error(match.landmarks, main.landmarks, main.interocular)
+    else:
+        error = landmark_error(match.keypoints, main.keypoints, main.interocular)
+    return to_source, to_original, error
+
+
 def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
                    every: int = 1, on_frame: Callable[[int], None] | None = None
                    ) -> tuple[EvalSummary, list[FrameMetrics]]:
@@ -76,45 +85,20 @@ def evaluate_files(source: Path, original: Path, output: Path, *, analyser=None,
         raise InputError("no face found in the source image")
     source_embedding = found[0].embedding
     metrics: list[FrameMetrics] = []
-    independent = Dlib68Landmarker()
-    last_offset: tuple[int, np.ndarray] | None = None  # (frame index, output − input 68-point offsets)
-    previous: tuple[np.ndarray, np.ndarray] | None = None
-    box = None
+    meter = JitterMeter(every_frame_change=True)
     count = 0
     for index, (inp, out) in enumerate(zip(_frames(original), _frames(output))):
         count += 1
         if inp.shape != out.shape:
             raise InputError("the output's frames do not have the input's size")
-        to_source = to_original = error = jitter = None
-        if index % every == 0:
-            faces_in = analyser.analyse_still(inp)
-            if faces_in:
-                main = faces_in[0]
-                points_in = independent.steady_points(inp, main.box)
-                offset = independent.steady_points(out, main.box) - points_in
-                if last_offset is not None and last_offset[0] == index - every:
-                    jitter = offset_jitter(last_offset[1], offset, interocular_68(points_in))
-                last_offset = (index, offset)
-                box = clip_box(main.box, inp.shape)
-                faces_out = analyser.analyse_still(out)
-                match = max(faces_out, key=lambda f: _box_iou(f.box, main.box), default=None)
-                if match is not None and _box_iou(match.box, main.box) > 0.3:
-                    if match.embedding is not None and main.embedding is not None:
-                        to_source = identity_distance(match.embedding, source_embedding)
-                        to_original = identity_distance(match.embedding, main.embedding)
-                    if match.landmarks is not None and main.landmarks is not None:
-                        error = landmark_error(match.landmarks, main.landmarks, main.interocular)
-                    else:
-                        error = landmark_error(match.keypoints, main.keypoints, main.interocular)
-            else:
-                box = None
-                last_offset = None
-        change_out = change_in = None
-        if previous is not None and box is not None:
-            change_out = region_change(previous[1], out, box)
-            change_in = region_change(previous[0], inp, box)
-        metrics.append(FrameMetrics(index, to_source, to_original, error, change_out, change_in, jitter))
-        previous = (inp, out)
+        analysed = index % every == 0
+        faces_in = analyser.analyse_still(inp) if analysed else []
+        main = faces_in[0] if faces_in else None
+        step = meter.add(inp, out, None if main is None else main.box, analysed)
+        to_source = to_original = error = None
+        if main is not None:
+            to_source, to_original, error = _compare_faces(analyser.analyse_still(out), main, source_embedding)
+        metrics.append(FrameMetrics(index, to_source, to_original, error, step.change_output, step.change_input, step.jitter))
         if on_frame is not None:
             on_frame(count)
     if count == 0:

@@ -102,7 +102,9 @@ def test_a_strand_of_the_sources_hair_across_a_temple_is_not_copied(astronaut, d
         result, _ = swap(hairy, driver)
         where = strand(np.zeros(driver.shape[:2], np.uint8), target_mesh, side, (1,)).astype(bool)
         delta = np.linalg.norm(quality.rgb_to_lab(result)[where] - quality.rgb_to_lab(clean)[where], axis=1)
-        assert np.percentile(delta, 95) < 10.0, (side, np.percentile(delta, 95))
+        # a copied strand differs by its hair colour (ΔE 30 and more); what is left is the mirror side's own
+        # texture in place of this side's
+        assert np.percentile(delta, 95) < 12.0, (side, np.percentile(delta, 95))
 
 
 def test_hair_at_the_temple_over_a_brows_outer_end_is_not_copied(astronaut, driver) -> None:
@@ -456,6 +458,20 @@ def fine_detail(grey: np.ndarray) -> np.ndarray:
     """Grey minus its σ=1 blur: pores, grain and thin lines."""
     g = grey.astype(np.float32)
     return g - cv2.GaussianBlur(g, (0, 0), 1.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.7])
+def test_a_sharp_source_on_a_soft_frame_comes_out_as_sharp_as_the_frame(astronaut, driver, scale) -> None:
+    """A crisp photo onto a soft video frame (carphone, upscaled): the swapped face's finest detail is brought
+    to about the frame's own, neither left crisper (a pasted look) nor blurred well below it (a smeared one)."""
+    target = cv2.resize(driver, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1 else driver
+    result, pipe = swap(astronaut, target)
+    mesh = main_mesh(pipe, target)
+    inner = hull_mask(target.shape, mesh[[50, 280, 152, 9]])  # cheeks, nose, mouth and chin, off the silhouette
+    grey_result, grey_target = (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (result, target))
+    assert np.abs(result[inner].astype(int) - target[inner]).mean() > 5, "the face was swapped"
+    ratio = fine_detail(grey_result)[inner].std() / fine_detail(grey_target)[inner].std()
+    assert 0.87 < ratio < 1.05, ratio
 
 
 def test_a_small_source_on_a_big_grainy_face_keeps_the_grain_but_not_the_targets_lines(astronaut, driver) -> None:

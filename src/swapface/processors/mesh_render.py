@@ -58,7 +58,9 @@ DRAW_FACING = 0.12  # a target triangle facing the camera less than this (cosine
 OWN_FACING = (0.0, 0.3)  # a source triangle facing less than the second takes the mirror side's texture where
                          # that faces the camera better (fully when better by the span); under the first: unusable
 SKIN_CHROMA_LIMIT = 0.45  # log-chroma distance from the source's skin beyond which a skin pixel is foreign
-DETAIL_MARGIN = 1.15  # an overlay this much sharper than the target is softened (a crisp photo on soft video)
+DETAIL_MARGIN = 0.9  # an overlay sharper than this share of the target's detail is softened to it (a crisp photo on
+# soft video; a little under the target's own, so the seam stays soft where the change fades out)
+SOFTENING_RANGE = (0.4, 3.0)  # pixels: the least and the most blur a sharper overlay is given
 ANALYSIS_IOD = 32.0  # pixels between the eyes on the grid where light, tone and masks are worked out
 STEP_TOLERANCE = 0.05  # a face within this share of a whole grid step takes it (one reduced to 64 px by rounding)
 # share of the finer change of lightness (below BROAD_TONE_SCALE) applied: all of it wipes the source skin's own
@@ -563,13 +565,17 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     if occluded is not None:
         mask &= ~occluded[y : y + h, x : x + w]
     soft = feather(mask, max(target.interocular * 2.5, 8.0), settings.blur, settings.padding) * grow(reach)[..., 0]
-    base = region.astype(np.float32)
-    over = np.where(covered[..., None], overlay.astype(np.float32), base)
-    blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
     area = silhouette.copy()  # what may change: the visible face, less the regions the user keeps
     if len(settings.regions) < len(REGIONS):
         area &= chosen
     inward = edge_ramp(area, max(EDGE_RAMP * target.interocular, min(MIN_EDGE_RAMP, EDGE_RAMP_LIMIT * target.interocular)))
+    base = region.astype(np.float32)
+    over = np.where(covered[..., None], overlay.astype(np.float32), base)
+    # the source's finest detail fades in with the change: toward the silhouette, where the change fades out,
+    # a crisp texture would still draw an edge of its own
+    smooth = cv2.GaussianBlur(over, (0, 0), 1.0)
+    over = smooth + (over - smooth) * inward[..., None]
+    blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
     share = inward * settings.weight
     return _Change(rect, (blended - base) * share[..., None], soft * share)
 
@@ -872,18 +878,40 @@ def _cut_openings(mask: np.ndarray, dst: np.ndarray, rect: tuple[int, int, int, 
 
 
 def _match_detail(overlay: np.ndarray, region: np.ndarray, covered: np.ndarray) -> np.ndarray:
-    """Soften the overlay where it is sharper than the target (a crisp photo on a soft video frame).
+    """The overlay, softened where its finest detail exceeds ``DETAIL_MARGIN`` of the target's (a crisp photo on
+    a soft video frame), both measured over ``covered``.
 
-    Detail energy is the RMS of grey minus its σ=1 blur over the face; blurring by σ removes roughly a
-    share σ²/(1+σ²) of that band, which gives the σ that brings the overlay to the target's energy."""
-    def energy(img: np.ndarray) -> float:
-        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        detail = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
-        return float(np.sqrt((detail[covered] ** 2).mean())) if covered.any() else 0.0
-
-    want, have = energy(region), energy(overlay)
-    if want <= 0 or have <= want * DETAIL_MARGIN:
+    The blur σ is found by bisection on the measured detail, not by a formula (faces are not white noise).
+    The overlay is measured and blurred set in the target: it is blank beyond ``covered``, and that edge
+    would count as detail (every face was softened far below its target) and a blur would darken its rim."""
+    overlay = np.where(covered[..., None], overlay, region)
+    want = _detail_energy(_grey(region), covered) * DETAIL_MARGIN
+    if want <= 0 or _detail_energy(_grey(overlay), covered) <= want:
         return overlay
-    keep = want * DETAIL_MARGIN / have  # share of the band to keep
-    sigma = float(np.sqrt(max(1.0 / max(keep, 0.05) - 1.0, 0.0)))
-    return cv2.GaussianBlur(overlay, (0, 0), min(max(sigma, 0.4), 3.0))
+    return cv2.GaussianBlur(overlay, (0, 0), _softening(_grey(overlay), covered, want))
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def _detail_energy(grey: np.ndarray, where: np.ndarray) -> float:
+    """RMS of the finest detail (grey minus its σ=1 blur) over ``where``."""
+    if not where.any():
+        return 0.0
+    detail = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
+    return float(np.sqrt((detail[where] ** 2).mean()))
+
+
+def _softening(grey: np.ndarray, where: np.ndarray, wanted: float) -> float:
+    """The blur σ (0.4..3 pixels) under which ``grey``'s finest detail over ``where`` comes to ``wanted``."""
+    low, high = SOFTENING_RANGE
+    if _detail_energy(cv2.GaussianBlur(grey, (0, 0), high), where) >= wanted:
+        return high
+    for _ in range(6):  # bisection in log σ: the detail falls steadily as the blur grows
+        middle = float(np.sqrt(low * high))
+        if _detail_energy(cv2.GaussianBlur(grey, (0, 0), middle), where) > wanted:
+            low = middle
+        else:
+            high = middle
+    return float(np.sqrt(low * high))

@@ -233,8 +233,7 @@ def fine_detail(image: np.ndarray, points: np.ndarray) -> float:
         return float("inf")
     crop = cv2.resize(image[y1:y2, x1:x2], None, fx=scale, fy=scale,
                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    return float(np.sqrt(np.mean((grey - cv2.GaussianBlur(grey, (0, 0), 1.0)) ** 2)))
+    return _detail_energy(_grey(crop))
 
 
 def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray | None, topology: FaceTopology) -> SourceFace:
@@ -847,8 +846,9 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
 def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper: np.ndarray,
              not_face: np.ndarray, tails: np.ndarray) -> np.ndarray:
     """Pixels of the warped source that are not its face: on the upper face's skin (``upper``: where head hair
-    and backdrop reach in; below it a beard is the face's own; brows are never hair), coloured like the hair
-    and backdrop around it or far off the skin's colour; on the lips, bright and colourless (teeth)."""
+    and backdrop reach in; below it a beard is the face's own), coloured like the hair and backdrop around it or
+    far off the skin's colour; on the brows' outer ends (``tails``: brows are otherwise never hair), what the
+    colour model ties to the hair outside the face; on the lips, bright and colourless (teeth)."""
     chroma = _log_chroma(albedo)
     luma = np.maximum(albedo.mean(-1), 1e-4) / max(source.shape.skin_luma, 1e-4)
     skin = upper & np.isin(regions, _SKIN_REGIONS)
@@ -885,22 +885,24 @@ def _match_detail(overlay: np.ndarray, region: np.ndarray, covered: np.ndarray) 
     The overlay is measured and blurred set in the target: it is blank beyond ``covered``, and that edge
     would count as detail (every face was softened far below its target) and a blur would darken its rim."""
     overlay = np.where(covered[..., None], overlay, region)
+    grey = _grey(overlay)
     want = _detail_energy(_grey(region), covered) * DETAIL_MARGIN
-    if want <= 0 or _detail_energy(_grey(overlay), covered) <= want:
+    if want <= 0 or _detail_energy(grey, covered) <= want:
         return overlay
-    return cv2.GaussianBlur(overlay, (0, 0), _softening(_grey(overlay), covered, want))
+    return cv2.GaussianBlur(overlay, (0, 0), _softening(grey, covered, want))
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
+    """8-bit RGB → float32 grey (the detail measures work on it)."""
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
-def _detail_energy(grey: np.ndarray, where: np.ndarray) -> float:
-    """RMS of the finest detail (grey minus its σ=1 blur) over ``where``."""
-    if not where.any():
-        return 0.0
+def _detail_energy(grey: np.ndarray, where: np.ndarray | None = None) -> float:
+    """RMS of the finest detail (grey minus its σ=1 blur) over ``where`` (everywhere when None)."""
     detail = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
-    return float(np.sqrt((detail[where] ** 2).mean()))
+    if where is None:
+        return float(np.sqrt(np.mean(detail**2)))
+    return float(np.sqrt((detail[where] ** 2).mean())) if where.any() else 0.0
 
 
 def _softening(grey: np.ndarray, where: np.ndarray, wanted: float) -> float:

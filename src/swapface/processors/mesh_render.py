@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from swapface.faces.mediapipe import LEFT_EYE_RING, RIGHT_EYE_RING
 from swapface.geometry.blend import (
@@ -464,6 +465,9 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     silhouette = ids != NO_TRIANGLE
     safe = np.where(silhouette, ids, 0).astype(np.intp)
     covered = silhouette & drawn[safe]
+    # a steep triangle enclosed by drawn ones (a nostril's wing, an eye's inner corner) is drawn too: left out,
+    # its sliver would show the target through, and the mask's inset would widen it into a hole
+    covered |= ndimage.binary_fill_holes(covered) & silhouette & ~topology.opening[safe]
     if np.count_nonzero(covered) < 16:
         return None
     src = source.shape.points[:, :2]
@@ -544,7 +548,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     tone = _Tone.identity(lit_c.shape[:2])
     if settings.relight:
         tone = _tone_change(lit_c, albedo, source, source_light, target, target_light,
-                            to_linear(shrink(region)), donors, cheeks, step)
+                            to_linear(shrink(region)), donors, covered_c, cheeks, step)
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
@@ -793,7 +797,7 @@ def _chromaticity(lab: np.ndarray) -> np.ndarray:
 
 def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, source_light: np.ndarray,
                  target: FaceShape, target_light: np.ndarray, target_lin: np.ndarray, skin_area: np.ndarray,
-                 cheeks: np.ndarray, step: int) -> _Tone:
+                 face: np.ndarray, cheeks: np.ndarray, step: int) -> _Tone:
     """The tone change that puts the source texture under the target's light and skin tone.
 
     The smooth skin-colour fields (each face's fitted light, evaluated at its normals) give the change
@@ -802,8 +806,9 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     a smiling target's lit cheeks or a side light's shadow are the target's. Lightness moves by an offset, not
     a gain (compressed toward white or black beyond the skin's level, see :class:`_Tone`): a dark skin's
     texture going pale keeps its contrast instead of having its noise amplified. What is not skin (brows,
-    lashes, stubble) takes half the change of lightness. All arrays are on the coarse grid (``step`` frame
-    pixels per grid pixel).
+    lashes, stubble) takes half the change of lightness. The face-wide change is averaged over the drawn face
+    (``face``) only: beyond it the per-vertex fields hold no face. All arrays are on the coarse grid (``step``
+    frame pixels per grid pixel).
     """
     iod = target.interocular / step
     source_skin = _skin_likeness(albedo, source.shape, 0.03 * iod)
@@ -835,7 +840,7 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     change = (target_mean - source_mean)[..., 0]
     # all of the face-wide change of lightness (the face meets the neck and forehead), a share of the finer one
     # (the source's own shading of cheekbones and nose is an identity cue), all of it on the outer cheeks
-    broad = masked_low_pass(change[..., None], np.ones(change.shape, bool), BROAD_TONE_SCALE * iod)[0][..., 0]
+    broad = masked_low_pass(change[..., None], face, BROAD_TONE_SCALE * iod)[0][..., 0]
     share = FINE_LIGHTNESS_SHARE + (1 - FINE_LIGHTNESS_SHARE) * cheeks
     lightness = broad + share * (change - broad)
     lightness = ((skin + HAIR_LIGHTNESS_SHARE * (1 - skin)) * lightness[..., None]).astype(np.float32)

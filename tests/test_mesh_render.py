@@ -275,9 +275,10 @@ def test_a_light_on_the_targets_cheeks_shows_on_the_swapped_cheeks(astronaut, dr
     wanted = cheek_lightness(lit) - cheek_lightness(driver)
     shown = cheek_lightness(lit_result) - cheek_lightness(plain_result)
     assert wanted > 8.0, wanted  # the light is plain to see on the target
-    # and on the result, a cheek-sized light only blurred a little (smoothed over the face, a sixth would show)
-    assert shown > 0.35 * wanted, (shown, wanted)
-    assert quality.cheek_delta_e(lit_result, lit, face.landmarks) < 4.5
+    # and on the result, a cheek-sized light only blurred a little (smoothed over the face, a sixth would show;
+    # with the cheeks' fine tone starting lower and further out, about half showed)
+    assert shown > 0.58 * wanted, (shown, wanted)
+    assert quality.cheek_delta_e(lit_result, lit, face.landmarks) < 3.0
 
 
 def test_a_bright_source_on_a_dark_target_keeps_its_dark_features_out_of_black(astronaut, driver) -> None:

@@ -73,8 +73,8 @@ BROAD_TONE_SCALE = 0.8  # inter-ocular distances: the scale above which all of t
 # change of lightness taken (a cheek's highlight or shadow is the target's light on the target's expression;
 # the cheeks carry little identity and meet the target's jaw, ears and neck)
 CHEEK_TONE_SCALE = 0.12
-CHEEK_X = (0.4, 0.6)  # canonical |x| (inter-ocular units) over which the outer cheeks begin: beside the nose wings
-CHEEK_Y = (-0.3, -0.1)  # canonical y over which they begin: below the eyes
+CHEEK_X = (0.3, 0.5)  # canonical |x| (inter-ocular units) over which the outer cheeks begin: from the nose wings
+CHEEK_Y = (-0.4, -0.2)  # canonical y (eyes at -0.44) over which they begin: from just below the eyes
 MOUTH_LEVEL = [61, 291]  # mouth corners: the outside colour band stops at their height
 CHROMA_NOISE = 0.01  # added to both chromaticity spreads: a flat-coloured target does not erase all colour
 CHROMA_DARK_FLOOR = 8.0  # CIELAB lightness under which a pixel's chromaticity is measured as at this lightness

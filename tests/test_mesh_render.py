@@ -677,3 +677,22 @@ def test_the_fitted_light_of_a_frontal_light_is_not_clipped() -> None:
         colours = (0.02 + np.maximum(-normals[:, 2], 0.0))[:, None] * np.array([1.0, 0.6, 0.4]) * level
         fitted = evaluate_shading(fit_shading(colours, normals), normals)
         assert np.median(np.abs(fitted - colours) / colours) < 0.05
+
+
+def test_filling_a_masks_holes_matches_scipy_and_leaves_inlets_open() -> None:
+    """The renderer's hole filling (a flood from the border) against scipy's: random blobs with holes,
+    and a notch open to the border stays open."""
+    from scipy import ndimage
+
+    from swapface.geometry.color import fill_holes
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        blobs = cv2.GaussianBlur(rng.random((90, 120)).astype(np.float32), (0, 0), 3.0)
+        mask = blobs > np.percentile(blobs, 40)
+        assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+    ring = np.zeros((40, 40), bool)
+    cv2.circle(ring.view(np.uint8), (20, 20), 12, 1, 3)
+    assert fill_holes(ring)[20, 20]
+    ring[18:23, 30:] = False  # cut open to the border
+    assert not fill_holes(ring)[20, 20]

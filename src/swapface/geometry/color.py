@@ -39,6 +39,15 @@ def match_lab(image: np.ndarray, mask: np.ndarray, target_stats: np.ndarray, str
     return transfer_lab(lab, lab_stats(lab, mask, is_lab=True), target_stats, strength, is_lab=True)
 
 
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (bool) with every region it encloses filled: what a flood from the border does not reach."""
+    h, w = mask.shape
+    canvas = np.zeros((h + 2, w + 2), np.uint8)
+    canvas[1:-1, 1:-1] = mask
+    cv2.floodFill(canvas, None, (0, 0), 1)
+    return mask | (canvas[1:-1, 1:-1] == 0)
+
+
 def feather(mask: np.ndarray, size: float, blur: float, padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
     """A soft float32 mask from a hard one: shrunk by ``padding`` percent per side (top, right, bottom, left)
     and an inset proportional to ``blur``, then Gaussian-feathered; ``size`` is the face's size in pixels."""

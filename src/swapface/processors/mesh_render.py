@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from swapface.faces.mediapipe import LEFT_EYE_RING, RIGHT_EYE_RING
 from swapface.geometry.blend import (
@@ -36,7 +35,7 @@ from swapface.geometry.blend import (
     multiband_blend,
     pyramid_levels,
 )
-from swapface.geometry.color import feather, lab_to_srgb, masked_low_pass, srgb_to_lab
+from swapface.geometry.color import feather, fill_holes, lab_to_srgb, masked_low_pass, srgb_to_lab
 from swapface.geometry.eyes import eye_width, iris_centre, opening_mask
 from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, OUTER_LIPS, REGIONS, FaceTopology
 from swapface.geometry.mesh_warp import (
@@ -469,7 +468,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     covered = silhouette & drawn[safe]
     # a steep triangle enclosed by drawn ones (a nostril's wing, an eye's inner corner) is drawn too: left out,
     # its sliver would show the target through, and the mask's inset would widen it into a hole
-    covered |= ndimage.binary_fill_holes(covered) & silhouette & ~topology.opening[safe]
+    covered |= fill_holes(covered) & silhouette & ~topology.opening[safe]
     if np.count_nonzero(covered) < 16:
         return None
     src = source.shape.points[:, :2]

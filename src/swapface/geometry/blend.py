@@ -35,33 +35,27 @@ def pyramid_levels(height: int, width: int, face_size: float) -> int:
     return max(1, min(by_face, by_region, 6))
 
 
-def multiband_blend(base: np.ndarray, overlay: np.ndarray, mask: np.ndarray, levels: int,
-                    coarse_mask: np.ndarray | None = None, crossover: int = 0) -> np.ndarray:
+def multiband_blend(base: np.ndarray, overlay: np.ndarray, mask: np.ndarray, levels: int) -> np.ndarray:
     """``overlay`` composited onto ``base`` (float32 H×W×C) under ``mask`` (float32 H×W, 0..1), band by band.
 
     Fine detail switches over within a pixel or two while low frequencies (tone, light) cross over
-    gradually, so an edge carries no visible seam and no halo. ``coarse_mask``, when given, takes over from
-    band ``crossover`` on: a small hole in ``mask`` (a mouth kept from the target) keeps the base's detail
-    there without the base's low frequencies (its colour, a beard's shade) spreading into the overlay around it.
+    gradually, so an edge carries no visible seam and no halo.
     """
-    masks: list[np.ndarray] = [mask.astype(np.float32)]
-    coarse: np.ndarray | None = None if coarse_mask is None else coarse_mask.astype(np.float32)
+    gauss_mask: list[np.ndarray] = [mask.astype(np.float32)]
     lap_base: list[np.ndarray] = []
     lap_over: list[np.ndarray] = []
     b, o = base, overlay
-    for level in range(1, levels + 1):
+    for _ in range(levels):
         size = (b.shape[1], b.shape[0])
         b_down, o_down = cv2.pyrDown(b), cv2.pyrDown(o)
         lap_base.append(b - cv2.pyrUp(b_down, dstsize=size))
         lap_over.append(o - cv2.pyrUp(o_down, dstsize=size))
-        if coarse is not None:
-            coarse = cv2.pyrDown(coarse)
-        masks.append(coarse if coarse is not None and level >= crossover else cv2.pyrDown(masks[-1]))
+        gauss_mask.append(cv2.pyrDown(gauss_mask[-1]))
         b, o = b_down, o_down
-    m = masks[-1][..., None]
+    m = gauss_mask[-1][..., None]
     out = b * (1 - m) + o * m
     for level in range(levels - 1, -1, -1):
         size = (lap_base[level].shape[1], lap_base[level].shape[0])
-        m = masks[level][..., None]
+        m = gauss_mask[level][..., None]
         out = cv2.pyrUp(out, dstsize=size) + lap_base[level] * (1 - m) + lap_over[level] * m
     return out

@@ -37,7 +37,7 @@ from swapface.geometry.blend import (
 )
 from swapface.geometry.color import feather, fill_holes, lab_to_srgb, masked_low_pass, srgb_to_lab
 from swapface.geometry.eyes import eye_width, iris_centre, opening_mask
-from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, OUTER_LIPS, REGIONS, FaceTopology
+from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, REGIONS, FaceTopology
 from swapface.geometry.mesh_warp import (
     NO_TRIANGLE,
     DestinationTriangles,
@@ -95,8 +95,6 @@ MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than
 DETAIL_IOD = 64.0  # pixels between the eyes at which a source face's sharpness is measured (``fine_detail``)
 MIN_DRAWN_EYE = 14.0  # pixels corner to corner under which an eye stays the target's
 BROW_TAIL_X = 0.7  # canonical |x| (inter-ocular units) beyond which a brow triangle is its outer end
-OPENING_SCALE = 0.2  # inter-ocular distances: the bands coarser than this see the kept mouth filled in
-LIP_LINE_FEATHER = 0.015  # inter-ocular distances: the blur where the kept mouth's band stops at the outer lip line
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
 _BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, out to 4σ
 _UNIT_KERNEL = np.ones((1, 1), np.float32)
@@ -565,19 +563,10 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     overlay = _match_detail(toned, region, covered)
     chosen = topology.triangles_in(settings.regions)[safe]
     mask = covered & chosen
+    _cut_openings(mask, dst, rect, target.interocular, [INNER_LIPS, *kept_rings])
     if occluded is not None:
         mask &= ~occluded[y : y + h, x : x + w]
-    whole = mask | (opening_mask(mask.shape, [dst[INNER_LIPS] - (x, y)]) > 0)  # the mouth's interior filled in
-    _cut_openings(mask, dst, rect, target.interocular, [INNER_LIPS, *kept_rings])
-    feather_size = max(target.interocular * 2.5, 8.0)
-    reach_full = grow(reach)[..., 0]
-    soft = feather(mask, feather_size, settings.blur, settings.padding) * reach_full
-    # the kept mouth's feathering stops at the target's outer lip line: grown by the mask's inset and blur, it
-    # reached past a thin (smiling) upper lip and kept the target's moustache over the face
-    lips = cv2.GaussianBlur(opening_mask(mask.shape, [dst[OUTER_LIPS] - (x, y)]).astype(np.float32), (0, 0),
-                            max(LIP_LINE_FEATHER * target.interocular, 0.5))
-    soft_whole = feather(whole, feather_size, settings.blur, settings.padding) * reach_full
-    soft = np.maximum(soft, soft_whole * (1.0 - np.minimum(2.0 * lips, 1.0)))
+    soft = feather(mask, max(target.interocular * 2.5, 8.0), settings.blur, settings.padding) * grow(reach)[..., 0]
     area = silhouette.copy()  # what may change: the visible face, less the regions the user keeps
     if len(settings.regions) < len(REGIONS):
         area &= chosen
@@ -588,10 +577,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     # a crisp texture would still draw an edge of its own
     smooth = cv2.GaussianBlur(over, (0, 0), 1.0)
     over = smooth + (over - smooth) * inward[..., None]
-    # the bands coarser than the kept mouth do not see it: through its hole the target's colour around the
-    # mouth (a moustache's shade) would spread over the lips and the face as a haze
-    crossover = max(1, int(round(np.log2(max(OPENING_SCALE * target.interocular, 1.0)))))
-    blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2), soft_whole, crossover)
+    blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
     share = inward * settings.weight
     return _Change(rect, (blended - base) * share[..., None], soft * share)
 

@@ -3,7 +3,8 @@
 The steps, each a pure function of arrays:
 
 1. visibility — per-triangle facing on both meshes: target triangles that face away are not drawn
-   (drawn far to near where they overlap); a source triangle that faces away or is squeezed takes its
+   (drawn far to near where they overlap; a steep one enclosed by drawn ones is drawn too, so no sliver of
+   the target shows through); a source triangle that faces away or is squeezed takes its
    texture from the mirror-symmetric triangle instead (soft symmetry), so turned faces do not tear;
 2. texture — the source image is warped through both maps (own and mirrored triangles) in one remap each;
 3. light — each face's shading is a first-order spherical-harmonics fit on its mesh normals over plain

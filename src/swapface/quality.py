@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from swapface.geometry.color import fill_holes
+
 MOUTH = tuple(range(48, 68))
 LEFT_EYE = tuple(range(36, 42))
 RIGHT_EYE = tuple(range(42, 48))
@@ -252,23 +254,15 @@ def changed_region(output: np.ndarray, target: np.ndarray, threshold: float = 6.
         return region
     areas = stats[1:, cv2.CC_STAT_AREA]
     kept = [i + 1 for i, a in enumerate(areas) if a >= keep * areas.max()]
-    filled = _fill_holes(np.isin(labels, kept).astype(np.uint8))
+    filled = fill_holes(np.isin(labels, kept)).astype(np.uint8)
     radius = int(round(0.5 * notch * np.sqrt(float(filled.sum()))))
     if radius >= 2:
         pad = radius + 1  # room for the closing to work up to the crop's edge
         padded = cv2.copyMakeBorder(filled, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        filled = _fill_holes(cv2.morphologyEx(padded, cv2.MORPH_CLOSE, disc))[pad:-pad, pad:-pad]
+        filled = fill_holes(cv2.morphologyEx(padded, cv2.MORPH_CLOSE, disc) > 0).astype(np.uint8)[pad:-pad, pad:-pad]
     region[y1:y2, x1:x2] = filled > 0
     return region
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """A uint8 mask with every hole inside its outer contours filled."""
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    filled = np.zeros_like(mask)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    return filled
 
 
 def edge_band(region: np.ndarray, width: int = 1) -> np.ndarray:

@@ -22,7 +22,7 @@ from swapface.geometry.face_topology import (
 from swapface.geometry.shading import mesh_points, vertex_normals
 from swapface.options import SwapOptions
 from swapface.pipeline import Pipeline
-from swapface.processors.mesh_render import prepare_source
+from swapface.processors.mesh_render import HAIR_TO_MIRROR, _clearer_mirror, prepare_source
 
 MAGENTA = np.array([255, 0, 255], np.uint8)
 
@@ -127,6 +127,56 @@ def test_a_strand_of_the_sources_hair_across_a_temple_is_not_copied(astronaut, d
         # a copied strand differs by its hair colour (ΔE 30 and more); what is left is the mirror side's own
         # texture in place of this side's
         assert np.percentile(delta, 95) < 12.0, (side, np.percentile(delta, 95))
+
+
+def test_the_wisps_beside_a_strand_of_the_sources_hair_are_marked_for_the_mirror_refill(astronaut) -> None:
+    """A strand of her hair from the hairline down over one side of her forehead, its edge fading out in wisps
+    over the skin: where the colour test does not call those wisps hair (a mix of hair and skin reads as shaded
+    skin), they are still marked to be taken from the mirror side (copied, they showed as a grey streak across the
+    swapped forehead); nothing below the eyes is marked."""
+    big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # room for a strand's edge
+    topology = face_topology()
+    pipe = Pipeline([big], SwapOptions(face_swapper_model="mesh3d"))
+    mesh = main_mesh(pipe, big)
+    canonical = topology.canonical
+    fit = np.linalg.lstsq(np.c_[canonical[:, :2], np.ones(len(canonical))], mesh[:, :2], rcond=None)[0]
+
+    def at(x: float, y: float) -> np.ndarray:  # a canonical point on her face (least-squares affine fit)
+        return np.array([x, y, 1.0]) @ fit
+
+    iod = float(np.linalg.norm(mesh[RIGHT_EYE_RING, :2].mean(0) - mesh[LEFT_EYE_RING, :2].mean(0)))
+    crown = big[int(mesh[10, 1] - 0.9 * iod) : int(mesh[10, 1] - 0.5 * iod),
+                int(mesh[10, 0] - 0.5 * iod) : int(mesh[10, 0] + 0.5 * iod)].reshape(-1, 3)
+    hair = np.percentile(crown, 15, axis=0)  # her hair's darker strands
+    top, bottom = at(-0.62, -1.7), at(-0.68, -0.8)
+    ys, xs = np.mgrid[: big.shape[0], : big.shape[1]].astype(np.float32)
+    along = bottom - top
+    t = np.clip(((xs - top[0]) * along[0] + (ys - top[1]) * along[1]) / float(along @ along), 0.0, 1.0)
+    distance = np.hypot(xs - top[0] - t * along[0], ys - top[1] - t * along[1]) / iod
+    alpha = np.where(distance < 0.04, 1.0, np.exp(-((distance - 0.04) ** 2) / (2 * 0.05**2)))
+    strand = (alpha[..., None] * hair + (1 - alpha[..., None]) * big).astype(np.uint8)
+    face = pipe.analyser.analyse_still(strand)[0]
+    assert face.landmarks is not None
+    prepared = prepare_source(strand, face.landmarks, face.depth, topology)
+    wisps = (alpha > 0.1) & (alpha < 0.6) & (ys > at(0, -1.1)[1]) & (ys < at(0, -0.85)[1])
+    unseen = wisps & (prepared.not_face < HAIR_TO_MIRROR[0])  # the colour test misses them
+    assert unseen.sum() > 20
+    assert np.median(prepared.hair_shade[unseen]) > 0.5, np.percentile(prepared.hair_shade[unseen], [10, 50, 90])
+    assert prepared.hair_shade[hull_mask(big.shape, mesh[[50, 280, 152]])].max() < 0.05  # cheeks, mouth, chin
+
+
+def test_the_mirror_refill_takes_the_shade_beside_hair_only_where_the_mirror_side_is_clear() -> None:
+    """Shade beside the source's hair is taken from the mirror side where that side is skin, not where it is
+    hair or backdrop itself; the hair is refilled as before."""
+    not_face = np.zeros((20, 20), np.float32)
+    not_face[:, 8:10] = 1.0  # a strand of hair
+    shade = np.zeros_like(not_face)
+    shade[:, 10:12] = 1.0  # its shade beside it
+    where = np.ones((20, 20), bool)
+    clear = _clearer_mirror(not_face, np.zeros_like(not_face), where, shade)
+    assert (clear[:, 8:12] == 1).all() and (clear[:, :8] == 0).all() and (clear[:, 12:] == 0).all()
+    hairy_mirror = np.ones_like(not_face)
+    assert (_clearer_mirror(not_face, hairy_mirror, where, shade) == 0).all()
 
 
 def test_hair_at_the_temple_over_a_brows_outer_end_is_not_copied(astronaut, driver) -> None:

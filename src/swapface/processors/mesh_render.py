@@ -90,6 +90,8 @@ NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pix
 # probability of hair or backdrop from which a skin pixel takes its mirror side's texture instead, the margin by
 # which the mirror side must be clearer, and the span over which the change is ramped in
 HAIR_TO_MIRROR = (0.3, 0.15, 0.3)
+HAIR_EDGE = 0.08  # inter-ocular distances: how far past the source's hair on the forehead its shade is looked for
+HAIR_SHADE = (0.85, 0.1)  # below this share of the forehead's typical light (ramped over the second) skin is shade
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
 MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
@@ -130,6 +132,7 @@ class SourceFace:
     not_face: np.ndarray  # float32 map over the image: probability that a pixel is hair or background
     irises: tuple[np.ndarray | None, np.ndarray | None]  # iris centres in the right and left eye (None: not seen)
     eye_openings: np.ndarray  # uint8 map over the image: 1 inside either eye's lid line
+    hair_shade: np.ndarray  # float32 map over the image: 0..1, forehead skin shaded by the hair beside it
     halves: tuple[np.ndarray, ...] = ()  # the image halved again and again: read for faces far smaller than it
 
 
@@ -156,6 +159,12 @@ def brow_tails(topology: FaceTopology) -> np.ndarray:
     brows = topology.triangles_in(("left-eyebrow", "right-eyebrow"))
     across = np.abs(topology.canonical[topology.triangles, 0].mean(1))
     return brows & (across > BROW_TAIL_X)
+
+
+def above_eyes(topology: FaceTopology) -> np.ndarray:
+    """Per triangle: centroid above the eyes' level (forehead, temples, brows), where hair falls across a face."""
+    eye_level = float(topology.canonical[RIGHT_EYE_RING + LEFT_EYE_RING, 1].mean())
+    return topology.canonical[topology.triangles, 1].mean(1) < eye_level
 
 
 def hairline_reach(topology: FaceTopology) -> np.ndarray:
@@ -250,8 +259,9 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     halves = [image]
     while len(halves) < MAX_HALVINGS + 1 and min(halves[-1].shape[:2]) >= 64:
         halves.append(cv2.pyrDown(halves[-1]))
-    return SourceFace(image, shape, shading, mirror_shading, mirror_facing,
-                      not_face_probability(image, shape.points, topology, shading), irises, opening_mask(image.shape, rings),
+    not_face = not_face_probability(image, shape.points, topology, shading)
+    return SourceFace(image, shape, shading, mirror_shading, mirror_facing, not_face, irises,
+                      opening_mask(image.shape, rings), hair_shade(image, shape.points, topology, shading, not_face),
                       tuple(halves))
 
 
@@ -313,6 +323,39 @@ def not_face_probability(image: np.ndarray, points: np.ndarray, topology: FaceTo
     _, labels = cv2.connectedComponents((probability > 0.5).astype(np.uint8), connectivity=8)
     outside = np.unique(labels[(face == 0) & (labels > 0)])
     out[y : y + rh, x : x + rw] = np.where(np.isin(labels, outside), probability, 0.0)
+    return out
+
+
+def hair_shade(image: np.ndarray, points: np.ndarray, topology: FaceTopology, shading: np.ndarray,
+               not_face: np.ndarray) -> np.ndarray:
+    """Per pixel of ``image``, 0..1: forehead skin within ``HAIR_EDGE`` of the hair that falls across it and darker
+    than the forehead's typical light (``HAIR_SHADE``), the fitted light taken out: the hair's shade and its stray
+    fine hairs, which no colour test calls hair and which would show as a grey streak on another forehead. Worked
+    out once per source photo, in its own pixels, so a video's frames all read the same map."""
+    out = np.zeros(image.shape[:2], np.float32)
+    iod = max(interocular(points), 1.0)
+    rect = bounding_rect(points[:, :2], image.shape, margin=2)
+    start, _, span = HAIR_TO_MIRROR
+    if rect is None:
+        return out
+    x, y, w, h = rect
+    hair = np.clip((not_face[y : y + h, x : x + w] - start) / span, 0.0, 1.0)
+    if not hair.any():
+        return out
+    radius = max(int(round(HAIR_EDGE * iod)), 1)
+    near = cv2.dilate(hair, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    forehead = _fill_triangles((h, w), points, topology.triangles[above_eyes(topology) & topology.triangles_in(("skin",))],
+                               (x, y)) > 0
+    lit = _evenly_lit(image[y : y + h, x : x + w], points, topology, shading, (x, y), iod)
+    light = to_linear(lit).mean(-1)
+    plain = forehead & (hair == 0)
+    if plain.sum() < 16:
+        return out
+    typical = float(np.median(light[plain]))
+    level, ramp = HAIR_SHADE
+    darker = np.clip((level * typical - light) / max(ramp * typical, 1e-6), 0.0, 1.0)
+    shade = np.where(forehead, near * darker * (1.0 - hair), 0.0).astype(np.float32)
+    out[y : y + h, x : x + w] = cv2.GaussianBlur(shade, (0, 0), max(0.01 * iod, 0.5))
     return out
 
 
@@ -517,8 +560,10 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     mirror_affines = _look_as_target(solved.affines_to(src[topology.mirror][tri]), ids, rect, eyes, target_irises,
                                      source, mirrored=True)
     mirror_not_face, mirror_inside = _sample_mask(source, coarse.coords(mirror_affines))
-    # skin under a strand of the source's hair takes its mirror side's texture where that side is clear
-    clear_side = _clearer_mirror(not_face, mirror_not_face, mirror_inside & np.isin(regions, _MIRRORABLE_REGIONS))
+    # skin under a strand of the source's hair, or in its shade, takes its mirror side's texture where that side is clear
+    shade = cv2.remap(source.hair_shade, *coarse.coords(own_affines), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                      borderValue=0.0)
+    clear_side = _clearer_mirror(not_face, mirror_not_face, mirror_inside & np.isin(regions, _MIRRORABLE_REGIONS), shade)
     if clear_side.any():
         usable = (mirror_f > low)[safe].astype(np.float32)
         weight_own = weight_own * (1.0 - grow(clear_side.astype(np.float32))[..., 0] * usable)
@@ -583,13 +628,16 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     return _Change(rect, (blended - base) * share[..., None], soft * share)
 
 
-def _clearer_mirror(not_face: np.ndarray, mirror_not_face: np.ndarray, where: np.ndarray) -> np.ndarray:
+def _clearer_mirror(not_face: np.ndarray, mirror_not_face: np.ndarray, where: np.ndarray,
+                    shade: np.ndarray) -> np.ndarray:
     """0..1 on the coarse grid: how much a pixel should take its mirror side's texture because its own may be
-    hair or backdrop (``not_face`` from ``HAIR_TO_MIRROR[0]`` up) and the mirror side's is clearly less so."""
+    hair or backdrop (``not_face`` from ``HAIR_TO_MIRROR[0]`` up) and the mirror side's is clearly less so, or is
+    the shade beside that hair (``shade``, 0..1, see :func:`hair_shade`) and the mirror side is no hair."""
     start, margin, span = HAIR_TO_MIRROR
     own = np.clip((not_face - start) / span, 0.0, 1.0)
     better = np.clip((not_face - mirror_not_face - margin) / span, 0.0, 1.0)
-    return np.where(where, own * better, 0.0).astype(np.float32)
+    shaded = shade * np.clip((start - mirror_not_face) / (0.5 * start), 0.0, 1.0)
+    return np.where(where, np.maximum(own * better, shaded), 0.0).astype(np.float32)
 
 
 def _halved(affines: np.ndarray, times: int) -> np.ndarray:

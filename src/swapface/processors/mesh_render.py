@@ -335,11 +335,10 @@ def hair_shade(image: np.ndarray, points: np.ndarray, topology: FaceTopology, sh
     out = np.zeros(image.shape[:2], np.float32)
     iod = max(interocular(points), 1.0)
     rect = bounding_rect(points[:, :2], image.shape, margin=2)
-    start, _, span = HAIR_TO_MIRROR
     if rect is None:
         return out
     x, y, w, h = rect
-    hair = np.clip((not_face[y : y + h, x : x + w] - start) / span, 0.0, 1.0)
+    hair = _hair_likeness(not_face[y : y + h, x : x + w])
     if not hair.any():
         return out
     radius = max(int(round(HAIR_EDGE * iod)), 1)
@@ -357,6 +356,12 @@ def hair_shade(image: np.ndarray, points: np.ndarray, topology: FaceTopology, sh
     shade = np.where(forehead, near * darker * (1.0 - hair), 0.0).astype(np.float32)
     out[y : y + h, x : x + w] = cv2.GaussianBlur(shade, (0, 0), max(0.01 * iod, 0.5))
     return out
+
+
+def _hair_likeness(not_face: np.ndarray) -> np.ndarray:
+    """0..1: how surely a source pixel is hair or backdrop, ramped in over ``HAIR_TO_MIRROR``'s span from its start."""
+    start, _, span = HAIR_TO_MIRROR
+    return np.clip((not_face - start) / span, 0.0, 1.0)
 
 
 def _evenly_lit(crop: np.ndarray, points: np.ndarray, topology: FaceTopology, shading: np.ndarray,
@@ -539,7 +544,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         level += 1
     image = source.halves[level] if source.halves else source.image
     texture = full.sample(image, _halved(own_affines, level), covered, interp)
-    not_face, inside = _sample_mask(source, coarse.coords(own_affines))
+    own_maps = coarse.coords(own_affines)  # where each grid pixel reads the source: its masks are read there too
+    not_face, inside = _sample_mask(source, own_maps)
     covered_c = covered[::step, ::step]
     b1, b2 = coarse.coords(solved.barycentric())
     np.clip(b1, 0.0, 1.0, out=b1)  # pixels on a triangle's rim may fall a little outside it
@@ -561,7 +567,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
                                      source, mirrored=True)
     mirror_not_face, mirror_inside = _sample_mask(source, coarse.coords(mirror_affines))
     # skin under a strand of the source's hair, or in its shade, takes its mirror side's texture where that side is clear
-    shade = cv2.remap(source.hair_shade, *coarse.coords(own_affines), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    shade = cv2.remap(source.hair_shade, *own_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                       borderValue=0.0)
     clear_side = _clearer_mirror(not_face, mirror_not_face, mirror_inside & np.isin(regions, _MIRRORABLE_REGIONS), shade)
     if clear_side.any():
@@ -634,7 +640,7 @@ def _clearer_mirror(not_face: np.ndarray, mirror_not_face: np.ndarray, where: np
     hair or backdrop (``not_face`` from ``HAIR_TO_MIRROR[0]`` up) and the mirror side's is clearly less so, or is
     the shade beside that hair (``shade``, 0..1, see :func:`hair_shade`) and the mirror side is no hair."""
     start, margin, span = HAIR_TO_MIRROR
-    own = np.clip((not_face - start) / span, 0.0, 1.0)
+    own = _hair_likeness(not_face)
     better = np.clip((not_face - mirror_not_face - margin) / span, 0.0, 1.0)
     shaded = shade * np.clip((start - mirror_not_face) / (0.5 * start), 0.0, 1.0)
     return np.where(where, np.maximum(own * better, shaded), 0.0).astype(np.float32)

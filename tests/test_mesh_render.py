@@ -22,7 +22,13 @@ from swapface.geometry.face_topology import (
 from swapface.geometry.shading import mesh_points, vertex_normals
 from swapface.options import SwapOptions
 from swapface.pipeline import Pipeline
-from swapface.processors.mesh_render import HAIR_TO_MIRROR, _clearer_mirror, prepare_source
+from swapface.processors.mesh_render import (
+    HAIR_TO_MIRROR,
+    _clearer_mirror,
+    cast_shadow,
+    hair_shade,
+    prepare_source,
+)
 
 MAGENTA = np.array([255, 0, 255], np.uint8)
 
@@ -161,8 +167,38 @@ def test_the_wisps_beside_a_strand_of_the_sources_hair_are_marked_for_the_mirror
     wisps = (alpha > 0.1) & (alpha < 0.6) & (ys > at(0, -1.1)[1]) & (ys < at(0, -0.85)[1])
     unseen = wisps & (prepared.not_face < HAIR_TO_MIRROR[0])  # the colour test misses them
     assert unseen.sum() > 20
-    assert np.median(prepared.hair_shade[unseen]) > 0.5, np.percentile(prepared.hair_shade[unseen], [10, 50, 90])
-    assert prepared.hair_shade[hull_mask(big.shape, mesh[[50, 280, 152]])].max() < 0.05  # cheeks, mouth, chin
+    shade = hair_shade(strand, prepared.shape.points, topology, prepared.shading, prepared.not_face)
+    assert np.median(shade[unseen]) > 0.5, np.percentile(shade[unseen], [10, 50, 90])
+    assert shade[hull_mask(big.shape, mesh[[50, 280, 152]])].max() < 0.05  # cheeks, mouth, chin
+    assert (prepared.shade >= shade).all()  # the renderer's map holds it
+
+
+def test_a_cast_shadow_on_one_cheek_is_marked_for_the_mirror_refill(astronaut: np.ndarray) -> None:
+    """A side light's shadow on one cheek (far darker than the same place on the other cheek, which no smooth
+    fitted light explains) is marked to be taken from the lit side; the lit cheek and the unshadowed photo are not."""
+    big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    topology = face_topology()
+    pipe = Pipeline([big], SwapOptions(face_swapper_model="mesh3d"))
+    mesh = main_mesh(pipe, big)
+    iod = float(np.linalg.norm(mesh[RIGHT_EYE_RING, :2].mean(0) - mesh[LEFT_EYE_RING, :2].mean(0)))
+    ys, xs = np.mgrid[: big.shape[0], : big.shape[1]].astype(np.float32)
+    shaded_cheek, lit_cheek = mesh[50, :2], mesh[280, :2]  # mirror-image points on the two cheeks
+    distance = np.hypot(xs - shaded_cheek[0], ys - shaded_cheek[1]) / iod
+    dim = 1.0 - 0.65 * np.clip((0.3 - distance) / 0.1, 0.0, 1.0)  # a third of the light, soft-edged
+    shadowed = np.clip(big * dim[..., None] + 0.5, 0, 255).astype(np.uint8)
+    core = distance < 0.15
+    lit = np.hypot(xs - lit_cheek[0], ys - lit_cheek[1]) / iod < 0.15
+    for image, marked in ((shadowed, True), (big, False)):
+        face = pipe.analyser.analyse_still(image)[0]
+        assert face.landmarks is not None
+        prepared = prepare_source(image, face.landmarks, face.depth, topology)
+        shadow = cast_shadow(image, prepared.shape.points, topology, prepared.shading, prepared.not_face)
+        assert shadow[lit].max() < 0.05
+        if marked:
+            assert np.median(shadow[core]) > 0.5, np.percentile(shadow[core], [10, 50, 90])
+            assert (prepared.shade >= shadow).all()
+        else:
+            assert shadow[core].max() < 0.05
 
 
 def test_the_mirror_refill_takes_the_shade_beside_hair_only_where_the_mirror_side_is_clear() -> None:

@@ -92,6 +92,10 @@ NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pix
 HAIR_TO_MIRROR = (0.3, 0.15, 0.3)
 HAIR_EDGE = 0.05  # inter-ocular distances: how far past the source's hair on the forehead its shade is looked for
 HAIR_SHADE = (0.85, 0.1)  # below this share of the forehead's typical light (ramped over the second) skin is shade
+# below this share of its mirror side's light (ramped over the second), the fitted light taken out, skin is in a cast
+# shadow (a side light's shadow of the nose or brow, which a smooth fitted light cannot explain)
+CAST_SHADOW = (0.5, 0.15)
+CAST_SHADOW_SCALE = 0.1  # inter-ocular distances: the scale at which light is compared with the mirror side's
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
 MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
@@ -132,7 +136,9 @@ class SourceFace:
     not_face: np.ndarray  # float32 map over the image: probability that a pixel is hair or background
     irises: tuple[np.ndarray | None, np.ndarray | None]  # iris centres in the right and left eye (None: not seen)
     eye_openings: np.ndarray  # uint8 map over the image: 1 inside either eye's lid line
-    hair_shade: np.ndarray  # float32 map over the image: 0..1, forehead skin shaded by the hair beside it
+    # float32 map over the image, 0..1: skin in a shade its mirror side lacks (beside hair on the forehead, see
+    # ``hair_shade``, or a side light's cast shadow, see ``cast_shadow``): its texture is taken from the other side
+    shade: np.ndarray
     halves: tuple[np.ndarray, ...] = ()  # the image halved again and again: read for faces far smaller than it
 
 
@@ -260,9 +266,10 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     while len(halves) < MAX_HALVINGS + 1 and min(halves[-1].shape[:2]) >= 64:
         halves.append(cv2.pyrDown(halves[-1]))
     not_face = not_face_probability(image, shape.points, topology, shading)
+    shade = np.maximum(hair_shade(image, shape.points, topology, shading, not_face),
+                       cast_shadow(image, shape.points, topology, shading, not_face))
     return SourceFace(image, shape, shading, mirror_shading, mirror_facing, not_face, irises,
-                      opening_mask(image.shape, rings), hair_shade(image, shape.points, topology, shading, not_face),
-                      tuple(halves))
+                      opening_mask(image.shape, rings), shade, tuple(halves))
 
 
 def _fill_triangles(shape: tuple[int, int], points: np.ndarray, triangles: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
@@ -355,6 +362,47 @@ def hair_shade(image: np.ndarray, points: np.ndarray, topology: FaceTopology, sh
     darker = np.clip((level * typical - light) / max(ramp * typical, 1e-6), 0.0, 1.0)
     shade = np.where(forehead, near * darker * (1.0 - hair), 0.0).astype(np.float32)
     out[y : y + h, x : x + w] = cv2.GaussianBlur(shade, (0, 0), max(0.01 * iod, 0.5))
+    return out
+
+
+def cast_shadow(image: np.ndarray, points: np.ndarray, topology: FaceTopology, shading: np.ndarray,
+                not_face: np.ndarray) -> np.ndarray:
+    """Per pixel of ``image``, 0..1: plain skin much darker than the same place on the other side of the face
+    (``CAST_SHADOW``), the fitted light taken out and both compared at ``CAST_SHADOW_SCALE``: a side light's
+    cast shadow (the nose's on the far cheek, the brow's in an eye socket), which a smooth fitted light cannot
+    explain and which would lay a dark band across another face. Only where both sides face the camera and
+    neither is hair; once per source photo, in its own pixels."""
+    out = np.zeros(image.shape[:2], np.float32)
+    iod = max(interocular(points), 1.0)
+    rect = bounding_rect(points[:, :2], image.shape, margin=2)
+    if rect is None:
+        return out
+    x, y, w, h = rect
+    tri = topology.triangles
+    mirrored = topology.mirror[tri][:, [0, 2, 1]]  # mirrored triangles keep their orientation
+    low = OWN_FACING[0]
+    plain = topology.triangles_in(("skin", "nose")) & ~topology.outer
+    usable = plain & (triangle_facing(points, tri) > low) & (triangle_facing(points, mirrored) > low)
+    ids = rasterise_ids(points[:, :2], tri, usable, rect)
+    inside = ids != NO_TRIANGLE
+    if np.count_nonzero(inside) < 64:
+        return out
+    lit = to_linear(_evenly_lit(image[y : y + h, x : x + w], points, topology, shading, (x, y), iod)).mean(-1)
+    weight = inside.astype(np.float32)
+    scale = max(CAST_SHADOW_SCALE * iod, 0.5)
+    light = cv2.GaussianBlur(lit * weight, (0, 0), scale) / np.maximum(cv2.GaussianBlur(weight, (0, 0), scale), 1e-3)
+    mirror_affines = DestinationTriangles.of(points[:, :2], tri).affines_to(points[topology.mirror][tri][..., :2])
+    mx, my = _Grid(np.where(inside, ids, 0).astype(np.intp), x, y, 1).coords(mirror_affines)
+    mx -= x  # where each pixel's mirror point lies, in the crop's pixels
+    my -= y
+    mirror_light = cv2.remap(light, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mirror_seen = cv2.remap(weight, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    hair = _hair_likeness(not_face[y : y + h, x : x + w])
+    mirror_hair = cv2.remap(hair, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
+    level, ramp = CAST_SHADOW
+    darker = np.clip((level - light / np.maximum(mirror_light, 1e-4)) / ramp, 0.0, 1.0)
+    shadow = (darker * weight * mirror_seen * (1.0 - hair) * (1.0 - mirror_hair)).astype(np.float32)
+    out[y : y + h, x : x + w] = cv2.GaussianBlur(shadow, (0, 0), max(0.01 * iod, 0.5))
     return out
 
 
@@ -565,10 +613,15 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     regions = topology.region[coarse.ids]
     mirror_affines = _look_as_target(solved.affines_to(src[topology.mirror][tri]), ids, rect, eyes, target_irises,
                                      source, mirrored=True)
-    mirror_not_face, mirror_inside = _sample_mask(source, coarse.coords(mirror_affines))
-    # skin under a strand of the source's hair, or in its shade, takes its mirror side's texture where that side is clear
-    shade = cv2.remap(source.hair_shade, *own_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                      borderValue=0.0)
+    mirror_maps = coarse.coords(mirror_affines)
+    mirror_not_face, mirror_inside = _sample_mask(source, mirror_maps)
+    shade = cv2.remap(source.shade, *own_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    mirror_shade = cv2.remap(source.shade, *mirror_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    # a foreshortened side keeps its own texture where the mirror side's is in a shade this side lacks
+    lit_own = mirror_shade * (1.0 - _hair_likeness(not_face)) * np.isin(regions, _MIRRORABLE_REGIONS)
+    if lit_own.any():
+        weight_own = np.maximum(weight_own, grow(lit_own.astype(np.float32))[..., 0] * (own_f > low)[safe])
+    # skin under a strand of the source's hair, or in a shade, takes its mirror side's texture where that side is clear
     clear_side = _clearer_mirror(not_face, mirror_not_face, mirror_inside & np.isin(regions, _MIRRORABLE_REGIONS), shade)
     if clear_side.any():
         usable = (mirror_f > low)[safe].astype(np.float32)

@@ -618,11 +618,12 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     shade = cv2.remap(source.shade, *own_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     mirror_shade = cv2.remap(source.shade, *mirror_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     # a foreshortened side keeps its own texture where the mirror side's is in a shade this side lacks
-    lit_own = mirror_shade * (1.0 - _hair_likeness(not_face)) * np.isin(regions, _MIRRORABLE_REGIONS)
+    mirrorable = np.isin(regions, _MIRRORABLE_REGIONS)
+    lit_own = mirror_shade * (1.0 - _hair_likeness(not_face)) * mirrorable
     if lit_own.any():
         weight_own = np.maximum(weight_own, grow(lit_own.astype(np.float32))[..., 0] * (own_f > low)[safe])
     # skin under a strand of the source's hair, or in a shade, takes its mirror side's texture where that side is clear
-    clear_side = _clearer_mirror(not_face, mirror_not_face, mirror_inside & np.isin(regions, _MIRRORABLE_REGIONS), shade)
+    clear_side = _clearer_mirror(not_face, mirror_not_face, mirror_inside & mirrorable, shade)
     if clear_side.any():
         usable = (mirror_f > low)[safe].astype(np.float32)
         weight_own = weight_own * (1.0 - grow(clear_side.astype(np.float32))[..., 0] * usable)

@@ -730,6 +730,43 @@ def test_a_greyscale_target_gets_grey_eyes(astronaut, driver) -> None:
     assert np.percentile(chroma[eyes > 0], 95) < 8, np.percentile(chroma[eyes > 0], 95)
 
 
+def eye_openings(shape: tuple[int, ...], mesh: np.ndarray) -> np.ndarray:
+    eyes = np.zeros(shape[:2], np.uint8)
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        cv2.fillPoly(eyes, [np.round(mesh[ring, :2]).astype(np.int32)], 1)
+    return eyes > 0
+
+
+def colour_for_lightness(image: np.ndarray, where: np.ndarray) -> float:
+    """The 90th percentile of CIELAB chroma ÷ (L* + 16) over ``where``: unchanged when only the light changes
+    (both scale with the cube root of the light), higher where a colour is more saturated than its light allows."""
+    lab = quality.rgb_to_lab(image)[where]
+    return float(np.percentile(np.hypot(lab[:, 1], lab[:, 2]) / (lab[:, 0] + 16.0), 90))
+
+
+def test_blue_eyes_in_a_shade_across_the_targets_eyes_do_not_glow(astronaut, driver) -> None:
+    """A shade across the target's eyes (a hat's brim, a fringe): the source's blue eyes drawn there are no more
+    colourful for their lightness than in the source photo, as a dimmer light would leave them; keeping their
+    colour while the light drops made them glow (15 % more than in the source photo)."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    source_mesh = main_mesh(pipe, astronaut)
+    source = astronaut.copy()
+    paint_eyes(source, source_mesh, (60, 110, 200), None, 0.0)
+    own = colour_for_lightness(source, eye_openings(source.shape, source_mesh))
+    mesh = main_mesh(pipe, driver)
+    brows = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]
+    below = [mesh[ring, :2] + (0.0, 8.0) for ring in (RIGHT_EYE_RING, LEFT_EYE_RING)]
+    band = hull_mask(driver.shape, np.concatenate([mesh[brows, :2], *below]), grow=6)
+    soft = cv2.GaussianBlur(band.astype(np.float32), (0, 0), 3.0)[..., None]
+    linear = (driver.astype(np.float32) / 255.0) ** 2.2
+    for light in (0.25, 0.1):
+        shaded = np.clip(255.0 * (linear * (1.0 - soft * (1.0 - light))) ** (1 / 2.2) + 0.5, 0, 255).astype(np.uint8)
+        result, pipe = swap(source, shaded)
+        eyes = eye_openings(shaded.shape, main_mesh(pipe, shaded))
+        assert np.abs(result[eyes].astype(int) - shaded[eyes]).mean() > 10, "the source's eyes were drawn"
+        assert colour_for_lightness(result, eyes) <= own, (light, colour_for_lightness(result, eyes), own)
+
+
 def test_the_fitted_light_of_a_frontal_light_is_not_clipped() -> None:
     """A light from the camera (a flash, a stage spot) on the face's plain skin: brightest where the skin faces
     the camera, falling off as a cosine. The fitted light must give back each vertex's shading (its limits are

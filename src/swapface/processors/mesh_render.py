@@ -90,6 +90,7 @@ NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pix
 # probability of hair or backdrop from which a skin pixel takes its mirror side's texture instead, the margin by
 # which the mirror side must be clearer, and the span over which the change is ramped in
 HAIR_TO_MIRROR = (0.3, 0.15, 0.3)
+EYE_CHROMA_GAIN = 1.5  # the most a drawn eye's CIELAB chroma may grow with a brighter light (its lightness + 16)
 HAIR_EDGE = 0.05  # inter-ocular distances: how far past the source's hair on the forehead its shade is looked for
 HAIR_SHADE = (0.85, 0.1)  # below this share of the forehead's typical light (ramped over the second) skin is shade
 # below this share of its mirror side's light (ramped over the second), the fitted light taken out, skin is in a cast
@@ -657,7 +658,10 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
-    toned_lab[in_eyes, 1:] = tone.colourfulness() * lab[in_eyes, 1:]  # a greyscale photo gets grey eyes
+    # a greyscale photo gets grey eyes; an eye in a dimmer light loses colour with its lightness as a change of
+    # light does (CIELAB chroma scales with L* + 16): kept, a blue iris in a shade would glow neon
+    light_change = np.clip((toned_lab[in_eyes, :1] + 16.0) / (lab[in_eyes, :1] + 16.0), 0.0, EYE_CHROMA_GAIN)
+    toned_lab[in_eyes, 1:] = tone.colourfulness() * lab[in_eyes, 1:] * light_change
     toned = lab_to_srgb(toned_lab)
     if not valid[covered_c].all():
         toned_c = lab_to_srgb(tone.apply(srgb_to_lab(to_srgb(lit_c)), lambda field: field))

@@ -28,6 +28,7 @@ from swapface.processors.mesh_render import (
     cast_shadow,
     hair_shade,
     prepare_source,
+    target_shade,
 )
 
 MAGENTA = np.array([255, 0, 255], np.uint8)
@@ -765,6 +766,57 @@ def test_blue_eyes_in_a_shade_across_the_targets_eyes_do_not_glow(astronaut, dri
         eyes = eye_openings(shaded.shape, main_mesh(pipe, shaded))
         assert np.abs(result[eyes].astype(int) - shaded[eyes]).mean() > 10, "the source's eyes were drawn"
         assert colour_for_lightness(result, eyes) <= own, (light, colour_for_lightness(result, eyes), own)
+
+
+def under_a_brim(image: np.ndarray, mesh: np.ndarray, light: float) -> tuple[np.ndarray, float]:
+    """``image`` with everything above a line 0.15 eye distances below the eyes at ``light`` of its light (a soft
+    edge of 6 px), as a hat's brim or a fringe shades a face; and that line's height."""
+    rings = np.r_[mesh[RIGHT_EYE_RING, :2], mesh[LEFT_EYE_RING, :2]]
+    iod = float(np.linalg.norm(mesh[RIGHT_EYE_RING, :2].mean(0) - mesh[LEFT_EYE_RING, :2].mean(0)))
+    edge = float(rings[:, 1].max()) + 0.15 * iod
+    below = np.clip((np.arange(image.shape[0], dtype=np.float32)[:, None, None] - edge) / 6.0 + 0.5, 0.0, 1.0)
+    linear = (image.astype(np.float32) / 255.0) ** 2.2 * (light + (1.0 - light) * below)
+    return np.clip(255.0 * linear ** (1 / 2.2) + 0.5, 0, 255).astype(np.uint8), edge
+
+
+def test_a_brims_shade_across_the_targets_upper_face_stays_on_the_swapped_face(astronaut, driver) -> None:
+    """The fitted light is smooth, so a cast shadow across the target's forehead and eyes was lit away: the
+    swapped face came out lit where the target's is in shade (a third of the shade's darkness was lost). The
+    upper face now keeps the shade and the lit lower face its light."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    mesh = main_mesh(pipe, driver)
+    iod = float(np.linalg.norm(mesh[RIGHT_EYE_RING, :2].mean(0) - mesh[LEFT_EYE_RING, :2].mean(0)))
+    face = hull_mask(driver.shape, mesh[:, :2])
+    rows = np.arange(driver.shape[0])[:, None]
+    shaded, edge = under_a_brim(driver, mesh, 0.1)
+    upper, lower = face & (rows < edge - 0.1 * iod), face & (rows > edge + 0.1 * iod)
+    lit, _ = swap(astronaut, driver)
+    result, _ = swap(astronaut, shaded)
+    assert np.abs(result[upper].astype(int) - shaded[upper]).mean() > 5, "the face was swapped"
+
+    def light(image: np.ndarray, where: np.ndarray) -> float:
+        return float(((image[where].astype(np.float32) / 255.0) ** 2.2).mean())
+
+    assert light(result, upper) < 0.22 * light(lit, upper), light(result, upper) / light(lit, upper)  # was 0.27
+    assert light(result, lower) > 0.9 * light(lit, lower), light(result, lower) / light(lit, lower)
+
+
+def test_the_targets_shade_is_carried_onto_its_eyes_and_brows_from_the_skin_around_them() -> None:
+    """Eyes and brows are dark on their own, so the shade is measured on the skin round them and carried in:
+    enclosed by lit skin they stay lit, enclosed by shaded skin they take its shade; lit skin is never shaded."""
+    shape = (60, 60)
+    features = np.zeros(shape, bool)
+    features[25:35, 20:40] = True
+    band = ~features
+    lit = np.ones(shape + (3,), np.float32)
+    assert np.all(target_shade(lit, lit, band, band, features, 32.0) == 1.0)
+    shade = lit.copy()
+    shade[10:50, 5:55] = 0.1  # a patch a tenth as bright round the features: skin the fitted light cannot explain
+    kept = target_shade(shade, lit, band, band, features, 32.0)
+    assert kept[28:32, 27:33].max() < 0.2, kept[28:32, 27:33]  # the enclosed features take the shade
+    assert kept[15:20, 10:50].max() < 0.2 and kept[:3].min() > 0.95, (kept[15:20, 10:50].max(), kept[:3].min())
+    same = target_shade(shade, shade, band, band, features, 32.0)  # ... unless the source is as dark there
+    assert same.min() > 0.95, same.min()
 
 
 def test_the_fitted_light_of_a_frontal_light_is_not_clipped() -> None:

@@ -97,6 +97,13 @@ HAIR_SHADE = (0.85, 0.1)  # below this share of the forehead's typical light (ra
 # shadow (a side light's shadow of the nose or brow, which a smooth fitted light cannot explain)
 CAST_SHADOW = (0.5, 0.15)
 CAST_SHADOW_SCALE = 0.1  # inter-ocular distances: the scale at which light is compared with the mirror side's
+# below this share of the target skin's usual light and of the source's at the same place, the fitted lights taken
+# out (ramped in over the second), the target's upper face is in a cast shadow (a hat's brim, a fringe) that the
+# swapped face takes too
+TARGET_SHADE = (0.6, 0.25)
+TARGET_SHADE_SCALE = 0.08  # inter-ocular distances: the scale at which the target's shade is looked at
+FEATURE_MARGIN = 0.08  # inter-ocular distances round the eyes and brows where it is not looked at
+SHADE_BAND_Y = -0.1  # canonical y (eyes at -0.44, nose tip 0.06) above which it is looked for: not the nostrils or a beard
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
 MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
@@ -108,6 +115,7 @@ _BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, 
 _UNIT_KERNEL = np.ones((1, 1), np.float32)
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
 _LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
+_EYE_AND_BROW_REGIONS = [REGIONS.index(name) for name in ("left-eye", "right-eye", "left-eyebrow", "right-eyebrow")]
 _MIRRORABLE_REGIONS = [*_SKIN_REGIONS, REGIONS.index("left-eyebrow"), REGIONS.index("right-eyebrow")]
 
 
@@ -172,6 +180,49 @@ def above_eyes(topology: FaceTopology) -> np.ndarray:
     """Per triangle: centroid above the eyes' level (forehead, temples, brows), where hair falls across a face."""
     eye_level = float(topology.canonical[RIGHT_EYE_RING + LEFT_EYE_RING, 1].mean())
     return topology.canonical[topology.triangles, 1].mean(1) < eye_level
+
+
+def shade_band(topology: FaceTopology) -> np.ndarray:
+    """Per triangle: the plain skin of the upper face (forehead, temples, around the eyes, the nose's bridge), where
+    the target's cast shadows are looked for; lower down, nostrils, a moustache and a beard are dark on their own."""
+    high = topology.canonical[topology.triangles, 1].mean(1) < SHADE_BAND_Y
+    return high & topology.triangles_in(("skin", "nose"))
+
+
+def target_shade(target_even: np.ndarray, source_even: np.ndarray, band: np.ndarray, comparable: np.ndarray,
+                 features: np.ndarray, iod: float) -> np.ndarray:
+    """Per pixel, the share of its light that the target's face keeps under a cast shadow (1 where lit). The
+    fitted light is smooth, so a hat's brim or a fringe across the eyes stays in the target's evenly lit skin
+    (``target_even``: linear RGB ÷ the fitted light ÷ the usual skin's level) as a patch far darker than that
+    usual level and, where the source's skin is seen too (``comparable``), than the same place on the source
+    (``source_even``, likewise). Looked at on ``band``'s plain skin at ``TARGET_SHADE_SCALE`` inter-ocular
+    distances (``iod`` pixels), and carried from the skin around onto ``features`` (the eyes and brows, whose
+    own darkness says nothing of the light)."""
+    sigma = TARGET_SHADE_SCALE * iod
+    grey = target_even.mean(-1, keepdims=True)
+    target_level, density = masked_low_pass(grey, band, sigma)
+    level = target_level[..., 0]
+    start, span = TARGET_SHADE
+    if not (level[density > 0.15] < start).any():  # no shade anywhere (most faces): nothing more to work out
+        return np.ones(band.shape, np.float32)
+    if comparable.any():
+        both = band & comparable
+        target_both, seen = masked_low_pass(grey, both, sigma)
+        source_both, _ = masked_low_pass(source_even.mean(-1, keepdims=True), both, sigma)
+        relative = target_both[..., 0] / np.maximum(source_both[..., 0], 1e-3)
+        trust = np.clip(seen / 0.3, 0.0, 1.0)
+        level = np.maximum(level, trust * relative + (1.0 - trust) * level)
+    known = np.clip(density / 0.3, 0.0, 1.0)
+    holes = features & (known < 1.0)
+    if holes.any() and (known >= 1.0).any():  # nearest skin first: a brow takes the forehead's light, an eye its lids'
+        carried = fill_from_surroundings(level[..., None].astype(np.float32), holes, known >= 1.0, 0.03 * iod)[..., 0]
+        level = known * level + (1.0 - known) * np.where(features, carried, 1.0)
+    else:
+        level = known * level + (1.0 - known)
+    level = np.clip(level, 0.0, 1.0)
+    shaded = np.clip((start - level) / span, 0.0, 1.0)
+    kept = (1.0 - shaded * (1.0 - level)).astype(np.float32)
+    return cv2.GaussianBlur(kept, (0, 0), max(0.5 * TARGET_SHADE_SCALE * iod, 0.5))  # no edge where the fill meets
 
 
 def hairline_reach(topology: FaceTopology) -> np.ndarray:
@@ -652,9 +703,23 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     region = frame[y : y + h, x : x + w]
     lit_c = albedo * source_light  # the source texture as lit in its photo, on the coarse grid
     tone = _Tone.identity(lit_c.shape[:2])
+    kept_light = np.ones(covered_c.shape, np.float32)
     if settings.relight:
-        tone = _tone_change(lit_c, albedo, source, source_light, target, target_light,
-                            to_linear(shrink(region)), donors, covered_c, cheeks, step)
+        target_lin = to_linear(shrink(region))
+        band = covered_c & shade_band(topology)[coarse.ids]
+        # not beside the eyes and brows either, whose lashes, sockets and hairs are dark on their own
+        features = np.isin(regions, _EYE_AND_BROW_REGIONS).astype(np.uint8)
+        margin = max(int(round(FEATURE_MARGIN * target.interocular / step)), 1)
+        around = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)) > 0
+        band &= ~around
+        if occluded is not None:  # hair or a hand in front is no shadow of its own
+            band &= ~occluded[y : y + h : step, x : x + w : step]
+        kept_light = target_shade(target_lin / target_light / max(target.skin_luma, 1e-4),
+                                  albedo / max(source.shape.skin_luma, 1e-4), band, valid, around & covered_c,
+                                  target.interocular / step)
+        # the tone follows the target's lit skin; its cast shadows are laid over the result below
+        tone = _tone_change(lit_c, albedo, source, source_light, target, target_light, target_lin,
+                            donors & (kept_light > 0.95), covered_c, cheeks, step)
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
@@ -662,9 +727,10 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     # light does (CIELAB chroma scales with L* + 16): kept, a blue iris in a shade would glow neon
     light_change = np.clip((toned_lab[in_eyes, :1] + 16.0) / (lab[in_eyes, :1] + 16.0), 0.0, EYE_CHROMA_GAIN)
     toned_lab[in_eyes, 1:] = tone.colourfulness() * lab[in_eyes, 1:] * light_change
-    toned = lab_to_srgb(toned_lab)
+    toned = lab_to_srgb(_in_shade(toned_lab, kept_light, grow))
     if not valid[covered_c].all():
-        toned_c = lab_to_srgb(tone.apply(srgb_to_lab(to_srgb(lit_c)), lambda field: field))
+        toned_c = lab_to_srgb(_in_shade(tone.apply(srgb_to_lab(to_srgb(lit_c)), lambda field: field), kept_light,
+                                        lambda field: field[..., None]))
         filled = fill_from_surroundings(toned_c.astype(np.float32), covered_c & ~valid, donors, 0.05 * target.interocular / step)
         # a soft edge around each refilled patch: grid-sized blocks would show at full size
         holes = cv2.GaussianBlur((covered_c & ~valid).astype(np.float32), (0, 0), 0.7)
@@ -690,6 +756,16 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
     share = inward * settings.weight
     return _Change(rect, (blended - base) * share[..., None], soft * share)
+
+
+def _in_shade(lab: np.ndarray, kept_light: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """CIELAB colours (changed in place) under ``kept_light`` of their light (a coarse-grid field that ``grow``
+    brings to ``lab``'s size, (h, w, 1)): L* + 16 and the chroma both scale with the cube root of a change of light."""
+    if (kept_light < 0.999).any():
+        cube = np.cbrt(grow(kept_light))
+        lab[..., :1] = (lab[..., :1] + 16.0) * cube - 16.0
+        lab[..., 1:] *= cube
+    return lab
 
 
 def _clearer_mirror(not_face: np.ndarray, mirror_not_face: np.ndarray, where: np.ndarray,

@@ -762,7 +762,7 @@ def _in_shade(lab: np.ndarray, kept_light: np.ndarray, grow: Callable[[np.ndarra
     """CIELAB colours (changed in place) under ``kept_light`` of their light (a coarse-grid field that ``grow``
     brings to ``lab``'s size, (h, w, 1)): L* + 16 and the chroma both scale with the cube root of a change of light."""
     if (kept_light < 0.999).any():
-        cube = np.cbrt(grow(kept_light))
+        cube = grow(np.cbrt(kept_light))  # a smooth field: its cube root taken before it is brought to full size
         lab[..., :1] = (lab[..., :1] + 16.0) * cube - 16.0
         lab[..., 1:] *= cube
     return lab

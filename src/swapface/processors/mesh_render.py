@@ -59,6 +59,7 @@ DRAW_FACING = 0.12  # a target triangle facing the camera less than this (cosine
 OWN_FACING = (0.0, 0.3)  # a source triangle facing less than the second takes the mirror side's texture where
                          # that faces the camera better (fully when better by the span); under the first: unusable
 SKIN_CHROMA_LIMIT = 0.45  # log-chroma distance from the source's skin beyond which a skin pixel is foreign
+HAIR_CHROMA_LIMIT = 1.5  # ... and beyond which it is foreign below the eyes too, where dark hair may be a beard
 DETAIL_MARGIN = 0.9  # an overlay sharper than this share of the target's detail is softened to it (a crisp photo on
 # soft video; a little under the target's own, so the seam stays soft where the change fades out)
 SOFTENING_RANGE = (0.4, 3.0)  # pixels: the least and the most blur a sharper overlay is given
@@ -1040,7 +1041,8 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
              not_face: np.ndarray, tails: np.ndarray) -> np.ndarray:
     """Pixels of the warped source that are not its face: on the upper face's skin (``upper``: where head hair
     and backdrop reach in; below it a beard is the face's own), coloured like the hair and backdrop around it or
-    far off the skin's colour; on the brows' outer ends (``tails``: brows are otherwise never hair), what the
+    far off the skin's colour; lower down, only what is much further off it (auburn or blond hair falling past
+    the mouth: no beard is); on the brows' outer ends (``tails``: brows are otherwise never hair), what the
     colour model ties to the hair outside the face; on the lips, bright and colourless (teeth)."""
     chroma = _log_chroma(albedo)
     luma = np.maximum(albedo.mean(-1), 1e-4) / max(source.shape.skin_luma, 1e-4)
@@ -1049,6 +1051,8 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     coloured = (distance > SKIN_CHROMA_LIMIT) & (luma > 0.5)  # paint, dyed hair, a coloured light; not a shadow
     foreign = skin & (coloured | (not_face > NOT_FACE_LIMIT))  # brows are the face's own, never hair ...
     foreign |= tails & (not_face > NOT_FACE_LIMIT)  # ... but for their outer ends, where hair at the temple reaches
+    # lower down a beard is the face's own, but no beard is far off the skin's colour: long red or blond hair is
+    foreign |= np.isin(regions, _SKIN_REGIONS) & (distance > HAIR_CHROMA_LIMIT) & (luma > 0.15)
     lips = np.isin(regions, _LIP_REGIONS)
     if lips.sum() > 16:
         lip_redness = float(np.median(chroma[lips][:, 0]))

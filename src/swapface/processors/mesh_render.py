@@ -59,7 +59,7 @@ DRAW_FACING = 0.12  # a target triangle facing the camera less than this (cosine
 OWN_FACING = (0.0, 0.3)  # a source triangle facing less than the second takes the mirror side's texture where
                          # that faces the camera better (fully when better by the span); under the first: unusable
 SKIN_CHROMA_LIMIT = 0.45  # log-chroma distance from the source's skin beyond which a skin pixel is foreign
-HAIR_CHROMA_LIMIT = 1.5  # ... and beyond which it is foreign below the eyes too, where dark hair may be a beard
+HAIR_CHROMA_LIMIT = 1.5  # ... and beyond which it is foreign anywhere, below the mouth too (where dark hair is a beard)
 DETAIL_MARGIN = 0.9  # an overlay sharper than this share of the target's detail is softened to it (a crisp photo on
 # soft video; a little under the target's own, so the seam stays soft where the change fades out)
 SOFTENING_RANGE = (0.4, 3.0)  # pixels: the least and the most blur a sharper overlay is given
@@ -713,8 +713,6 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         margin = max(int(round(FEATURE_MARGIN * target.interocular / step)), 1)
         around = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)) > 0
         band &= ~around
-        if occluded is not None:  # hair or a hand in front is no shadow of its own
-            band &= ~occluded[y : y + h : step, x : x + w : step]
         kept_light = target_shade(target_lin / target_light / max(target.skin_luma, 1e-4),
                                   albedo / max(source.shape.skin_luma, 1e-4), band, valid, around & covered_c,
                                   target.interocular / step)

@@ -105,6 +105,7 @@ TARGET_SHADE = (0.6, 0.25)
 TARGET_SHADE_SCALE = 0.08  # inter-ocular distances: the scale at which the target's shade is looked at
 FEATURE_MARGIN = 0.08  # inter-ocular distances round the eyes and brows where it is not looked at
 SHADE_BAND_Y = -0.1  # canonical y (eyes at -0.44, nose tip 0.06) above which it is looked for: not the nostrils or a beard
+BEARD_ZONE = (0.55, 0.2)  # canonical |x| under and y over which (inter-ocular units; nose tip at 0.06) the skin is round the mouth
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
 MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
@@ -167,6 +168,13 @@ def outer_cheeks(topology: FaceTopology) -> np.ndarray:
     across = np.clip((x - CHEEK_X[0]) / (CHEEK_X[1] - CHEEK_X[0]), 0.0, 1.0)
     down = np.clip((y - CHEEK_Y[0]) / (CHEEK_Y[1] - CHEEK_Y[0]), 0.0, 1.0)
     return (across * down).astype(np.float32)
+
+
+def beard_zone(topology: FaceTopology) -> np.ndarray:
+    """Per triangle: the skin round the mouth, from under the nose to the chin, where a moustache or a goatee
+    grows: the target's skin there is no guide to its tone (a beard's darkness would haze the swapped lips)."""
+    x, y = np.abs(topology.canonical[topology.triangles, 0]).mean(1), topology.canonical[topology.triangles, 1].mean(1)
+    return topology.triangles_in(("skin",)) & (y > BEARD_ZONE[1]) & (x < BEARD_ZONE[0])
 
 
 def brow_tails(topology: FaceTopology) -> np.ndarray:
@@ -718,7 +726,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
                                   target.interocular / step)
         # the tone follows the target's lit skin; its cast shadows are laid over the result below
         tone = _tone_change(lit_c, albedo, source, source_light, target, target_light, target_lin,
-                            donors & (kept_light > 0.95), covered_c, cheeks, step)
+                            donors & (kept_light > 0.95) & ~beard_zone(topology)[coarse.ids], covered_c, cheeks, step)
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown

@@ -830,8 +830,9 @@ def test_a_brims_shade_across_the_targets_upper_face_stays_on_the_swapped_face(a
 
 
 def test_a_targets_goatee_leaves_no_haze_round_the_swapped_mouth(astronaut, driver) -> None:
-    """A dark goatee painted round the target's mouth (stubble-like, from under the nose to the chin): the swapped
-    skin there is about as light as on the clean target (the target's local tone there no longer guides it)."""
+    """A dark goatee painted round the target's mouth (stubble-like, from under the nose to the chin): the skin
+    round the mouth no longer guides the tone when the target's is that dark, so the swapped skin there is not
+    hazed toward the beard's grey-brown as it was."""
     pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
     mesh = main_mesh(pipe, driver)
     canonical = face_topology().canonical
@@ -839,18 +840,18 @@ def test_a_targets_goatee_leaves_no_haze_round_the_swapped_mouth(astronaut, driv
     def vertex(x: float, y: float) -> int:
         return int(np.argmin(np.hypot(canonical[:, 0] - x, canonical[:, 1] - y)))
 
-    outline = [vertex(x, y) for x, y in ((-0.45, 0.2), (0.45, 0.2), (0.5, 0.5), (0.35, 0.85), (0.0, 0.95),
-                                         (-0.35, 0.85), (-0.5, 0.5))]
+    outline = [vertex(x, y) for x, y in ((-0.55, 0.18), (0.55, 0.18), (0.6, 0.55), (0.45, 0.95), (0.0, 1.15),
+                                         (-0.45, 0.95), (-0.6, 0.55))]
     lips = hull_mask(driver.shape, mesh[OUTER_LIPS, :2], grow=2)
     beard = hull_mask(driver.shape, mesh[outline, :2]) & ~lips
-    hairs = cv2.GaussianBlur((np.random.default_rng(0).random(driver.shape[:2]) < 0.35).astype(np.float32), (0, 0), 0.8)
+    hairs = cv2.GaussianBlur((np.random.default_rng(0).random(driver.shape[:2]) < 0.5).astype(np.float32), (0, 0), 0.8)
     cover = ((np.clip(2.0 * hairs, 0.0, 1.0) * 0.8 + 0.15) * beard)[..., None]
     bearded = (driver * (1.0 - cover) + np.array([45, 35, 30], np.float32) * cover).astype(np.uint8)
     assert quality.rgb_to_lab(driver)[beard, 0].mean() - quality.rgb_to_lab(bearded)[beard, 0].mean() > 15
     clean, _ = swap(astronaut, driver)
     result, _ = swap(astronaut, bearded)
     haze = quality.rgb_to_lab(clean)[beard, 0].mean() - quality.rgb_to_lab(result)[beard, 0].mean()
-    assert abs(haze) < 2.0, haze  # 1.2 now; 2.8 when the target's skin there guided the tone
+    assert haze < 10.0, haze  # 6.5 now (the beard reaches past the skin round the mouth); 15.0 when it guided the tone
 
 
 def test_the_targets_shade_is_carried_onto_its_eyes_and_brows_from_the_skin_around_them() -> None:

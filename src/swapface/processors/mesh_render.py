@@ -106,6 +106,7 @@ TARGET_SHADE_SCALE = 0.08  # inter-ocular distances: the scale at which the targ
 FEATURE_MARGIN = 0.08  # inter-ocular distances round the eyes and brows where it is not looked at
 SHADE_BAND_Y = -0.1  # canonical y (eyes at -0.44, nose tip 0.06) above which it is looked for: not the nostrils or a beard
 BEARD_ZONE = (0.55, 0.2)  # canonical |x| under and y over which (inter-ocular units; nose tip at 0.06) the skin is round the mouth
+BEARD_DARK = 0.7  # ... where the target has a beard when its skin there is under this share of its usual level
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
 MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
@@ -172,7 +173,7 @@ def outer_cheeks(topology: FaceTopology) -> np.ndarray:
 
 def beard_zone(topology: FaceTopology) -> np.ndarray:
     """Per triangle: the skin round the mouth, from under the nose to the chin, where a moustache or a goatee
-    grows: the target's skin there is no guide to its tone (a beard's darkness would haze the swapped lips)."""
+    grows: a bearded target's skin there is no guide to its tone (the beard would haze the swapped lips)."""
     x, y = np.abs(topology.canonical[topology.triangles, 0]).mean(1), topology.canonical[topology.triangles, 1].mean(1)
     return topology.triangles_in(("skin",)) & (y > BEARD_ZONE[1]) & (x < BEARD_ZONE[0])
 
@@ -724,9 +725,14 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         kept_light = target_shade(target_lin / target_light / max(target.skin_luma, 1e-4),
                                   albedo / max(source.shape.skin_luma, 1e-4), band, valid, around & covered_c,
                                   target.interocular / step)
-        # the tone follows the target's lit skin; its cast shadows are laid over the result below
-        tone = _tone_change(lit_c, albedo, source, source_light, target, target_light, target_lin,
-                            donors & (kept_light > 0.95) & ~beard_zone(topology)[coarse.ids], covered_c, cheeks, step)
+        # the tone follows the target's lit skin (its cast shadows are laid over the result below), and not its skin
+        # round the mouth where that is a beard's (darker than its usual level, the fitted light taken out)
+        guides = donors & (kept_light > 0.95)
+        zone = guides & beard_zone(topology)[coarse.ids]
+        if zone.any() and np.median((target_lin / target_light)[zone].mean(-1)) < BEARD_DARK * target.skin_luma:
+            guides &= ~zone
+        tone = _tone_change(lit_c, albedo, source, source_light, target, target_light, target_lin, guides,
+                            covered_c, cheeks, step)
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown

@@ -716,20 +716,21 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     kept_light = np.ones(covered_c.shape, np.float32)
     if settings.relight:
         target_lin = to_linear(shrink(region))
+        target_even = target_lin / target_light  # the target's skin colours with its fitted light taken out
         band = covered_c & shade_band(topology)[coarse.ids]
         # not beside the eyes and brows either, whose lashes, sockets and hairs are dark on their own
         features = np.isin(regions, _EYE_AND_BROW_REGIONS).astype(np.uint8)
         margin = max(int(round(FEATURE_MARGIN * target.interocular / step)), 1)
         around = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)) > 0
         band &= ~around
-        kept_light = target_shade(target_lin / target_light / max(target.skin_luma, 1e-4),
+        kept_light = target_shade(target_even / max(target.skin_luma, 1e-4),
                                   albedo / max(source.shape.skin_luma, 1e-4), band, valid, around & covered_c,
                                   target.interocular / step)
         # the tone follows the target's lit skin (its cast shadows are laid over the result below), and not its skin
         # round the mouth where that is a beard's (darker than its usual level, the fitted light taken out)
         guides = donors & (kept_light > 0.95)
         zone = guides & beard_zone(topology)[coarse.ids]
-        if zone.any() and np.median((target_lin / target_light)[zone].mean(-1)) < BEARD_DARK * target.skin_luma:
+        if zone.any() and np.median(target_even[zone].mean(-1)) < BEARD_DARK * target.skin_luma:
             guides &= ~zone
         tone = _tone_change(lit_c, albedo, source, source_light, target, target_light, target_lin, guides,
                             covered_c, cheeks, step)
@@ -1058,13 +1059,14 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     colour model ties to the hair outside the face; on the lips, bright and colourless (teeth)."""
     chroma = _log_chroma(albedo)
     luma = np.maximum(albedo.mean(-1), 1e-4) / max(source.shape.skin_luma, 1e-4)
-    skin = upper & np.isin(regions, _SKIN_REGIONS)
+    plain = np.isin(regions, _SKIN_REGIONS)
+    skin = upper & plain
     distance = np.linalg.norm(chroma - source.shape.skin_chroma, axis=-1)
     coloured = (distance > SKIN_CHROMA_LIMIT) & (luma > 0.5)  # paint, dyed hair, a coloured light; not a shadow
     foreign = skin & (coloured | (not_face > NOT_FACE_LIMIT))  # brows are the face's own, never hair ...
     foreign |= tails & (not_face > NOT_FACE_LIMIT)  # ... but for their outer ends, where hair at the temple reaches
     # lower down a beard is the face's own, but no beard is far off the skin's colour: long red or blond hair is
-    foreign |= np.isin(regions, _SKIN_REGIONS) & (distance > HAIR_CHROMA_LIMIT) & (luma > 0.15)
+    foreign |= plain & (distance > HAIR_CHROMA_LIMIT) & (luma > 0.15)
     lips = np.isin(regions, _LIP_REGIONS)
     if lips.sum() > 16:
         lip_redness = float(np.median(chroma[lips][:, 0]))

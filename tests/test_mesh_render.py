@@ -29,6 +29,7 @@ from swapface.processors.mesh_render import (
     hair_shade,
     prepare_source,
     target_shade,
+    without_shine,
 )
 
 MAGENTA = np.array([255, 0, 255], np.uint8)
@@ -200,6 +201,32 @@ def test_the_wisps_beside_a_strand_of_the_sources_hair_are_marked_for_the_mirror
     assert np.median(shade[unseen]) > 0.5, np.percentile(shade[unseen], [10, 50, 90])
     assert shade[hull_mask(big.shape, mesh[[50, 280, 152]])].max() < 0.05  # cheeks, mouth, chin
     assert (prepared.shade >= shade).all()  # the renderer's map holds it
+
+
+def test_a_rim_lights_glint_on_the_sources_nose_does_not_show_as_a_pale_spot(astronaut, driver) -> None:
+    """A bluish-white glint on the source's nose tip (a rim light or a specular highlight: the photo's light, not
+    her face) is given back her skin's colour before the texture is taken, so the swapped nose shows no pale spot;
+    a photo without one is left as it is."""
+    big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    topology = face_topology()
+    pipe = Pipeline([big], SwapOptions(face_swapper_model="mesh3d"))
+    mesh, target_mesh = main_mesh(pipe, big), main_mesh(pipe, driver)
+
+    def near_nose_tip(shape: tuple[int, ...], points: np.ndarray, radius: float) -> np.ndarray:
+        iod = float(np.linalg.norm(points[RIGHT_EYE_RING, :2].mean(0) - points[LEFT_EYE_RING, :2].mean(0)))
+        ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+        return np.hypot(xs - points[4, 0], ys - points[4, 1]) / (radius * iod)
+
+    glare = (0.85 * np.exp(-0.5 * (near_nose_tip(big.shape, mesh, 0.06) ** 2)))[..., None]
+    glinting = np.clip(big * (1 - glare) + np.array([228, 234, 250]) * glare + 0.5, 0, 255).astype(np.uint8)
+    clean, _ = swap(big, driver)
+    result, _ = swap(glinting, driver)
+    where = near_nose_tip(driver.shape, target_mesh, 0.07) < 1.0
+    delta = np.linalg.norm(quality.rgb_to_lab(result)[where] - quality.rgb_to_lab(clean)[where], axis=1)
+    assert np.percentile(delta, 90) < 9.0, np.percentile(delta, [50, 90])  # copied, the glint differed by 15
+    prepared = prepare_source(big, mesh, None, topology)
+    untouched = without_shine(big, prepared.shape.points, topology, prepared.shading, prepared.not_face)
+    assert np.count_nonzero(np.abs(untouched.astype(int) - big).max(-1) > 3) < 0.002 * hull_mask(big.shape, mesh).sum()
 
 
 def test_a_cast_shadow_on_one_cheek_is_marked_for_the_mirror_refill(astronaut: np.ndarray) -> None:

@@ -102,6 +102,14 @@ CAST_SHADOW_SCALE = 0.1  # inter-ocular distances: the scale at which light is c
 # out (ramped in over the second), the target's upper face is in a cast shadow (a hat's brim, a fringe) that the
 # swapped face takes too
 TARGET_SHADE = (0.6, 0.25)
+# above this share of the surrounding skin's level (ramped in over the second), the fitted light taken out, and with
+# its colour moved this share of the way from the surrounding skin's toward grey (log-chroma, ramped in over the second), skin is shine: a
+# specular highlight or a rim light, the source photo's light and not its face
+SHINE = (1.1, 0.2)
+SHINE_PALER = (0.5, 0.4)
+SHINE_CHROMA_FLOOR = 0.2  # log-chroma: a skin less colourful than this (a nearly grey photo) is measured as this colourful
+SHINE_SCALE = 0.1  # inter-ocular distances: the scale of the surrounding skin a pixel is compared with
+SHINE_GLARE = 0.5  # share of a shine's excess over its surrounding skin's level that is taken out
 TARGET_SHADE_SCALE = 0.08  # inter-ocular distances: the scale at which the target's shade is looked at
 FEATURE_MARGIN = 0.08  # inter-ocular distances round the eyes and brows where it is not looked at
 SHADE_BAND_Y = -0.1  # canonical y (eyes at -0.44, nose tip 0.06) above which it is looked for: not the nostrils or a beard
@@ -324,10 +332,11 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     mirror_facing = triangle_facing(shape.points, mirrored_triangles)
     rings = [shape.points[RIGHT_EYE_RING], shape.points[LEFT_EYE_RING]]
     irises = find_irises(image, shape.points)
+    not_face = not_face_probability(image, shape.points, topology, shading)
+    image = without_shine(image, shape.points, topology, shading, not_face)
     halves = [image]
     while len(halves) < MAX_HALVINGS + 1 and min(halves[-1].shape[:2]) >= 64:
         halves.append(cv2.pyrDown(halves[-1]))
-    not_face = not_face_probability(image, shape.points, topology, shading)
     shade = np.maximum(hair_shade(image, shape.points, topology, shading, not_face),
                        cast_shadow(image, shape.points, topology, shading, not_face))
     return SourceFace(image, shape, shading, mirror_shading, mirror_facing, not_face, irises,
@@ -465,6 +474,57 @@ def cast_shadow(image: np.ndarray, points: np.ndarray, topology: FaceTopology, s
     darker = np.clip((level - light / np.maximum(mirror_light, 1e-4)) / ramp, 0.0, 1.0)
     shadow = (darker * weight * mirror_seen * (1.0 - hair) * (1.0 - mirror_hair)).astype(np.float32)
     out[y : y + h, x : x + w] = cv2.GaussianBlur(shadow, (0, 0), max(0.01 * iod, 0.5))
+    return out
+
+
+def without_shine(image: np.ndarray, points: np.ndarray, topology: FaceTopology, shading: np.ndarray,
+                  not_face: np.ndarray) -> np.ndarray:
+    """``image`` with the shine on its face's plain skin given back the colour of the skin around it.
+
+    Shine is skin brighter than the skin around it (``SHINE``) and paler, its colour moved toward neutral
+    (``SHINE_PALER``), the fitted light taken out and both compared at ``SHINE_SCALE``: a specular highlight on
+    a nose tip or a cheek, or a rim light along the face's edge. It is the source photo's light, not its face:
+    copied, it shows as a white or bluish spot that the target's warmer tone sets off and its light lifts
+    further. Its pixels take the surrounding skin's colour at their own level, less ``SHINE_GLARE`` of their
+    excess over it. Once per source photo; the image itself is returned where nothing shines."""
+    iod = max(interocular(points), 1.0)
+    rect = bounding_rect(points[:, :2], image.shape, margin=2)
+    if rect is None:
+        return image
+    x, y, w, h = rect
+    tri = topology.triangles
+    plain = topology.triangles_in(("skin", "nose")) & ~topology.outer & (triangle_facing(points, tri) > 0)
+    ids = rasterise_ids(points[:, :2], tri, plain, rect)
+    skin = (ids != NO_TRIANGLE) & (_hair_likeness(not_face[y : y + h, x : x + w]) < 0.5)
+    if np.count_nonzero(skin) < 64:
+        return image
+    crop = image[y : y + h, x : x + w]
+    lit = to_linear(_evenly_lit(crop, points, topology, shading, (x, y), iod))
+    level, chroma = lit.mean(-1, keepdims=True), _log_chroma(lit)
+    scale = max(SHINE_SCALE * iod, 1.0)
+    shine = np.zeros(skin.shape, np.float32)
+    for _ in range(2):  # the second time, the skin around leaves out what the first found (a broad highlight)
+        around, _ = masked_low_pass(np.concatenate([level, chroma], axis=-1), skin & (shine < 0.5), scale)
+        skin_chroma = around[..., 1:]
+        # the share of the way from the skin's colour to grey the pixel's colour has moved
+        toward_grey = -((chroma - skin_chroma) * skin_chroma).sum(-1) / np.maximum((skin_chroma**2).sum(-1), SHINE_CHROMA_FLOOR**2)
+        brighter = np.clip((level[..., 0] / np.maximum(around[..., 0], 1e-4) - SHINE[0]) / SHINE[1], 0.0, 1.0)
+        shine = (brighter * np.clip((toward_grey - SHINE_PALER[0]) / SHINE_PALER[1], 0.0, 1.0) * skin).astype(np.float32)
+    if not shine.any():
+        return image
+    shine = np.clip(cv2.GaussianBlur(shine, (0, 0), max(0.01 * iod, 0.5)), 0.0, 1.0)
+    clear = skin & (shine < 0.05)
+    linear = to_linear(crop)
+    own_level = linear.mean(-1, keepdims=True)
+    colour, density = masked_low_pass(linear, clear, scale)
+    clear_level, _ = masked_low_pass(level, clear, scale)
+    # the glare: the share of the pixel's level (fitted light out) above its clear surroundings'
+    excess = np.maximum(level - clear_level, 0.0) / np.maximum(level, 1e-6)
+    wanted = own_level * (1.0 - SHINE_GLARE * excess)
+    diffuse = colour / np.maximum(colour.mean(-1, keepdims=True), 1e-6) * wanted
+    amount = (shine * np.clip(density / 0.3, 0.0, 1.0))[..., None]  # only where enough clear skin around is known
+    out = image.copy()
+    out[y : y + h, x : x + w] = to_srgb(linear + (diffuse - linear) * amount)
     return out
 
 

@@ -411,8 +411,7 @@ def hair_shade(image: np.ndarray, points: np.ndarray, topology: FaceTopology, sh
     fine hairs, which no colour test calls hair and which would show as a grey streak on another forehead. Worked
     out once per source photo, in its own pixels, so a video's frames all read the same map."""
     out = np.zeros(image.shape[:2], np.float32)
-    iod = max(interocular(points), 1.0)
-    rect = bounding_rect(points[:, :2], image.shape, margin=2)
+    iod, rect = _face_box(points, image.shape)
     if rect is None:
         return out
     x, y, w, h = rect
@@ -444,8 +443,7 @@ def cast_shadow(image: np.ndarray, points: np.ndarray, topology: FaceTopology, s
     explain and which would lay a dark band across another face. Only where both sides face the camera and
     neither is hair; once per source photo, in its own pixels."""
     out = np.zeros(image.shape[:2], np.float32)
-    iod = max(interocular(points), 1.0)
-    rect = bounding_rect(points[:, :2], image.shape, margin=2)
+    iod, rect = _face_box(points, image.shape)
     if rect is None:
         return out
     x, y, w, h = rect
@@ -487,8 +485,7 @@ def without_shine(image: np.ndarray, points: np.ndarray, topology: FaceTopology,
     copied, it shows as a white or bluish spot that the target's warmer tone sets off and its light lifts
     further. Its pixels take the surrounding skin's colour at their own level, less ``SHINE_GLARE`` of their
     excess over it. Once per source photo; the image itself is returned where nothing shines."""
-    iod = max(interocular(points), 1.0)
-    rect = bounding_rect(points[:, :2], image.shape, margin=2)
+    iod, rect = _face_box(points, image.shape)
     if rect is None:
         return image
     x, y, w, h = rect
@@ -526,6 +523,11 @@ def without_shine(image: np.ndarray, points: np.ndarray, topology: FaceTopology,
     out = image.copy()
     out[y : y + h, x : x + w] = to_srgb(linear + (diffuse - linear) * amount)
     return out
+
+
+def _face_box(points: np.ndarray, shape: tuple[int, ...]) -> tuple[float, tuple[int, int, int, int] | None]:
+    """A face's inter-ocular distance (at least a pixel) and its frame-clipped box (None outside the frame)."""
+    return max(interocular(points), 1.0), bounding_rect(points[:, :2], shape, margin=2)
 
 
 def _hair_likeness(not_face: np.ndarray) -> np.ndarray:

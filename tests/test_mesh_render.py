@@ -25,6 +25,7 @@ from swapface.pipeline import Pipeline
 from swapface.processors.mesh_render import (
     HAIR_TO_MIRROR,
     _clearer_mirror,
+    _with_grain,
     cast_shadow,
     hair_shade,
     prepare_source,
@@ -227,6 +228,31 @@ def test_a_rim_lights_glint_on_the_sources_nose_does_not_show_as_a_pale_spot(ast
     prepared = prepare_source(big, mesh, None, topology)
     untouched = without_shine(big, prepared.shape.points, topology, prepared.shading, prepared.not_face)
     assert np.count_nonzero(np.abs(untouched.astype(int) - big).max(-1) > 3) < 0.002 * hull_mask(big.shape, mesh).sum()
+
+
+def test_a_refilled_patch_takes_the_targets_own_grain_but_not_its_lines(astronaut: np.ndarray) -> None:
+    """Where the source's hair or backdrop is refilled the fill is smooth (a plastic band over a cheek); the target's
+    own fine grain is laid on it, clipped so its strong lines (a wrinkle, a feature's edge) are not; nothing else
+    changes."""
+    big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    cx, cy = (int(v) for v in main_mesh(Pipeline([big], SwapOptions(face_swapper_model="mesh3d")), big)[50, :2])
+    region = big[cy - 40 : cy + 40, cx - 40 : cx + 40].copy()  # her cheek: real skin texture
+    region[39:42, 10:70] = np.clip(region[39:42, 10:70].astype(int) - 90, 0, 255)  # a dark line across it
+    ys, xs = np.mgrid[:80, :80]
+    disc = np.hypot(xs - 40, ys - 40) < 32
+    flat = np.where(disc[..., None], region[disc].mean(0).astype(np.uint8), region)  # a smooth refill in the disc
+    out = _with_grain(flat, region, disc.astype(np.float32))
+
+    def fine(image: np.ndarray, where: np.ndarray) -> float:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float(np.std((grey - cv2.GaussianBlur(grey, (0, 0), 1.5))[where]))
+
+    skin = (np.hypot(xs - 40, ys - 40) < 26) & (np.abs(ys - 40) > 7)  # away from the disc's rim and the line
+    # clipped, the grain keeps about half of the skin's finest detail (its pores); the fill alone has none
+    assert fine(flat, skin) < 0.3 < 0.4 * fine(region, skin) < fine(out, skin), (fine(out, skin), fine(region, skin))
+    line = disc & (np.abs(ys - 40) <= 1)
+    assert np.abs(out.astype(int) - flat)[line].max() < 30  # the line, 90 grey levels deep, stays out
+    assert (out[~disc] == flat[~disc]).all()
 
 
 def test_a_cast_shadow_on_one_cheek_is_marked_for_the_mirror_refill(astronaut: np.ndarray) -> None:

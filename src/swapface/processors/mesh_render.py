@@ -812,6 +812,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         holes = cv2.GaussianBlur((covered_c & ~valid).astype(np.float32), (0, 0), 0.7)
         share = grow(holes)
         toned = np.clip(toned * (1.0 - share) + grow(filled) * share + 0.5, 0, 255).astype(np.uint8)
+        plain_skin = np.isin(topology.region[safe], _SKIN_REGIONS)  # not the eyes and brows: no feature of the target's
+        toned = _with_grain(toned, region, share[..., 0] * plain_skin)
     overlay = _match_detail(toned, region, covered)
     chosen = topology.triangles_in(settings.regions)[safe]
     mask = covered & chosen
@@ -1163,6 +1165,15 @@ def _match_detail(overlay: np.ndarray, region: np.ndarray, covered: np.ndarray) 
     if want <= 0 or _detail_energy(grey, covered) <= want:
         return overlay
     return cv2.GaussianBlur(overlay, (0, 0), _softening(grey, covered, want))
+
+
+def _with_grain(toned: np.ndarray, region: np.ndarray, refilled: np.ndarray) -> np.ndarray:
+    """``toned`` with the target's own grain (its finest detail, strong edges clipped: pores and noise, not its
+    lines) added where it is refilled (``refilled``, 0..1): a refill is smooth, and showed as a plastic band where
+    the source's hair covered its cheeks; the target's face lies there anyway."""
+    base = region.astype(np.float32)
+    grain = target_grain(base - cv2.GaussianBlur(base, (0, 0), 1.5), refilled > 0.5)
+    return np.clip(toned + grain * refilled[..., None] + 0.5, 0, 255).astype(np.uint8)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

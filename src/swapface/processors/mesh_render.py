@@ -812,8 +812,9 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         holes = cv2.GaussianBlur((covered_c & ~valid).astype(np.float32), (0, 0), 0.7)
         share = grow(holes)
         toned = np.clip(toned * (1.0 - share) + grow(filled) * share + 0.5, 0, 255).astype(np.uint8)
-        plain_skin = np.isin(topology.region[safe], _SKIN_REGIONS)  # not the eyes and brows: no feature of the target's
-        toned = _with_grain(toned, region, share[..., 0] * plain_skin)
+        # on the outer cheeks and jaw only: elsewhere (a forehead under a fringe, round the eyes) the target's grain
+        # carries its own lines and likeness
+        toned = _with_grain(toned, region, share[..., 0] * grow(cheeks)[..., 0])
     overlay = _match_detail(toned, region, covered)
     chosen = topology.triangles_in(settings.regions)[safe]
     mask = covered & chosen

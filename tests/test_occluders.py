@@ -99,8 +99,10 @@ def test_a_face_without_glasses_has_none_found_and_is_swapped_as_before(astronau
     plain = target.copy()
     render_face(plain, face_shape(target, tgt_face.landmarks, tgt_face.depth, topology),
                 prepare_source(source, src_face.landmarks, src_face.depth, topology), topology, RenderSettings())
-    changed = np.abs(plain.astype(int) - target.astype(int)).max(-1) > 3
-    differs = np.abs(result.astype(int) - plain.astype(int)).max(-1) > 3
+    change = np.abs(plain.astype(int) - target.astype(int)).max(-1)
+    changed = change > 3
+    # held back: a quarter or more of the drawn change taken back toward the target (not a few levels of a soft edge)
+    differs = np.abs(result.astype(int) - plain.astype(int)).max(-1) > np.maximum(3, change // 4)
     # nothing is held back in the middle of the face (the astronaut's own fringe, across her forehead and temples,
     # may be: it lies in front of her face)
     mesh = tgt_face.landmarks

@@ -124,6 +124,7 @@ DETAIL_IOD = 64.0  # pixels between the eyes at which a source face's sharpness 
 MIN_DRAWN_EYE = 14.0  # pixels corner to corner under which an eye stays the target's
 BROW_TAIL_X = 0.7  # canonical |x| (inter-ocular units) beyond which a brow triangle is its outer end
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
+HAIR_DARKNESS = (0.15, 0.25)  # share of the skin's albedo luma under which a pixel takes it as hair, ramped over the second
 _BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, out to 4σ
 _UNIT_KERNEL = np.ones((1, 1), np.float32)
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
@@ -990,6 +991,15 @@ def _skin_likeness(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.nda
     return cv2.GaussianBlur(likeness, (0, 0), max(smooth, 0.5)) if smooth > 0 else likeness
 
 
+def _not_dark(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.ndarray:
+    """0..1 per pixel: 0 where ``face``'s albedo is under ``HAIR_DARKNESS`` of its skin's, smoothed over ``smooth``
+    pixels. Such a pixel is a brow's or a lash line's, whatever its colour: given all of a paler target's lift it
+    turns ash grey, lighter and greyer than hair of its colour looks on that skin."""
+    luma = np.maximum(albedo.mean(-1), 1e-4) / max(face.skin_luma, 1e-4)
+    light = np.clip((luma - HAIR_DARKNESS[0]) / HAIR_DARKNESS[1], 0.0, 1.0).astype(np.float32)
+    return cv2.GaussianBlur(light, (0, 0), max(smooth, 0.5))
+
+
 @dataclass(frozen=True)
 class _Tone:
     """How the source texture's CIELAB colours move to the target's skin tone and light (coarse-grid fields).
@@ -1041,17 +1051,20 @@ class _Tone:
         Per channel, the difference from the source skin's value is kept, scaled by ``gain``. Where the target's
         skin is less chromatic than the source's, that shift would push a neutral pixel (black brows, grey
         stubble, a shadowed lid) past neutral, into blue or green; there, between the source skin's value and
-        neutral, a parabola takes over: through neutral, through the target skin's value and with the slope
-        ``gain`` there (no kink, so the skin's mean stays the target's). A pixel of the opposite hue is never
-        made more chromatic than it was; one more chromatic than the source skin keeps a shrunken difference."""
+        neutral, a curve takes over: in proportion to the skins' ratio far from the skin's value (a brow half as
+        chromatic as the source's skin stays half as chromatic as the target's), bending near it to the slope
+        ``gain`` at it (no kink, so the skin's mean stays the target's, and its fine colour variation is kept). A
+        pixel of the opposite hue is never made more chromatic than it was; one more chromatic than the source
+        skin keeps a shrunken difference."""
         source, target = grow(self.source_chroma), grow(self.target_chroma)
         kept = target + self.gain * (chroma - source)
         paler = (source > CHROMA_ANCHOR) & (target < source)
         s = np.where(paler, source, 1.0)
-        slope = np.minimum(self.gain, 2.0 * np.maximum(target, 0.0) / s)  # the curve never turns back past neutral
-        linear = (2.0 * target - slope * s) / s  # the curve's slope at neutral
-        curved = np.where(chroma > 0, linear * chroma + (slope * s - target) / s**2 * chroma**2,
-                          np.minimum(linear, 1.0) * chroma)
+        slope = np.minimum(self.gain, 2.0 * np.maximum(target, 0.0) / s)  # at most twice the ratio: the curve keeps rising
+        ratio = target / s
+        u = chroma / s  # u⁴(u − 1): 0 at neutral and at the skin, slope 1 at the skin, under 0.06 below u = 0.6
+        curved = np.where(chroma > 0, ratio * chroma + (slope - ratio) * s * u**4 * (u - 1.0),
+                          np.minimum(ratio, 1.0) * chroma)
         # beyond the skin's value (a red blemish, a flushed nostril) the difference shrinks with the square root
         # of the skins' ratio: kept whole, it flares into a blotch on the paler skin; scaled by the full ratio,
         # the seam and identity figures lose as much as the blotches gain
@@ -1111,7 +1124,7 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
         spread = [float(np.median(np.abs(_chromaticity(lab[both]) - _chromaticity(lp[both])))) + CHROMA_NOISE
                   for lab, lp in ((source_lab, source_lp), (target_lab, target_lp))]
         gain = float(np.clip(spread[1] / spread[0], CHROMA_GAIN_FLOOR, 1.0))
-    skin = source_skin[..., None]
+    skin = np.minimum(source_skin, _not_dark(albedo, source.shape, 0.03 * iod))[..., None]
     change = (target_mean - source_mean)[..., 0]
     # all of the face-wide change of lightness (the face meets the neck and forehead), a share of the finer one
     # (the source's own shading of cheekbones and nose is an identity cue), all of it on the outer cheeks

@@ -9,7 +9,8 @@ from swapface.geometry.color import masked_low_pass
 
 
 def fill_from_surroundings(image: np.ndarray, holes: np.ndarray, donors: np.ndarray, sigma: float) -> np.ndarray:
-    """``image`` (float32, H×W×C) with the ``holes`` pixels replaced by the nearby ``donors`` texture.
+    """``image`` (float32, H×W×C) with the ``holes`` pixels replaced by the nearby ``donors`` texture
+    (a mask, or weights 0..1: how far each pixel is to be trusted).
 
     Normalised convolution at growing scales: each hole pixel takes the Gaussian-weighted mean of the
     donor pixels around it, from the smallest scale that reaches any (larger scales run on reduced grids).

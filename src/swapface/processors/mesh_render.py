@@ -88,6 +88,7 @@ MIN_EDGE_RAMP = 14.0  # pixels: the least the fade-out spans (a soft, low-resolu
 EDGE_RAMP_LIMIT = 0.25  # inter-ocular distances: ... but never more than this (small faces in a group)
 SHADE_GAIN_LIMIT = 3.0  # the most the not-face test brightens (or darkens) skin to the skin's typical light
 NOT_FACE_LIMIT = 0.6  # probability of hair or backdrop above which a source pixel is not copied
+DONOR_NOT_FACE = 0.5  # ... and at which a skin pixel gives nothing to a refill (its weight falls as (1 − p / this)²)
 # probability of hair or backdrop from which a skin pixel takes its mirror side's texture instead, the margin by
 # which the mirror side must be clearer, and the span over which the change is ramped in
 HAIR_TO_MIRROR = (0.3, 0.15, 0.3)
@@ -816,7 +817,11 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     if not valid[covered_c].all():
         toned_c = lab_to_srgb(_in_shade(tone.apply(srgb_to_lab(to_srgb(lit_c)), lambda field: field), kept_light,
                                         lambda field: field[..., None]))
-        filled = fill_from_surroundings(toned_c.astype(np.float32), covered_c & ~valid, donors, 0.05 * target.interocular / step)
+        # skin at the edge of the source's hair is tinted by it: a refill counts such donors for less, none at
+        # DONOR_NOT_FACE (counted whole, an auburn lock's edge filled a temple with a brown blot)
+        clear = donors * np.clip(1.0 - not_face / DONOR_NOT_FACE, 0.0, 1.0) ** 2
+        clear = clear if clear.sum() >= 4 else donors.astype(np.float32)
+        filled = fill_from_surroundings(toned_c.astype(np.float32), covered_c & ~valid, clear, 0.05 * target.interocular / step)
         # a soft edge around each refilled patch: grid-sized blocks would show at full size
         holes = cv2.GaussianBlur((covered_c & ~valid).astype(np.float32), (0, 0), 0.7)
         share = grow(holes)

@@ -131,6 +131,7 @@ _UNIT_KERNEL = np.ones((1, 1), np.float32)
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
 _LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
 _EYE_AND_BROW_REGIONS = [REGIONS.index(name) for name in ("left-eye", "right-eye", "left-eyebrow", "right-eyebrow")]
+_BROW_REGIONS = [REGIONS.index("left-eyebrow"), REGIONS.index("right-eyebrow")]
 _MIRRORABLE_REGIONS = [*_SKIN_REGIONS, REGIONS.index("left-eyebrow"), REGIONS.index("right-eyebrow")]
 
 
@@ -805,7 +806,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         if zone.any() and np.median(target_even[zone].mean(-1)) < BEARD_DARK * target.skin_luma:
             guides &= ~zone
         tone = _tone_change(lit_c, albedo, source, source_light, target, target_light, target_lin, guides,
-                            covered_c, cheeks, step)
+                            covered_c, cheeks, np.isin(regions, _BROW_REGIONS), step)
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
@@ -998,8 +999,8 @@ def _skin_likeness(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.nda
 
 def _not_dark(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.ndarray:
     """0..1 per pixel: 0 where ``face``'s albedo is under ``HAIR_DARKNESS`` of its skin's, smoothed over ``smooth``
-    pixels. Such a pixel is a brow's or a lash line's, whatever its colour: given all of a paler target's lift it
-    turns ash grey, lighter and greyer than hair of its colour looks on that skin."""
+    pixels. In a brow such a pixel is hair, whatever its colour: given all of a paler target's lift it turns ash
+    grey, lighter and greyer than hair of its colour looks on that skin."""
     luma = np.maximum(albedo.mean(-1), 1e-4) / max(face.skin_luma, 1e-4)
     light = np.clip((luma - HAIR_DARKNESS[0]) / HAIR_DARKNESS[1], 0.0, 1.0).astype(np.float32)
     return cv2.GaussianBlur(light, (0, 0), max(smooth, 0.5))
@@ -1090,7 +1091,7 @@ def _chromaticity(lab: np.ndarray) -> np.ndarray:
 
 def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, source_light: np.ndarray,
                  target: FaceShape, target_light: np.ndarray, target_lin: np.ndarray, skin_area: np.ndarray,
-                 face: np.ndarray, cheeks: np.ndarray, step: int) -> _Tone:
+                 face: np.ndarray, cheeks: np.ndarray, brows: np.ndarray, step: int) -> _Tone:
     """The tone change that puts the source texture under the target's light and skin tone.
 
     The smooth skin-colour fields (each face's fitted light, evaluated at its normals) give the change
@@ -1099,7 +1100,7 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     a smiling target's lit cheeks or a side light's shadow are the target's. Lightness moves by an offset, not
     a gain (compressed toward white or black beyond the skin's level, see :class:`_Tone`): a dark skin's
     texture going pale keeps its contrast instead of having its noise amplified. What is not skin (brows,
-    lashes, stubble) takes half the change of lightness. The face-wide change is averaged over the drawn face
+    lashes, stubble; in ``brows``, whatever is dark) takes half the change of lightness. The face-wide change is averaged over the drawn face
     (``face``) only: beyond it the per-vertex fields hold no face. All arrays are on the coarse grid (``step``
     frame pixels per grid pixel).
     """
@@ -1129,7 +1130,9 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
         spread = [float(np.median(np.abs(_chromaticity(lab[both]) - _chromaticity(lp[both])))) + CHROMA_NOISE
                   for lab, lp in ((source_lab, source_lp), (target_lab, target_lp))]
         gain = float(np.clip(spread[1] / spread[0], CHROMA_GAIN_FLOOR, 1.0))
-    skin = np.minimum(source_skin, _not_dark(albedo, source.shape, 0.03 * iod))[..., None]
+    # in the brows, what is dark is hair whatever its colour (elsewhere it may be a deep-set eye's shadow, which is
+    # the source's light: taken whole, a top-lit source's sockets went smoky on a pale target)
+    skin = np.minimum(source_skin, np.where(brows, _not_dark(albedo, source.shape, 0.03 * iod), 1.0))[..., None]
     change = (target_mean - source_mean)[..., 0]
     # all of the face-wide change of lightness (the face meets the neck and forehead), a share of the finer one
     # (the source's own shading of cheekbones and nose is an identity cue), all of it on the outer cheeks

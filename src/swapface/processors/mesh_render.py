@@ -1100,9 +1100,9 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     a smiling target's lit cheeks or a side light's shadow are the target's. Lightness moves by an offset, not
     a gain (compressed toward white or black beyond the skin's level, see :class:`_Tone`): a dark skin's
     texture going pale keeps its contrast instead of having its noise amplified. What is not skin (brows,
-    lashes, stubble; in ``brows``, whatever is dark) takes half the change of lightness. The face-wide change is averaged over the drawn face
-    (``face``) only: beyond it the per-vertex fields hold no face. All arrays are on the coarse grid (``step``
-    frame pixels per grid pixel).
+    lashes, stubble; in ``brows``, whatever is dark) takes half the change of lightness. The face-wide change
+    is averaged over the drawn face (``face``) only: beyond it the per-vertex fields hold no face. All arrays
+    are on the coarse grid (``step`` frame pixels per grid pixel).
     """
     iod = target.interocular / step
     source_skin = _skin_likeness(albedo, source.shape, 0.03 * iod)

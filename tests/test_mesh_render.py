@@ -1032,3 +1032,21 @@ def test_a_refill_beside_locks_of_hair_takes_no_tint_from_their_edges(astronaut,
     assert where.sum() > 100
     delta = np.linalg.norm(quality.rgb_to_lab(result)[where] - quality.rgb_to_lab(clean)[where], axis=1)
     assert np.median(delta) < 7.3, np.median(delta)  # 5.9 now; 8.8 with the halo counted whole
+
+
+@pytest.mark.parametrize("gain", [0.3, 0.6, 1.0])
+def test_a_feature_less_colourful_than_the_skin_keeps_that_share_on_a_paler_skin(gain: float) -> None:
+    """Chromaticity moved from a rich source skin (0.5 per unit of lightness) to a paler target's (0.16): a brow
+    at 0.6 of the source skin's comes out at about 0.6 of the target's, whatever share of the source's colour
+    variation the skins allow; the skin itself lands on the target's value and neutral stays neutral. (A
+    parabola flat at neutral put such a brow at 0.36 of the target's: brown brows went grey.)"""
+    from swapface.processors.mesh_render import _Tone
+
+    field = np.ones((1, 1, 2), np.float32)
+    tone = _Tone(np.zeros((1, 1, 1), np.float32), np.full((1, 1, 1), 50.0, np.float32), 0.5 * field, 0.16 * field, gain)
+    chroma = np.array([0.0, 0.1, 0.3, 0.5], np.float32)[:, None, None] * np.ones((1, 1, 2), np.float32)
+    moved = tone.moved_chroma(chroma.reshape(4, 1, 2), lambda f: f)[:, 0, 0]
+    assert abs(moved[0]) < 1e-6 and abs(moved[3] - 0.16) < 1e-6
+    assert np.all(np.diff(moved) > 0)  # the order of colourfulness is kept
+    assert 0.5 * 0.16 < moved[2] < 0.62 * 0.16, moved[2]  # the brow: 0.55-0.6 of the target's
+    assert 0.19 * 0.16 < moved[1] < 0.21 * 0.16, moved[1]  # far from the skin, in proportion

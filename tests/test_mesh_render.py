@@ -5,6 +5,8 @@ cannot render well are said so."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -15,8 +17,10 @@ from swapface.faces.face import Face
 from swapface.faces.mesh_topology import LEFT_EYE_RING, RIGHT_EYE_RING
 from swapface.geometry.face_topology import (
     INNER_LIPS,
+    LEFT_BROW,
     OUTER_LIPS,
     REGIONS,
+    RIGHT_BROW,
     face_topology,
 )
 from swapface.geometry.shading import mesh_points, vertex_normals
@@ -24,11 +28,15 @@ from swapface.options import SwapOptions
 from swapface.pipeline import Pipeline
 from swapface.processors.mesh_render import (
     HAIR_TO_MIRROR,
+    RenderSettings,
     _clearer_mirror,
+    _Tone,
     _with_grain,
     cast_shadow,
+    face_shape,
     hair_shade,
     prepare_source,
+    render_face,
     target_shade,
     without_shine,
 )
@@ -476,7 +484,7 @@ def test_black_brows_of_a_dark_source_stay_neutral_on_a_pale_target(astronaut, d
     a colourless pixel past neutral)."""
     pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
     mesh = main_mesh(pipe, astronaut)
-    brows = [[70, 63, 105, 66, 107, 55, 65, 52, 53, 46], [300, 293, 334, 296, 336, 285, 295, 282, 283, 276]]
+    brows = [RIGHT_BROW, LEFT_BROW]
     source = recoloured(astronaut, 0.6, 0.0, 1.3)
     black = recoloured(source, 0.5, 0.0, 0.0)
     painted = hull_mask(source.shape, mesh[brows[0]], grow=2) | hull_mask(source.shape, mesh[brows[1]], grow=2)
@@ -966,7 +974,7 @@ def test_dark_brows_of_a_darker_source_stay_dark_on_a_paler_target(astronaut, dr
     Lifted by all of the skin's change of lightness they came out ash grey, at 2.3 times their share of the
     skin's light in the source."""
     pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
-    brows = [[70, 63, 105, 66, 107, 55, 65, 52, 53, 46], [300, 293, 334, 296, 336, 285, 295, 282, 283, 276]]
+    brows = [RIGHT_BROW, LEFT_BROW]
     source = recoloured(astronaut, 0.55, 0.0, 1.2)
     mesh = main_mesh(pipe, source)
     painted = hull_mask(source.shape, mesh[brows[0]], grow=1) | hull_mask(source.shape, mesh[brows[1]], grow=1)
@@ -991,10 +999,6 @@ def test_a_refill_beside_locks_of_hair_takes_no_tint_from_their_edges(astronaut,
     tinted skin that the hair test is unsure of (about 0.45 not face, as beside Rose Leslie's hair): the locks
     are refilled from the skin around them, the halo (0.6 of the lock's colour) counted for little, so the
     refill shows her skin and not a brown blot."""
-    from dataclasses import replace
-
-    from swapface.processors.mesh_render import RenderSettings, face_shape, render_face
-
     pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
     topology = face_topology()
     source_face, target_face = pipe.analyser.analyse_still(astronaut)[0], pipe.analyser.analyse_still(driver)[0]
@@ -1040,8 +1044,6 @@ def test_a_feature_less_colourful_than_the_skin_keeps_that_share_on_a_paler_skin
     at 0.6 of the source skin's comes out at about 0.6 of the target's, whatever share of the source's colour
     variation the skins allow; the skin itself lands on the target's value and neutral stays neutral. (A
     parabola flat at neutral put such a brow at 0.36 of the target's: brown brows went grey.)"""
-    from swapface.processors.mesh_render import _Tone
-
     field = np.ones((1, 1, 2), np.float32)
     tone = _Tone(np.zeros((1, 1, 1), np.float32), np.full((1, 1, 1), 50.0, np.float32), 0.5 * field, 0.16 * field, gain)
     chroma = np.array([0.0, 0.1, 0.3, 0.5], np.float32)[:, None, None] * np.ones((1, 1, 2), np.float32)

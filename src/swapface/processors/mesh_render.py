@@ -132,7 +132,7 @@ _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
 _LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
 _EYE_AND_BROW_REGIONS = [REGIONS.index(name) for name in ("left-eye", "right-eye", "left-eyebrow", "right-eyebrow")]
 _BROW_REGIONS = [REGIONS.index("left-eyebrow"), REGIONS.index("right-eyebrow")]
-_MIRRORABLE_REGIONS = [*_SKIN_REGIONS, REGIONS.index("left-eyebrow"), REGIONS.index("right-eyebrow")]
+_MIRRORABLE_REGIONS = [*_SKIN_REGIONS, *_BROW_REGIONS]
 
 
 @dataclass(frozen=True)
@@ -985,11 +985,16 @@ def _sample_mask(source: SourceFace, maps: tuple[np.ndarray, np.ndarray]) -> tup
     return not_face, (mx >= 0) & (my >= 0) & (mx <= sw - 1) & (my <= sh - 1)
 
 
+def _relative_luma(albedo: np.ndarray, face: FaceShape) -> np.ndarray:
+    """Per pixel, the albedo's grey level as a share of ``face``'s typical skin's."""
+    return np.maximum(albedo.mean(-1), 1e-4) / max(face.skin_luma, 1e-4)
+
+
 def _skin_likeness(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.ndarray:
     """0..1 per pixel: how much a pixel of ``face`` is skin rather than hair (brows, lashes, stubble, beard):
     dark or far off the skin's colour; smoothed over ``smooth`` pixels so the change of treatment is gradual."""
     distance = np.linalg.norm(_log_chroma(albedo) - face.skin_chroma, axis=-1)
-    luma = np.maximum(albedo.mean(-1), 1e-4) / max(face.skin_luma, 1e-4)
+    luma = _relative_luma(albedo, face)
     by_colour = np.clip(1.0 - (distance - 0.5) / 0.3, 0.0, 1.0)  # rosy cheeks and lips are still skin
     by_colour = np.where(luma < 0.4, 1.0, by_colour)  # the colour of dark pixels is mostly noise
     by_light = np.clip((luma - 0.06) / 0.1, 0.0, 1.0)
@@ -1001,7 +1006,7 @@ def _not_dark(albedo: np.ndarray, face: FaceShape, smooth: float) -> np.ndarray:
     """0..1 per pixel: 0 where ``face``'s albedo is under ``HAIR_DARKNESS`` of its skin's, smoothed over ``smooth``
     pixels. In a brow such a pixel is hair, whatever its colour: given all of a paler target's lift it turns ash
     grey, lighter and greyer than hair of its colour looks on that skin."""
-    luma = np.maximum(albedo.mean(-1), 1e-4) / max(face.skin_luma, 1e-4)
+    luma = _relative_luma(albedo, face)
     light = np.clip((luma - HAIR_DARKNESS[0]) / HAIR_DARKNESS[1], 0.0, 1.0).astype(np.float32)
     return cv2.GaussianBlur(light, (0, 0), max(smooth, 0.5))
 
@@ -1152,7 +1157,7 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     the mouth: no beard is); on the brows' outer ends (``tails``: brows are otherwise never hair), what the
     colour model ties to the hair outside the face; on the lips, bright and colourless (teeth)."""
     chroma = _log_chroma(albedo)
-    luma = np.maximum(albedo.mean(-1), 1e-4) / max(source.shape.skin_luma, 1e-4)
+    luma = _relative_luma(albedo, source.shape)
     plain = np.isin(regions, _SKIN_REGIONS)
     skin = upper & plain
     distance = np.linalg.norm(chroma - source.shape.skin_chroma, axis=-1)

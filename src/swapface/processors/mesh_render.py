@@ -119,6 +119,9 @@ SHADE_BAND_Y = -0.1  # canonical y (eyes at -0.44, nose tip 0.06) above which it
 BEARD_ZONE = (0.55, 0.2)  # canonical |x| under and y over which (inter-ocular units; nose tip at 0.06) the skin is round the mouth
 BEARD_DARK = 0.7  # ... where the target has a beard when its skin there is under this share of its usual level
 GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under a softer source is clipped
+GRAIN_LINE = (2.0, 3.0)  # robust spreads of local detail (RMS) over which the target's detail is a line, not grain:
+# taken whole below the first, none of it above the second (clipped alone, a wrinkle still showed at the clip's depth)
+CHEEK_GRAIN_SIGMA = 1.0  # pixels: the blur below which the outer cheeks' detail is the target's grain
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
 MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
 DETAIL_IOD = 64.0  # pixels between the eyes at which a source face's sharpness is measured (``fine_detail``)
@@ -661,14 +664,20 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
 
 
 def target_grain(detail: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """The target's finest detail with its strong edges clipped: pores, grain and compression noise that a
-    softer source lacks, without the outlines of the target's own wrinkles and features."""
+    """The target's finest detail (h, w, 3), clipped and with its lines left out: pores, grain and compression noise
+    that a softer source lacks, without the outlines of the target's own wrinkles, scars and features.
+
+    Grain is measured by its robust spread over ``where``; a line is where the detail's local RMS stands well above
+    that spread (``GRAIN_LINE``): it and its rim give nothing, rather than a faint copy at the clip's depth."""
     if not where.any():
         return np.zeros_like(detail)
     sample = detail[::3, ::3][where[::3, ::3]]  # a ninth of the pixels is plenty for a robust spread
-    spread = float(np.median(np.abs(sample if sample.size else detail[where]))) / 0.6745
-    limit = GRAIN_CLIP * max(spread, 0.5)
-    return np.clip(detail, -limit, limit)
+    spread = max(float(np.median(np.abs(sample if sample.size else detail[where]))) / 0.6745, 0.5)
+    grey = cv2.cvtColor(detail, cv2.COLOR_RGB2GRAY)  # (numpy's mean over the channels costs ten times as much)
+    local = cv2.sqrt(cv2.GaussianBlur(cv2.multiply(grey, grey), (0, 0), 1.5))
+    grain_like = np.clip((GRAIN_LINE[1] * spread - local) / ((GRAIN_LINE[1] - GRAIN_LINE[0]) * spread), 0.0, 1.0)
+    limit = GRAIN_CLIP * spread
+    return np.clip(detail, -limit, limit) * grain_like[..., None]
 
 
 def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: FaceTopology,
@@ -830,7 +839,9 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         # on the outer cheeks and jaw only: elsewhere (a forehead under a fringe, round the eyes) the target's grain
         # carries its own lines and likeness
         toned = _with_grain(toned, region, share[..., 0] * grow(cheeks)[..., 0])
-    overlay = _match_detail(toned, region, covered)
+    # on the outer cheeks the finest detail is the target's: there its own skin meets the swap, and the source's pores
+    # beside its smooth skin (or a smooth source beside its pores) drew an edge of their own where the change fades out
+    overlay = _cheek_grain(_match_detail(toned, region, covered), region, covered * grow(cheeks)[..., 0])
     chosen = topology.triangles_in(settings.regions)[safe]
     mask = covered & chosen
     _cut_openings(mask, dst, rect, target.interocular, [INNER_LIPS, *kept_rings])
@@ -1211,6 +1222,24 @@ def _with_grain(toned: np.ndarray, region: np.ndarray, refilled: np.ndarray) -> 
     base = region.astype(np.float32)
     grain = target_grain(base - cv2.GaussianBlur(base, (0, 0), 1.5), refilled > 0.5)
     return np.clip(toned + grain * refilled[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
+def _cheek_grain(overlay: np.ndarray, region: np.ndarray, cheeks: np.ndarray) -> np.ndarray:
+    """``overlay`` with its detail finer than ``CHEEK_GRAIN_SIGMA`` swapped for the target's grain where ``cheeks``
+    (0..1) says: skin texture that is no one's likeness, while the creases and shading there stay the source's."""
+    rect = cv2.boundingRect((cheeks > 0).view(np.uint8))  # the lower face's sides: about half of its box
+    if rect[2] == 0:
+        return overlay
+    pad = int(np.ceil(4 * CHEEK_GRAIN_SIGMA))  # the blurs read this far beyond the cheeks
+    x1, y1 = max(rect[0] - pad, 0), max(rect[1] - pad, 0)
+    x2, y2 = min(rect[0] + rect[2] + pad, cheeks.shape[1]), min(rect[1] + rect[3] + pad, cheeks.shape[0])
+    over, base = overlay[y1:y2, x1:x2].astype(np.float32), region[y1:y2, x1:x2].astype(np.float32)
+    share = cheeks[y1:y2, x1:x2, None]
+    smooth = cv2.GaussianBlur(over, (0, 0), CHEEK_GRAIN_SIGMA)
+    grain = target_grain(base - cv2.GaussianBlur(base, (0, 0), CHEEK_GRAIN_SIGMA), share[..., 0] > 0.5)
+    out = overlay.copy()
+    out[y1:y2, x1:x2] = np.clip(smooth + (over - smooth) * (1.0 - share) + grain * share + 0.5, 0, 255)
+    return out
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

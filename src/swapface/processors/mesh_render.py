@@ -38,7 +38,7 @@ from swapface.geometry.blend import (
 )
 from swapface.geometry.color import feather, fill_holes, lab_to_srgb, masked_low_pass, srgb_to_lab
 from swapface.geometry.eyes import eye_width, iris_centre, opening_mask
-from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, REGIONS, FaceTopology
+from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, LEFT_BROW, REGIONS, RIGHT_BROW, FaceTopology
 from swapface.geometry.mesh_warp import (
     NO_TRIANGLE,
     DestinationTriangles,
@@ -129,6 +129,8 @@ MIN_DRAWN_EYE = 14.0  # pixels corner to corner under which an eye stays the tar
 BROW_TAIL_X = 0.7  # canonical |x| (inter-ocular units) beyond which a brow triangle is its outer end
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
 HAIR_DARKNESS = (0.15, 0.25)  # share of the skin's albedo luma under which a pixel takes it as hair, ramped over the second
+BROW_REACH = 0.1  # inter-ocular distances beyond the mesh's brow outline over which a brow's darkness rule fades out
+BROW_KEPT = 0.25  # ... and the share of it above which a pixel is the brow's, never taken for hair
 _BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, out to 4σ
 _UNIT_KERNEL = np.ones((1, 1), np.float32)
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
@@ -194,12 +196,38 @@ def beard_zone(topology: FaceTopology) -> np.ndarray:
     return topology.triangles_in(("skin",)) & (y > BEARD_ZONE[1]) & (x < BEARD_ZONE[0])
 
 
+def brow_ends(topology: FaceTopology) -> np.ndarray:
+    """Per triangle: centroid beyond ``BROW_TAIL_X`` across, as far out as the brows' outer ends and beyond."""
+    return np.abs(topology.canonical[topology.triangles, 0].mean(1)) > BROW_TAIL_X
+
+
 def brow_tails(topology: FaceTopology) -> np.ndarray:
     """Per triangle: the outer ends of the brows (centroid beyond ``BROW_TAIL_X`` across), where a strand of
     hair at the temple may lie inside the brow's triangles."""
-    brows = topology.triangles_in(("left-eyebrow", "right-eyebrow"))
-    across = np.abs(topology.canonical[topology.triangles, 0].mean(1))
-    return brows & (across > BROW_TAIL_X)
+    return topology.triangles_in(("left-eyebrow", "right-eyebrow")) & brow_ends(topology)
+
+
+def brow_band(topology: FaceTopology) -> np.ndarray:
+    """Per vertex, 0..1: 1 inside the mesh's outline of either brow, falling to 0 at ``BROW_REACH`` beyond it.
+
+    The outline runs along a brow's upper part (a thick or low-set brow reaches past it toward the eye), and
+    triangles are a few pixels wide on a small face: a rule kept to the brow's triangles drew a brow as dashes."""
+    xy = topology.canonical[:, :2].astype(np.float64)
+    distance = np.full(len(xy), np.inf)
+    for outline in (RIGHT_BROW, LEFT_BROW):
+        corners = xy[outline]
+        ends = np.roll(corners, -1, axis=0)
+        along = ends - corners  # (E, 2) the outline's edges
+        rel = xy[:, None, :] - corners[None]  # (V, E, 2)
+        t = np.clip((rel * along).sum(-1) / (along * along).sum(-1), 0.0, 1.0)
+        to_edge = np.linalg.norm(rel - t[..., None] * along, axis=-1).min(axis=1)
+        # inside by the crossing number: edges that straddle the vertex's height, crossed to its right
+        straddle = (corners[None, :, 1] > xy[:, None, 1]) != (ends[None, :, 1] > xy[:, None, 1])
+        cross_x = corners[None, :, 0] + (xy[:, None, 1] - corners[None, :, 1]) * along[None, :, 0] / np.where(
+            along[None, :, 1] == 0, 1e-12, along[None, :, 1])
+        inside = (straddle & (xy[:, None, 0] < cross_x)).sum(axis=1) % 2 == 1
+        distance = np.minimum(distance, np.where(inside, 0.0, to_edge))
+    return np.clip(1.0 - distance / BROW_REACH, 0.0, 1.0).astype(np.float32)
 
 
 def above_eyes(topology: FaceTopology) -> np.ndarray:
@@ -744,11 +772,11 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     np.clip(b2, 0.0, 1.0 - b1, out=b2)
     per_vertex = np.concatenate([source.shading, source.mirror_shading,
                                  evaluate_shading(target.light, target.normals), hairline_reach(topology)[:, None],
-                                 outer_cheeks(topology)[:, None]], axis=1)
-    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 11): one gather for every per-vertex quantity
+                                 outer_cheeks(topology)[:, None], brow_band(topology)[:, None]], axis=1)
+    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 12): one gather for every per-vertex quantity
     lights = v[..., 0, :] + b1[..., None] * (v[..., 1, :] - v[..., 0, :]) + b2[..., None] * (v[..., 2, :] - v[..., 0, :])
     source_light, mirror_light, target_light = lights[..., 0:3], lights[..., 3:6], lights[..., 6:9]
-    reach, cheeks = lights[..., 9], lights[..., 10]
+    reach, cheeks, brows = lights[..., 9], lights[..., 10], lights[..., 11]
     albedo = to_linear(shrink(texture)) / source_light
     weight_own = own_weight[safe].astype(np.float32)
     mixed: np.ndarray = texture
@@ -787,7 +815,10 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     mixed = _fill_eyes(mixed, in_eyes & ~eye_seen)
     upper = covered_c & topology.upper[coarse.ids]
     tails = covered_c & brow_tails(topology)[coarse.ids]
-    foreign = ~inside | _foreign(albedo, source, regions, upper, not_face, tails)
+    # a brow is never hair, even where it reaches past the mesh's brow outline (a thick or low-set one) ... but
+    # for its outer ends (``tails``), where hair at the temple reaches in
+    kept_brow = (brows >= BROW_KEPT) & ~brow_ends(topology)[coarse.ids]
+    foreign = ~inside | _foreign(albedo, source, regions, upper & ~kept_brow, not_face, tails)
     valid = covered_c & ~foreign
     if valid.sum() < 4:
         return None
@@ -815,7 +846,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         if zone.any() and np.median(target_even[zone].mean(-1)) < BEARD_DARK * target.skin_luma:
             guides &= ~zone
         tone = _tone_change(lit_c, albedo, source, source_light, target, target_light, target_lin, guides,
-                            covered_c, cheeks, np.isin(regions, _BROW_REGIONS), step)
+                            covered_c, cheeks, brows, step)
     lab = srgb_to_lab(mixed)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
@@ -1116,7 +1147,7 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     a smiling target's lit cheeks or a side light's shadow are the target's. Lightness moves by an offset, not
     a gain (compressed toward white or black beyond the skin's level, see :class:`_Tone`): a dark skin's
     texture going pale keeps its contrast instead of having its noise amplified. What is not skin (brows,
-    lashes, stubble; in ``brows``, whatever is dark) takes half the change of lightness. The face-wide change
+    lashes, stubble; in ``brows`` (0..1, see :func:`brow_band`), whatever is dark) takes half the change of lightness. The face-wide change
     is averaged over the drawn face (``face``) only: beyond it the per-vertex fields hold no face. All arrays
     are on the coarse grid (``step`` frame pixels per grid pixel).
     """
@@ -1148,7 +1179,8 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
         gain = float(np.clip(spread[1] / spread[0], CHROMA_GAIN_FLOOR, 1.0))
     # in the brows, what is dark is hair whatever its colour (elsewhere it may be a deep-set eye's shadow, which is
     # the source's light: taken whole, a top-lit source's sockets went smoky on a pale target)
-    skin = np.minimum(source_skin, np.where(brows, _not_dark(albedo, source.shape, 0.03 * iod), 1.0))[..., None]
+    not_dark = 1.0 - brows * (1.0 - _not_dark(albedo, source.shape, 0.03 * iod))
+    skin = np.minimum(source_skin, not_dark)[..., None]
     change = (target_mean - source_mean)[..., 0]
     # all of the face-wide change of lightness (the face meets the neck and forehead), a share of the finer one
     # (the source's own shading of cheekbones and nose is an identity cue), all of it on the outer cheeks

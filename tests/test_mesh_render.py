@@ -1021,6 +1021,20 @@ def test_dark_brows_of_a_darker_source_stay_dark_on_a_paler_target(astronaut, dr
     assert brow_share(result, target_mesh) < 2.0 * before, (brow_share(result, target_mesh), before)
 
 
+def rendered_onto(target: np.ndarray, target_face: Face, source_face: Face, image: np.ndarray,
+                  not_face: np.ndarray | None = None) -> np.ndarray:
+    """``image`` (whose face is ``source_face``) rendered onto ``target``'s face, its not-face map replaced by
+    ``not_face`` when given (what the hair test would say of a red-haired source, without painting her hair)."""
+    topology = face_topology()
+    source = prepare_source(image, source_face.landmarks, source_face.depth, topology)
+    if not_face is not None:
+        source = replace(source, not_face=not_face)
+    out = target.copy()
+    render_face(out, face_shape(target, target_face.landmarks, target_face.depth, topology), source, topology,
+                RenderSettings())
+    return out
+
+
 def test_a_refill_beside_locks_of_hair_takes_no_tint_from_their_edges(astronaut, driver) -> None:
     """Auburn locks over both her temples (neither side can lend the other its skin), their edges a halo of
     tinted skin that the hair test is unsure of (about 0.45 not face, as beside Rose Leslie's hair): the locks
@@ -1047,18 +1061,10 @@ def test_a_refill_beside_locks_of_hair_takes_no_tint_from_their_edges(astronaut,
     lock[core] = (120, 55, 30)
     lock[halo] = (0.4 * lock[halo] + 0.6 * np.array([120, 55, 30])).astype(np.uint8)
 
-    def rendered(image: np.ndarray, not_face: np.ndarray | None) -> np.ndarray:
-        source = prepare_source(image, source_face.landmarks, source_face.depth, topology)
-        if not_face is not None:
-            source = replace(source, not_face=not_face)
-        out = driver.copy()
-        render_face(out, face_shape(driver, target_face.landmarks, target_face.depth, topology), source, topology,
-                    RenderSettings())
-        return out
-
-    clean = rendered(astronaut, None)
+    clean = rendered_onto(driver, target_face, source_face, astronaut)
     plain = prepare_source(astronaut, source_face.landmarks, source_face.depth, topology).not_face
-    result = rendered(lock, np.where(core, 1.0, np.where(halo, 0.45, plain)).astype(np.float32))
+    result = rendered_onto(driver, target_face, source_face, lock,
+                           np.where(core, 1.0, np.where(halo, 0.45, plain)).astype(np.float32))
     where = locks(target_face.landmarks[:, :2], driver.shape, 0.05) & hull_mask(driver.shape, target_face.landmarks[:, :2])
     assert where.sum() > 100
     delta = np.linalg.norm(quality.rgb_to_lab(result)[where] - quality.rgb_to_lab(clean)[where], axis=1)
@@ -1087,22 +1093,45 @@ def test_a_brow_below_the_meshs_brow_outline_is_drawn_even_where_it_looks_like_h
     browed = astronaut.copy()
     browed[band] = (95, 45, 25)  # a dark auburn brow
 
-    def rendered(image: np.ndarray, not_face: np.ndarray | None) -> np.ndarray:
-        source = prepare_source(image, source_face.landmarks, source_face.depth, topology)
-        if not_face is not None:
-            source = replace(source, not_face=not_face)
-        out = driver.copy()
-        render_face(out, face_shape(driver, target_face.landmarks, target_face.depth, topology), source, topology,
-                    RenderSettings())
-        return out
-
     plain = prepare_source(astronaut, source_face.landmarks, source_face.depth, topology).not_face
-    clean = rendered(astronaut, None)
-    result = rendered(browed, np.where(band, 0.9, plain).astype(np.float32))  # taken for her hair
+    clean = rendered_onto(driver, target_face, source_face, astronaut)
+    # the band taken for her hair
+    result = rendered_onto(driver, target_face, source_face, browed, np.where(band, 0.9, plain).astype(np.float32))
     where = under_brows(target_face.landmarks[:, :2], driver.shape, 0.05)
     darker = quality.rgb_to_lab(clean)[where][:, 0] - quality.rgb_to_lab(result)[where][:, 0]
     # drawn, the brow is far darker than the clean swap there (L* 27 darker); refilled, it was the skin again (1.5)
     assert np.median(darker) > 15, np.median(darker)
+
+
+def test_eye_shadow_in_the_hairs_colour_is_drawn_not_refilled(astronaut, driver) -> None:
+    """Eye shadow above the upper lids in the colour of her hair, which the hair test takes for hair: within a
+    tenth of an eye distance of the lid line it is the eye's make-up, and it is drawn. Refilled, it came back
+    as blocks of the lashes' dark or of skin, ending square at the eyes' corners."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    topology = face_topology()
+    source_face, target_face = pipe.analyser.analyse_still(astronaut)[0], pipe.analyser.analyse_still(driver)[0]
+
+    def over_lids(points: np.ndarray, shape: tuple[int, ...], width: float) -> np.ndarray:
+        """Each lid line moved 0.06 eye distances up, drawn ``width`` eye distances wide, outside the eyes."""
+        iod = float(np.linalg.norm(points[RIGHT_EYE_RING].mean(0) - points[LEFT_EYE_RING].mean(0)))
+        band, eyes = np.zeros(shape[:2], np.uint8), np.zeros(shape[:2], np.uint8)
+        for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+            cv2.polylines(band, [np.round(points[ring] - (0, 0.06 * iod)).astype(np.int32)], True, 1,
+                          max(int(width * iod), 2))
+            cv2.fillPoly(eyes, [np.round(points[ring]).astype(np.int32)], 1)
+        return (band > 0) & (eyes == 0)
+
+    shadow = over_lids(source_face.landmarks[:, :2], astronaut.shape, 0.08)
+    made_up = astronaut.copy()
+    made_up[shadow] = (90, 45, 30)
+
+    plain = prepare_source(astronaut, source_face.landmarks, source_face.depth, topology).not_face
+    clean = rendered_onto(driver, target_face, source_face, astronaut)
+    result = rendered_onto(driver, target_face, source_face, made_up,
+                           np.where(shadow, 0.9, plain).astype(np.float32))
+    where = over_lids(target_face.landmarks[:, :2], driver.shape, 0.03)
+    darker = quality.rgb_to_lab(clean)[where][:, 0] - quality.rgb_to_lab(result)[where][:, 0]
+    assert np.median(darker) > 10, np.median(darker)  # 17 drawn; -1 refilled
 
 
 @pytest.mark.parametrize("gain", [0.3, 0.6, 1.0])

@@ -131,6 +131,7 @@ HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the 
 HAIR_DARKNESS = (0.15, 0.25)  # share of the skin's albedo luma under which a pixel takes it as hair, ramped over the second
 BROW_REACH = 0.1  # inter-ocular distances beyond the mesh's brow outline over which a brow's darkness rule fades out
 BROW_KEPT = 0.25  # ... and the share of it above which a pixel is the brow's, never taken for hair
+EYE_REACH = 0.1  # inter-ocular distances beyond an eye's lid line within which lashes and liner are never hair
 _BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, out to 4σ
 _UNIT_KERNEL = np.ones((1, 1), np.float32)
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
@@ -212,9 +213,21 @@ def brow_band(topology: FaceTopology) -> np.ndarray:
 
     The outline runs along a brow's upper part (a thick or low-set brow reaches past it toward the eye), and
     triangles are a few pixels wide on a small face: a rule kept to the brow's triangles drew a brow as dashes."""
+    return _outline_band(topology, (RIGHT_BROW, LEFT_BROW), BROW_REACH)
+
+
+def eye_band(topology: FaceTopology) -> np.ndarray:
+    """Per vertex, 0..1: 1 inside either eye's lid line, falling to 0 at ``EYE_REACH`` beyond it (lashes, liner,
+    the lids' own shade)."""
+    return _outline_band(topology, (RIGHT_EYE_RING, LEFT_EYE_RING), EYE_REACH)
+
+
+def _outline_band(topology: FaceTopology, outlines: tuple[list[int], ...], reach: float) -> np.ndarray:
+    """Per vertex, 0..1: 1 inside any of the closed ``outlines`` (vertex lists) of the canonical face, falling
+    linearly to 0 at ``reach`` (inter-ocular distances) beyond the nearest."""
     xy = topology.canonical[:, :2].astype(np.float64)
     distance = np.full(len(xy), np.inf)
-    for outline in (RIGHT_BROW, LEFT_BROW):
+    for outline in outlines:
         corners = xy[outline]
         ends = np.roll(corners, -1, axis=0)
         along = ends - corners  # (E, 2) the outline's edges
@@ -227,7 +240,7 @@ def brow_band(topology: FaceTopology) -> np.ndarray:
             along[None, :, 1] == 0, 1e-12, along[None, :, 1])
         inside = (straddle & (xy[:, None, 0] < cross_x)).sum(axis=1) % 2 == 1
         distance = np.minimum(distance, np.where(inside, 0.0, to_edge))
-    return np.clip(1.0 - distance / BROW_REACH, 0.0, 1.0).astype(np.float32)
+    return np.clip(1.0 - distance / reach, 0.0, 1.0).astype(np.float32)
 
 
 def above_eyes(topology: FaceTopology) -> np.ndarray:
@@ -772,11 +785,12 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     np.clip(b2, 0.0, 1.0 - b1, out=b2)
     per_vertex = np.concatenate([source.shading, source.mirror_shading,
                                  evaluate_shading(target.light, target.normals), hairline_reach(topology)[:, None],
-                                 outer_cheeks(topology)[:, None], brow_band(topology)[:, None]], axis=1)
-    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 12): one gather for every per-vertex quantity
+                                 outer_cheeks(topology)[:, None], brow_band(topology)[:, None], eye_band(topology)[:, None]],
+                                axis=1)
+    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 13): one gather for every per-vertex quantity
     lights = v[..., 0, :] + b1[..., None] * (v[..., 1, :] - v[..., 0, :]) + b2[..., None] * (v[..., 2, :] - v[..., 0, :])
     source_light, mirror_light, target_light = lights[..., 0:3], lights[..., 3:6], lights[..., 6:9]
-    reach, cheeks, brows = lights[..., 9], lights[..., 10], lights[..., 11]
+    reach, cheeks, brows, round_eyes = lights[..., 9], lights[..., 10], lights[..., 11], lights[..., 12]
     albedo = to_linear(shrink(texture)) / source_light
     weight_own = own_weight[safe].astype(np.float32)
     mixed: np.ndarray = texture
@@ -816,9 +830,10 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     upper = covered_c & topology.upper[coarse.ids]
     tails = covered_c & brow_tails(topology)[coarse.ids]
     # a brow is never hair, even where it reaches past the mesh's brow outline (a thick or low-set one) ... but
-    # for its outer ends (``tails``), where hair at the temple reaches in
-    kept_brow = (brows >= BROW_KEPT) & ~brow_ends(topology)[coarse.ids]
-    foreign = ~inside | _foreign(albedo, source, regions, upper & ~kept_brow, not_face, tails)
+    # for its outer ends (``tails``), where hair at the temple reaches in; nor are lashes and liner round the eyes
+    # (made up in her hair's colour, they were refilled from the dark lashes beside them: dark blocks)
+    kept = ((brows >= BROW_KEPT) & ~brow_ends(topology)[coarse.ids]) | (round_eyes >= BROW_KEPT)
+    foreign = ~inside | _foreign(albedo, source, regions, upper & ~kept, not_face, tails)
     valid = covered_c & ~foreign
     if valid.sum() < 4:
         return None

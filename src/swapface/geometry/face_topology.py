@@ -32,9 +32,11 @@ REGIONS = ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "no
 HAIRLINE_Y = -1.05  # canonical y (inter-ocular units) above which mesh vertices reach into the hairline
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FaceTopology:
-    """Triangles (T×3, counter-clockwise on the canonical layout) and what each triangle and vertex is."""
+    """Triangles (T×3, counter-clockwise on the canonical layout) and what each triangle and vertex is.
+
+    Compared and hashed by identity (there is one, read once), so what is derived from it can be cached."""
 
     canonical: np.ndarray  # (468, 3) frontal shape, inter-ocular distance 1, y down, z away from the camera
     mirror: np.ndarray  # (468,) vertex on the other side of the face

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -130,8 +131,8 @@ BROW_TAIL_X = 0.7  # canonical |x| (inter-ocular units) beyond which a brow tria
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
 HAIR_DARKNESS = (0.15, 0.25)  # share of the skin's albedo luma under which a pixel takes it as hair, ramped over the second
 BROW_REACH = 0.1  # inter-ocular distances beyond the mesh's brow outline over which a brow's darkness rule fades out
-BROW_KEPT = 0.25  # ... and the share of it above which a pixel is the brow's, never taken for hair
-EYE_REACH = 0.1  # inter-ocular distances beyond an eye's lid line within which lashes and liner are never hair
+EYE_REACH = 0.1  # inter-ocular distances beyond an eye's lid line over which its band (lashes, liner, lids) fades out
+BAND_KEPT = 0.25  # the share of a brow's or an eye's band above which a pixel is the feature's, never taken for hair
 _BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, out to 4σ
 _UNIT_KERNEL = np.ones((1, 1), np.float32)
 _SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
@@ -208,6 +209,7 @@ def brow_tails(topology: FaceTopology) -> np.ndarray:
     return topology.triangles_in(("left-eyebrow", "right-eyebrow")) & brow_ends(topology)
 
 
+@lru_cache(maxsize=4)
 def brow_band(topology: FaceTopology) -> np.ndarray:
     """Per vertex, 0..1: 1 inside the mesh's outline of either brow, falling to 0 at ``BROW_REACH`` beyond it.
 
@@ -216,6 +218,7 @@ def brow_band(topology: FaceTopology) -> np.ndarray:
     return _outline_band(topology, (RIGHT_BROW, LEFT_BROW), BROW_REACH)
 
 
+@lru_cache(maxsize=4)
 def eye_band(topology: FaceTopology) -> np.ndarray:
     """Per vertex, 0..1: 1 inside either eye's lid line, falling to 0 at ``EYE_REACH`` beyond it (lashes, liner,
     the lids' own shade)."""
@@ -224,7 +227,7 @@ def eye_band(topology: FaceTopology) -> np.ndarray:
 
 def _outline_band(topology: FaceTopology, outlines: tuple[list[int], ...], reach: float) -> np.ndarray:
     """Per vertex, 0..1: 1 inside any of the closed ``outlines`` (vertex lists) of the canonical face, falling
-    linearly to 0 at ``reach`` (inter-ocular distances) beyond the nearest."""
+    linearly to 0 at ``reach`` (inter-ocular distances) beyond the nearest; read-only (it is cached)."""
     xy = topology.canonical[:, :2].astype(np.float64)
     distance = np.full(len(xy), np.inf)
     for outline in outlines:
@@ -240,7 +243,9 @@ def _outline_band(topology: FaceTopology, outlines: tuple[list[int], ...], reach
             along[None, :, 1] == 0, 1e-12, along[None, :, 1])
         inside = (straddle & (xy[:, None, 0] < cross_x)).sum(axis=1) % 2 == 1
         distance = np.minimum(distance, np.where(inside, 0.0, to_edge))
-    return np.clip(1.0 - distance / reach, 0.0, 1.0).astype(np.float32)
+    band = np.clip(1.0 - distance / reach, 0.0, 1.0).astype(np.float32)
+    band.setflags(write=False)
+    return band
 
 
 def above_eyes(topology: FaceTopology) -> np.ndarray:
@@ -832,7 +837,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     # a brow is never hair, even where it reaches past the mesh's brow outline (a thick or low-set one) ... but
     # for its outer ends (``tails``), where hair at the temple reaches in; nor are lashes and liner round the eyes
     # (made up in her hair's colour, they were refilled from the dark lashes beside them: dark blocks)
-    kept = ((brows >= BROW_KEPT) & ~brow_ends(topology)[coarse.ids]) | (round_eyes >= BROW_KEPT)
+    kept = ((brows >= BAND_KEPT) & ~brow_ends(topology)[coarse.ids]) | (round_eyes >= BAND_KEPT)
     foreign = ~inside | _foreign(albedo, source, regions, upper & ~kept, not_face, tails)
     valid = covered_c & ~foreign
     if valid.sum() < 4:
@@ -1162,9 +1167,9 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
     a smiling target's lit cheeks or a side light's shadow are the target's. Lightness moves by an offset, not
     a gain (compressed toward white or black beyond the skin's level, see :class:`_Tone`): a dark skin's
     texture going pale keeps its contrast instead of having its noise amplified. What is not skin (brows,
-    lashes, stubble; in ``brows`` (0..1, see :func:`brow_band`), whatever is dark) takes half the change of lightness. The face-wide change
-    is averaged over the drawn face (``face``) only: beyond it the per-vertex fields hold no face. All arrays
-    are on the coarse grid (``step`` frame pixels per grid pixel).
+    lashes, stubble; in ``brows``, a 0..1 field (see :func:`brow_band`), whatever is dark) takes half the change of
+    lightness. The face-wide change is averaged over the drawn face (``face``) only: beyond it the per-vertex fields
+    hold no face. All arrays are on the coarse grid (``step`` frame pixels per grid pixel).
     """
     iod = target.interocular / step
     source_skin = _skin_likeness(albedo, source.shape, 0.03 * iod)

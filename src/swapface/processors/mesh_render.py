@@ -123,6 +123,7 @@ GRAIN_CLIP = 1.5  # robust spreads at which the target's fine detail kept under 
 GRAIN_LINE = (2.0, 3.0)  # robust spreads of local detail (RMS) over which the target's detail is a line, not grain:
 # taken whole below the first, none of it above the second (clipped alone, a wrinkle still showed at the clip's depth)
 CHEEK_GRAIN_SIGMA = 1.0  # pixels: the blur below which the outer cheeks' detail is the target's grain
+GRAIN_SAMPLE = 60000  # pixels: about as many as are sampled for the grain's spread, on a face bigger than that ninefold
 GAZE_SHIFT = (0.12, 0.05)  # eye widths: the most a source eye is moved (across, down) to look where the target looks
 MAX_HALVINGS = 4  # the most a source photo is halved for faces far smaller than it
 DETAIL_IOD = 64.0  # pixels between the eyes at which a source face's sharpness is measured (``fine_detail``)
@@ -717,13 +718,17 @@ def target_grain(detail: np.ndarray, where: np.ndarray) -> np.ndarray:
     that spread (``GRAIN_LINE``): it and its rim give nothing, rather than a faint copy at the clip's depth."""
     if not where.any():
         return np.zeros_like(detail)
-    sample = detail[::3, ::3][where[::3, ::3]]  # a ninth of the pixels is plenty for a robust spread
+    # every third pixel each way, or sparser on a big face: some tens of thousands are plenty for a robust spread
+    stride = max(3, int(np.sqrt(detail.shape[0] * detail.shape[1] / GRAIN_SAMPLE)))
+    sample = detail[::stride, ::stride][where[::stride, ::stride]]
     spread = max(float(np.median(np.abs(sample if sample.size else detail[where]))) / 0.6745, 0.5)
     grey = cv2.cvtColor(detail, cv2.COLOR_RGB2GRAY)  # (numpy's mean over the channels costs ten times as much)
-    local = cv2.sqrt(cv2.GaussianBlur(cv2.multiply(grey, grey), (0, 0), 1.5))
+    local = cv2.sqrt(cv2.blur(cv2.multiply(grey, grey), (5, 5)))  # RMS over 5 × 5 pixels
     grain_like = np.clip((GRAIN_LINE[1] * spread - local) / ((GRAIN_LINE[1] - GRAIN_LINE[0]) * spread), 0.0, 1.0)
     limit = GRAIN_CLIP * spread
-    return np.clip(detail, -limit, limit) * grain_like[..., None]
+    grain = np.clip(detail, -limit, limit)
+    grain *= grain_like[..., None]
+    return grain
 
 
 def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: FaceTopology,

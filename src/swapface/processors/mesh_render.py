@@ -229,21 +229,13 @@ def eye_band(topology: FaceTopology) -> np.ndarray:
 def _outline_band(topology: FaceTopology, outlines: tuple[list[int], ...], reach: float) -> np.ndarray:
     """Per vertex, 0..1: 1 inside any of the closed ``outlines`` (vertex lists) of the canonical face, falling
     linearly to 0 at ``reach`` (inter-ocular distances) beyond the nearest; read-only (it is cached)."""
-    xy = topology.canonical[:, :2].astype(np.float64)
+    xy = topology.canonical[:, :2].astype(np.float32)
     distance = np.full(len(xy), np.inf)
     for outline in outlines:
-        corners = xy[outline]
-        ends = np.roll(corners, -1, axis=0)
-        along = ends - corners  # (E, 2) the outline's edges
-        rel = xy[:, None, :] - corners[None]  # (V, E, 2)
-        t = np.clip((rel * along).sum(-1) / (along * along).sum(-1), 0.0, 1.0)
-        to_edge = np.linalg.norm(rel - t[..., None] * along, axis=-1).min(axis=1)
-        # inside by the crossing number: edges that straddle the vertex's height, crossed to its right
-        straddle = (corners[None, :, 1] > xy[:, None, 1]) != (ends[None, :, 1] > xy[:, None, 1])
-        cross_x = corners[None, :, 0] + (xy[:, None, 1] - corners[None, :, 1]) * along[None, :, 0] / np.where(
-            along[None, :, 1] == 0, 1e-12, along[None, :, 1])
-        inside = (straddle & (xy[:, None, 0] < cross_x)).sum(axis=1) % 2 == 1
-        distance = np.minimum(distance, np.where(inside, 0.0, to_edge))
+        polygon = xy[outline].reshape(-1, 1, 2)
+        # signed distance to the outline, positive inside: 0 inside, the distance outside
+        signed = np.array([cv2.pointPolygonTest(polygon, (float(x), float(y)), True) for x, y in xy])
+        distance = np.minimum(distance, np.maximum(-signed, 0.0))
     band = np.clip(1.0 - distance / reach, 0.0, 1.0).astype(np.float32)
     band.setflags(write=False)
     return band

@@ -37,6 +37,7 @@ from swapface.processors.mesh_render import (
     hair_shade,
     prepare_source,
     render_face,
+    target_grain,
     target_shade,
     without_shine,
 )
@@ -262,6 +263,20 @@ def test_a_refilled_patch_takes_the_targets_own_grain_but_not_its_lines(astronau
     line = disc & (np.abs(ys - 40) <= 1)
     assert np.abs(out.astype(int) - flat)[line].max() < 30  # the line, 90 grey levels deep, stays out
     assert (out[~disc] == flat[~disc]).all()
+
+
+def test_the_grain_of_a_flat_patch_after_textured_skin_is_nothing_not_nan() -> None:
+    """A blown highlight or a black border in a corner of the target's face box has no detail; the local RMS there
+    once came out a hair below zero and its root NaN, which the cast to 8 bits drew as black specks."""
+    rng = np.random.default_rng(1)
+    detail = rng.normal(0, 30, (80, 80, 3)).astype(np.float32)
+    detail[60:, 60:] = 0  # the flat corner
+    detail[58:60, 58:] *= 1e-6  # fading into it, as a blur's residue does
+    detail[58:, 58:60] *= 1e-6
+    grain = target_grain(detail, np.ones((80, 80), bool))
+    assert np.isfinite(grain).all()
+    assert (grain[62:, 62:] == 0).all()
+    assert np.abs(grain[:50, :50]).mean() > 5  # the textured part keeps its grain
 
 
 def test_a_cast_shadow_on_one_cheek_is_marked_for_the_mirror_refill(astronaut: np.ndarray) -> None:

@@ -715,7 +715,9 @@ def target_grain(detail: np.ndarray, where: np.ndarray) -> np.ndarray:
     sample = detail[::stride, ::stride][where[::stride, ::stride]]
     spread = max(float(np.median(np.abs(sample if sample.size else detail[where]))) / 0.6745, 0.5)
     grey = cv2.cvtColor(detail, cv2.COLOR_RGB2GRAY)  # (numpy's mean over the channels costs ten times as much)
-    local = cv2.sqrt(cv2.blur(cv2.multiply(grey, grey), (5, 5)))  # RMS over 5 × 5 pixels
+    # RMS over 5 × 5 pixels; the box filter's running sums leave a flat patch after textured skin (a blown
+    # highlight, a black border) a hair below zero, and the root of that is NaN, drawn as black specks
+    local = cv2.sqrt(cv2.max(cv2.blur(cv2.multiply(grey, grey), (5, 5)), 0.0))
     grain_like = np.clip((GRAIN_LINE[1] * spread - local) / ((GRAIN_LINE[1] - GRAIN_LINE[0]) * spread), 0.0, 1.0)
     limit = GRAIN_CLIP * spread
     grain = np.clip(detail, -limit, limit)

@@ -26,6 +26,7 @@ from swapface.geometry.face_topology import (
 from swapface.geometry.shading import mesh_points, vertex_normals
 from swapface.options import SwapOptions
 from swapface.pipeline import Pipeline
+from swapface.processors.mesh3d_swapper import TURN_FADE, TURN_HOLD
 from swapface.processors.mesh_render import (
     HAIR_TO_MIRROR,
     RenderSettings,
@@ -591,6 +592,31 @@ def test_a_tiny_source_is_named_and_a_face_beyond_the_turn_limit_is_left_alone(a
     assert any("turned" in n and "left unchanged" in n for n in pipe.notices), pipe.notices
     near = swapper.process(driver, [turned_face(face, 30.0)], pipe.source)  # within the limit: drawn
     assert np.abs(near.astype(int) - driver.astype(int)).sum() > 0
+
+
+def test_a_video_face_read_beyond_the_turn_limit_stays_unchanged_for_a_second_then_fades_back_in(astronaut, driver) -> None:
+    """The mesh's reading of a strong turn swings by ±10° from frame to frame: one reading beyond the limit holds
+    the track unchanged for TURN_HOLD frames (seen or not), then its swap fades back in over TURN_FADE frames
+    instead of popping in; another track is not held."""
+    _, pipe = swap(astronaut, driver)
+    face = pipe.analyser.analyse_still(driver)[0].with_(track_id=7)
+    swapper = pipe.processors[0]
+
+    def change(faces: list[Face]) -> float:
+        return float(np.abs(swapper.process(driver, faces, pipe.source).astype(int) - driver.astype(int)).sum())
+
+    turned, beyond = turned_face(face, 20.0), turned_face(face, 70.0)
+    full = change([turned])
+    assert full > 0
+    assert change([beyond]) == 0
+    assert any("turned too far" in n and "left unchanged" in n for n in pipe.notices), pipe.notices
+    assert change([turned.with_(track_id=8)]) == pytest.approx(full, rel=0.01)  # the hold's 1st frame: another person
+    held = [change([turned]) for _ in range(TURN_HOLD - 6)] + [change([]) for _ in range(5)]  # out of sight too
+    assert held == [0.0] * (TURN_HOLD - 1)
+    fading = [change([turned]) for _ in range(TURN_FADE - 1)]
+    assert all(0 < a < b < full for a, b in zip(fading, fading[1:])), (str(fading), full)
+    assert fading[0] < 0.5 * full
+    assert change([turned]) == pytest.approx(full, rel=0.01)
 
 
 def test_a_blurred_source_is_named_and_a_sharp_one_is_not(astronaut, driver) -> None:

@@ -55,7 +55,13 @@ from swapface.processors.occluders import (
 LIGHT_SMOOTHING = 0.35  # share of a new frame's fitted light in a track's running estimate
 MOVE_SMOOTHING = 0.2  # share of a new frame's feature move in a track's running estimate
 GAZE_SMOOTHING = 0.5  # share of a new frame's iris positions in a track's running estimate
-MAX_TARGET_YAW = 62.0  # degrees: beyond this a target face is left unchanged (it would smear)
+# Degrees of turn as the mesh reads them, beyond which a target face is left unchanged (drawn, it smears: a doubled
+# nose edge, a smudged eye). The mesh under-reads strong turns: a face seen nearly in profile in a stage clip read
+# 30-57 degrees from frame to frame, and read 50 or more at least once in every second of it; faces turned about
+# 45 degrees, which render well, read up to 44.
+MAX_TARGET_YAW = 50.0
+TURN_HOLD = 30  # frames a video track stays unchanged after a reading beyond the limit (its readings swing ±10°)
+TURN_FADE = 8  # frames over which its swap then fades back in, so it does not pop in
 SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
 TURNED_SOURCE_YAW = 30.0  # degrees
 BLURRED_SOURCE_DETAIL = 3.0  # fine detail (``fine_detail``, grey levels) under which a source photo is called blurred
@@ -112,6 +118,8 @@ class Mesh3DSwapper:
         self._gaze: dict[int, tuple[np.ndarray | None, ...]] = {}
         self._hair: dict[int, tuple[int, np.ndarray]] = {}  # track → (frames since estimated, mask on the face crop)
         self._moves: dict[int, np.ndarray] = {}  # track → its features' running move, in eye distances
+        # track → frames since its mesh last read beyond MAX_TARGET_YAW, counted on while it is out of sight
+        self._since_turned: dict[int, int] = {}
         self.notices: list[str] = []
         self.occlusion: OcclusionMasker | None = None
         if "occlusion" in types:
@@ -174,6 +182,7 @@ class Mesh3DSwapper:
         self._gaze.clear()
         self._hair.clear()
         self._moves.clear()
+        self._since_turned.clear()
 
     def choose_source(self, target: Face) -> int:
         """Index of the source photo whose head pose and mouth state are closest to the target's."""
@@ -181,6 +190,8 @@ class Mesh3DSwapper:
 
     def process(self, frame: np.ndarray, faces: list[Face], source: SourceIdentity | None) -> np.ndarray:
         """The frame with every given face replaced by the source's."""
+        # a frame has passed for every track held back as turned too far, seen in this one or not
+        self._since_turned = {track: n + 1 for track, n in self._since_turned.items() if n + 1 < TURN_HOLD + TURN_FADE}
         if source is None or not faces:
             return frame
         self.require_files()
@@ -197,19 +208,31 @@ class Mesh3DSwapper:
     def _swap_one(self, out: np.ndarray, target: Face) -> None:
         assert target.landmarks is not None
         shape = face_shape(out, target.landmarks, target.depth, self.topology)
-        yaw = head_angles(shape.points, self.topology)[0]
-        if abs(yaw) > MAX_TARGET_YAW:
-            self._notice(f"a face turned {abs(yaw):.0f}° was left unchanged: the built-in swapper renders faces "
-                         f"turned up to {MAX_TARGET_YAW:.0f}°")
+        strength = self._turn_strength(abs(head_angles(shape.points, self.topology)[0]), target.track_id)
+        if strength <= 0:
+            self._notice(f"a face turned too far (its mesh read more than {MAX_TARGET_YAW:.0f}°, nearly a profile) was "
+                         "left unchanged: the built-in swapper draws it smeared")
             return
         chosen = self._sources[self.choose_source(target)]
         occluders = self._occluders(out, target, shape)  # found where they are: they stay put if the face is reshaped
         kept = occluders.pixels(out)
         shape = self._reshaped(out, shape, chosen, target.depth, target.track_id)
         shape = self._smoothed(out, shape, target.track_id)
-        render_face(out, shape, chosen, self.topology, self.settings,
-                    occluders.frame_mask(out.shape) if occluders.found else None)
+        settings = self.settings if strength >= 1 else dataclasses.replace(self.settings, weight=self.settings.weight * strength)
+        render_face(out, shape, chosen, self.topology, settings, occluders.frame_mask(out.shape) if occluders.found else None)
         occluders.restore(out, kept)
+
+    def _turn_strength(self, yaw: float, track_id: int | None) -> float:
+        """How much of the swap a face turned ``yaw`` degrees (as its mesh reads it) gets: 0 beyond
+        MAX_TARGET_YAW; a video track read beyond it stays at 0 for TURN_HOLD frames, then fades back to 1 over
+        TURN_FADE frames (its readings swing from frame to frame, and a swap that came and went would flicker)."""
+        if yaw > MAX_TARGET_YAW:
+            if track_id is not None:
+                self._since_turned[track_id] = 0
+            return 0.0
+        if track_id is None or track_id not in self._since_turned:
+            return 1.0
+        return max(self._since_turned[track_id] - TURN_HOLD, 0) / TURN_FADE
 
     def _reshaped(self, out: np.ndarray, shape: FaceShape, chosen: SourceFace, depth: np.ndarray | None,
                   track_id: int | None) -> FaceShape:

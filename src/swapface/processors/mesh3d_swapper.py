@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from swapface.faces.face import Face
@@ -55,11 +56,12 @@ from swapface.processors.occluders import (
 LIGHT_SMOOTHING = 0.35  # share of a new frame's fitted light in a track's running estimate
 MOVE_SMOOTHING = 0.2  # share of a new frame's feature move in a track's running estimate
 GAZE_SMOOTHING = 0.5  # share of a new frame's iris positions in a track's running estimate
-# Degrees of turn as the mesh reads them, beyond which a target face is left unchanged (drawn, it smears: a doubled
-# nose edge, a smudged eye). The mesh under-reads strong turns: a face seen nearly in profile in a stage clip read
-# 30-57 degrees from frame to frame, and read 50 or more at least once in every second of it; faces turned about
-# 45 degrees, which render well, read up to 44.
+# Degrees of turn (``landmark_turn``) beyond which a target face is left unchanged: drawn, it smears (a doubled nose
+# edge, a smudged eye). A face seen nearly in profile in a stage clip read 44-61 from frame to frame (its mesh's own
+# depth, ``head_angles``, read 22-60: it flattens strong turns); one turned about 45 degrees, which renders well,
+# read up to 45.
 MAX_TARGET_YAW = 50.0
+PNP_FOCAL = 5000.0  # pixels: the pose fit's camera, far from a face a few hundred pixels wide (orthographic)
 TURN_HOLD = 30  # frames a video track stays unchanged after a reading beyond the limit (its readings swing ±10°)
 TURN_FADE = 8  # frames over which its swap then fades back in, so it does not pop in
 SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
@@ -78,6 +80,22 @@ def around_openings(topology: FaceTopology, rings: int = OPENING_MARGIN) -> np.n
         touched[topology.triangles[chosen]] = True
         chosen = touched[topology.triangles].any(1)
     return chosen
+
+
+def landmark_turn(points: np.ndarray, topology: FaceTopology) -> float:
+    """How far (degrees, either way) a face is turned about the vertical, as its 2D landmarks (468, 2+) show it:
+    the rigid canonical face posed to fit them (``cv2.solvePnP``, a camera far enough to be orthographic). The
+    mesh's own depth flattens strong turns; where its points fall in the image does not."""
+    canon = topology.canonical.astype(np.float64)
+    canon -= canon.mean(0)
+    image = points[:, :2].astype(np.float64)
+    image -= image.mean(0)
+    camera = np.array([[PNP_FOCAL, 0.0, 0.0], [0.0, PNP_FOCAL, 0.0], [0.0, 0.0, 1.0]])
+    ok, rotation, _ = cv2.solvePnP(canon, image, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok:
+        return 0.0
+    rot, _ = cv2.Rodrigues(rotation)
+    return abs(float(np.degrees(np.arctan2(rot[0, 2], rot[2, 2]))))
 
 
 def head_angles(points: np.ndarray, topology: FaceTopology) -> tuple[float, float, float]:
@@ -208,10 +226,10 @@ class Mesh3DSwapper:
     def _swap_one(self, out: np.ndarray, target: Face) -> None:
         assert target.landmarks is not None
         shape = face_shape(out, target.landmarks, target.depth, self.topology)
-        strength = self._turn_strength(abs(head_angles(shape.points, self.topology)[0]), target.track_id)
+        strength = self._turn_strength(landmark_turn(shape.points, self.topology), target.track_id)
         if strength <= 0:
-            self._notice(f"a face turned too far (its mesh read more than {MAX_TARGET_YAW:.0f}°, nearly a profile) was "
-                         "left unchanged: the built-in swapper draws it smeared")
+            self._notice(f"a face turned more than {MAX_TARGET_YAW:.0f}° (nearly a profile) was left unchanged: the "
+                         "built-in swapper would draw it smeared")
             return
         chosen = self._sources[self.choose_source(target)]
         occluders = self._occluders(out, target, shape)  # found where they are: they stay put if the face is reshaped

@@ -16,6 +16,7 @@ from swapface import quality
 from swapface.demo_media import carphone_frame
 from swapface.faces.face import Face
 from swapface.faces.mesh_topology import LEFT_EYE_RING, RIGHT_EYE_RING
+from swapface.faces.pose import head_pose
 from swapface.geometry.face_topology import (
     INNER_LIPS,
     LEFT_BROW,
@@ -27,7 +28,7 @@ from swapface.geometry.face_topology import (
 from swapface.geometry.shading import mesh_points, vertex_normals
 from swapface.options import SwapOptions
 from swapface.pipeline import Pipeline
-from swapface.processors.mesh3d_swapper import TURN_FADE, TURN_HOLD, head_angles, landmark_turn
+from swapface.processors.mesh3d_swapper import TURN_FADE, TURN_HOLD, landmark_turn
 from swapface.processors.mesh_render import (
     HAIR_TO_MIRROR,
     RenderSettings,
@@ -605,7 +606,7 @@ def test_the_turn_is_read_from_where_the_landmarks_fall_not_from_a_flattened_dep
     flattened = np.c_[turned[:, :2], turned[:, 2] * 0.4]
     assert landmark_turn(flattened, topology) == pytest.approx(degrees, abs=1.0)
     if degrees >= 45:
-        assert abs(head_angles(flattened, topology)[0]) < degrees - 5  # what the depth alone would say
+        assert abs(head_pose(flattened[:, :2], flattened[:, 2]).yaw) < degrees - 5  # what the depth alone would say
 
 
 def test_a_video_face_read_beyond_the_turn_limit_stays_unchanged_for_a_second_then_fades_back_in(astronaut, driver) -> None:

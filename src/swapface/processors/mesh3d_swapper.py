@@ -58,8 +58,7 @@ MOVE_SMOOTHING = 0.2  # share of a new frame's feature move in a track's running
 GAZE_SMOOTHING = 0.5  # share of a new frame's iris positions in a track's running estimate
 # Degrees of turn (``landmark_turn``) beyond which a target face is left unchanged: drawn, it smears (a doubled nose
 # edge, a smudged eye). A face seen nearly in profile in a stage clip read 44-61 from frame to frame (its mesh's own
-# depth, ``head_angles``, read 22-60: it flattens strong turns); one turned about 45 degrees, which renders well,
-# read up to 45.
+# depth read 22-60: it flattens strong turns); one turned about 45 degrees, which renders well, read up to 45.
 MAX_TARGET_YAW = 50.0
 PNP_FOCAL = 5000.0  # pixels: the pose fit's camera, far from a face a few hundred pixels wide (orthographic)
 TURN_HOLD = 30  # frames a video track stays unchanged after a reading beyond the limit (its readings swing ±10°)
@@ -96,21 +95,6 @@ def landmark_turn(points: np.ndarray, topology: FaceTopology) -> float:
         return 0.0
     rot, _ = cv2.Rodrigues(rotation)
     return abs(float(np.degrees(np.arctan2(rot[0, 2], rot[2, 2]))))
-
-
-def head_angles(points: np.ndarray, topology: FaceTopology) -> tuple[float, float, float]:
-    """Yaw, pitch and roll in degrees of a (468, 3) mesh, from its rotation away from the canonical face."""
-    canon = topology.canonical.astype(np.float64)
-    pts = points.astype(np.float64)
-    a = canon - canon.mean(0)
-    b = pts - pts.mean(0)
-    u, _, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(u @ vt))
-    rot = (u @ np.diag([1.0, 1.0, d]) @ vt).T  # canonical → frame
-    yaw = float(np.degrees(np.arctan2(rot[2, 0], rot[0, 0])))
-    pitch = float(np.degrees(np.arctan2(rot[2, 1], rot[1, 1])))
-    roll = float(np.degrees(np.arctan2(rot[1, 0], rot[0, 0])))
-    return yaw, pitch, roll
 
 
 class Mesh3DSwapper:
@@ -189,9 +173,9 @@ class Mesh3DSwapper:
         elif fine_detail(prepared.image, prepared.shape.points) < BLURRED_SOURCE_DETAIL:
             self._notice(f"source image #{number}: the face is blurred (little fine detail even at its own size), so "
                          "the swap is soft and less like the person; a sharp photo gives a truer face")
-        yaw = head_angles(prepared.shape.points, self.topology)[0]
-        if abs(yaw) > TURNED_SOURCE_YAW:
-            self._notice(f"source image #{number}: the face is turned {abs(yaw):.0f}°; its far side is filled in from "
+        yaw = landmark_turn(prepared.shape.points, self.topology)
+        if yaw > TURNED_SOURCE_YAW:
+            self._notice(f"source image #{number}: the face is turned {yaw:.0f}°; its far side is filled in from "
                          "the near side — a frontal photo gives a truer face")
 
     def reset(self) -> None:

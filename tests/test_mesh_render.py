@@ -609,6 +609,13 @@ def test_the_turn_is_read_from_where_the_landmarks_fall_not_from_a_flattened_dep
         assert abs(head_pose(flattened[:, :2], flattened[:, 2]).yaw) < degrees - 5  # what the depth alone would say
 
 
+def test_landmarks_that_cannot_be_posed_read_as_too_turned_to_draw() -> None:
+    topology = face_topology()
+    assert landmark_turn(np.full((468, 2), 5.0), topology) == 90.0  # collapsed to a point
+    assert landmark_turn(np.c_[np.arange(468.0), np.zeros(468)], topology) == 90.0  # collapsed to a line
+    assert landmark_turn(np.full((468, 2), np.nan), topology) == 90.0
+
+
 def test_a_video_face_read_beyond_the_turn_limit_stays_unchanged_for_a_second_then_fades_back_in(astronaut, driver) -> None:
     """The mesh's reading of a strong turn swings by ±10° from frame to frame: one reading beyond the limit holds
     the track unchanged for TURN_HOLD frames (seen or not), then its swap fades back in over TURN_FADE frames

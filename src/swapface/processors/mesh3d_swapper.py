@@ -84,15 +84,18 @@ def around_openings(topology: FaceTopology, rings: int = OPENING_MARGIN) -> np.n
 def landmark_turn(points: np.ndarray, topology: FaceTopology) -> float:
     """How far (degrees, either way) a face is turned about the vertical, as its 2D landmarks (468, 2+) show it:
     the rigid canonical face posed to fit them (``cv2.solvePnP``, a camera far enough to be orthographic). The
-    mesh's own depth flattens strong turns; where its points fall in the image does not."""
+    mesh's own depth flattens strong turns; where its points fall in the image does not. Landmarks that cannot be
+    posed (collapsed, not finite) read 90: no face to draw."""
     canon = topology.canonical.astype(np.float64)
     canon -= canon.mean(0)
     image = points[:, :2].astype(np.float64)
     image -= image.mean(0)
+    if not np.isfinite(image).all() or float(np.ptp(image, axis=0).min()) < 1.0:
+        return 90.0
     camera = np.array([[PNP_FOCAL, 0.0, 0.0], [0.0, PNP_FOCAL, 0.0], [0.0, 0.0, 1.0]])
     ok, rotation, _ = cv2.solvePnP(canon, image, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
-        return 0.0
+        return 90.0
     rot, _ = cv2.Rodrigues(rotation)
     return abs(float(np.degrees(np.arctan2(rot[0, 2], rot[2, 2]))))
 

@@ -617,7 +617,7 @@ def test_landmarks_that_cannot_be_posed_read_as_too_turned_to_draw() -> None:
 
 
 def test_a_video_face_read_beyond_the_turn_limit_stays_unchanged_for_a_second_then_fades_back_in(astronaut, driver) -> None:
-    """The mesh's reading of a strong turn swings by ±10° from frame to frame: one reading beyond the limit holds
+    """The reading of a strong turn swings from frame to frame: one reading beyond the limit holds
     the track unchanged for TURN_HOLD frames (seen or not), then its swap fades back in over TURN_FADE frames
     instead of popping in; another track is not held."""
     _, pipe = swap(astronaut, driver)

@@ -176,9 +176,9 @@ class Mesh3DSwapper:
         elif fine_detail(prepared.image, prepared.shape.points) < BLURRED_SOURCE_DETAIL:
             self._notice(f"source image #{number}: the face is blurred (little fine detail even at its own size), so "
                          "the swap is soft and less like the person; a sharp photo gives a truer face")
-        yaw = landmark_turn(prepared.shape.points, self.topology)
-        if yaw > TURNED_SOURCE_YAW:
-            self._notice(f"source image #{number}: the face is turned {yaw:.0f}°; its far side is filled in from "
+        turn = landmark_turn(prepared.shape.points, self.topology)
+        if turn > TURNED_SOURCE_YAW:
+            self._notice(f"source image #{number}: the face is turned {turn:.0f}°; its far side is filled in from "
                          "the near side — a frontal photo gives a truer face")
 
     def reset(self) -> None:
@@ -227,11 +227,11 @@ class Mesh3DSwapper:
         render_face(out, shape, chosen, self.topology, settings, occluders.frame_mask(out.shape) if occluders.found else None)
         occluders.restore(out, kept)
 
-    def _turn_strength(self, yaw: float, track_id: int | None) -> float:
-        """How much of the swap a face turned ``yaw`` degrees (as its mesh reads it) gets: 0 beyond
+    def _turn_strength(self, turn: float, track_id: int | None) -> float:
+        """How much of the swap a face turned ``turn`` degrees (``landmark_turn``) gets: 0 beyond
         MAX_TARGET_YAW; a video track read beyond it stays at 0 for TURN_HOLD frames, then fades back to 1 over
         TURN_FADE frames (its readings swing from frame to frame, and a swap that came and went would flicker)."""
-        if yaw > MAX_TARGET_YAW:
+        if turn > MAX_TARGET_YAW:
             if track_id is not None:
                 self._since_turned[track_id] = 0
             return 0.0

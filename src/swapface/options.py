@@ -117,7 +117,8 @@ class SwapOptions(BaseModel):
     # output
     output_image_quality: int = Field(90, ge=1, le=100, description="JPEG/WebP quality of image outputs")
     output_video_encoder: str = Field("libx264", description="Video encoder: libx264, libx265, libvpx-vp9, h264_nvenc")
-    output_video_quality: int = Field(80, ge=1, le=100, description="Video quality, 1..100 (mapped to CRF)")
+    output_video_quality: int = Field(
+        80, ge=1, le=100, description="Video quality, 1..100, mapped to CRF as FaceFusion does (51 − 0.51 × quality: 80 is CRF 10)")
     output_video_preset: str = Field("veryfast", description="Encoder preset (ultrafast .. veryslow)")
     output_video_fps: float | None = Field(
         None, description=f"Frame rate of a video output, 1..{MAX_OUTPUT_FPS:g}: frames are dropped or repeated by "

@@ -15,6 +15,7 @@ import numpy as np
 from swapface.errors import InputError
 from swapface.faces.analyser import FaceAnalyser
 from swapface.faces.face import Face, identity_distance
+from swapface.media.repeats import motion_thumbnail, repeats
 from swapface.options import SwapOptions
 from swapface.processors.base import FrameProcessor, SourceIdentity
 from swapface.processors.registry import build_chain
@@ -25,12 +26,14 @@ from swapface.reference import order_faces
 class FrameEvent:
     """What a hook sees: the frame's index, the frame (input for ``pre_frame``, output for ``post_frame``),
     every face found and the faces chosen as targets. A ``pre_frame`` hook may narrow ``targets`` or raise
-    to stop the run (a permission check)."""
+    to stop the run (a permission check). ``repeats``: in video, the index of an earlier frame this one
+    repeats (see :mod:`swapface.media.repeats`): it takes that frame's faces, and its output where there is one."""
 
     index: int
     frame: np.ndarray
     faces: list[Face]
     targets: list[Face]
+    repeats: int | None = None
 
 
 Hook = Callable[[FrameEvent], None]
@@ -97,7 +100,10 @@ class Pipeline:
         self.stats = PipelineStats()
         self.source = self._source_identity(sources) if self._needs_source() else None
         self.reference_embedding = self._reference_embedding(reference)
+        self.video = video
         self._index = 0
+        self._anchor: tuple[np.ndarray, FrameEvent] | None = None  # the last frame analysed afresh (video)
+        self._rendered: tuple[int, np.ndarray] | None = None  # the output a repeat of that frame reuses
 
     @classmethod
     def from_files(
@@ -191,6 +197,8 @@ class Pipeline:
             if callable(reset):
                 reset()
         self._index = 0
+        self._anchor = None
+        self._rendered = None
 
     def select(self, faces: list[Face]) -> list[Face]:
         """The faces to process in a frame, by the selector mode."""
@@ -224,28 +232,49 @@ class Pipeline:
         """
         index = self._index
         self._index += 1
-        faces = self.analyser.analyse(frame)
-        event = FrameEvent(index=index, frame=frame, faces=faces, targets=self.select(faces))
+        thumbnail = motion_thumbnail(frame) if self.video else None
+        if thumbnail is not None and self._anchor is not None and repeats(self._anchor[0], thumbnail):
+            # compared with the frame last analysed, not the one before: a slow fade or pan is never a chain of repeats
+            earlier = self._anchor[1]
+            event = FrameEvent(index=index, frame=frame, faces=list(earlier.faces), targets=list(earlier.targets),
+                               repeats=earlier.index)
+        else:
+            faces = self.analyser.analyse(frame)
+            event = FrameEvent(index=index, frame=frame, faces=faces, targets=self.select(faces))
+            if thumbnail is not None:
+                self._anchor = (thumbnail, event)
         if self.pre_frame is not None:
             self.pre_frame(event)
         return event
 
     def render_frame(self, event: FrameEvent) -> np.ndarray:
-        """The second half of :meth:`process_frame`: run the processors on the event's targets; a new frame."""
+        """The second half of :meth:`process_frame`: run the processors on the event's targets; a new frame.
+
+        A repeat of a frame rendered last (see :class:`FrameEvent`) is given a copy of that frame's output."""
         frame, faces, targets = event.frame, event.faces, event.targets
         self.stats.frames += 1
-        out = frame
         if targets:
             self.stats.frames_with_faces += 1
             self.stats.faces_processed += len(targets)
+        anchor = event.index if event.repeats is None else event.repeats
+        if event.repeats is not None and self._rendered is not None and self._rendered[0] == anchor:
+            out = self._rendered[1].copy()
+        else:
+            out = self._processed(frame, faces, targets)
+            if self.video:
+                self._rendered = (anchor, out.copy())
+        if self.post_frame is not None:
+            self.post_frame(FrameEvent(index=event.index, frame=out, faces=faces, targets=targets, repeats=event.repeats))
+        return out
+
+    def _processed(self, frame: np.ndarray, faces: list[Face], targets: list[Face]) -> np.ndarray:
+        """The processors run over one frame's targets (or whole-frame processors where there are none)."""
+        out = frame
+        if targets:
             for processor in self.processors:
                 out = processor.process(out, faces_at_scale(targets, frame, out), self.source)
         elif any(getattr(p, "whole_frame", False) for p in self.processors):
             for processor in self.processors:
                 if getattr(processor, "whole_frame", False):
                     out = processor.process(out, [], self.source)
-        if out is frame:
-            out = frame.copy()
-        if self.post_frame is not None:
-            self.post_frame(FrameEvent(index=event.index, frame=out, faces=faces, targets=targets))
-        return out
+        return frame.copy() if out is frame else out

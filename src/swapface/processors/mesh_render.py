@@ -136,11 +136,19 @@ EYE_REACH = 0.1  # inter-ocular distances beyond an eye's lid line over which it
 BAND_KEPT = 0.25  # the share of a brow's or an eye's band above which a pixel is the feature's, never taken for hair
 _BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, out to 4σ
 _UNIT_KERNEL = np.ones((1, 1), np.float32)
-_SKIN_REGIONS = [REGIONS.index("skin"), REGIONS.index("nose")]
-_LIP_REGIONS = [REGIONS.index("upper-lip"), REGIONS.index("lower-lip")]
-_EYE_AND_BROW_REGIONS = [REGIONS.index(name) for name in ("left-eye", "right-eye", "left-eyebrow", "right-eyebrow")]
-_BROW_REGIONS = [REGIONS.index("left-eyebrow"), REGIONS.index("right-eyebrow")]
-_MIRRORABLE_REGIONS = [*_SKIN_REGIONS, *_BROW_REGIONS]
+
+
+def _region_table(*names: str) -> np.ndarray:
+    """A bool per region index, True for the named regions: a map of region indices becomes a mask by one gather."""
+    table = np.zeros(len(REGIONS), bool)
+    table[[REGIONS.index(name) for name in names]] = True
+    return table
+
+
+_SKIN = _region_table("skin", "nose")
+_LIPS = _region_table("upper-lip", "lower-lip")
+_EYES_AND_BROWS = _region_table("left-eye", "right-eye", "left-eyebrow", "right-eyebrow")
+_MIRRORABLE = _region_table("skin", "nose", "left-eyebrow", "right-eyebrow")
 
 
 @dataclass(frozen=True)
@@ -808,7 +816,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     shade = cv2.remap(source.shade, *own_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     mirror_shade = cv2.remap(source.shade, *mirror_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     # a foreshortened side keeps its own texture where the mirror side's is in a shade this side lacks
-    mirrorable = np.isin(regions, _MIRRORABLE_REGIONS)
+    mirrorable = _MIRRORABLE[regions]
     lit_own = mirror_shade * (1.0 - _hair_likeness(not_face)) * mirrorable
     if lit_own.any():
         weight_own = np.maximum(weight_own, grow(lit_own.astype(np.float32))[..., 0] * (own_f > low)[safe])
@@ -841,7 +849,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     valid = covered_c & ~foreign
     if valid.sum() < 4:
         return None
-    donors = valid & np.isin(regions, _SKIN_REGIONS)
+    donors = valid & _SKIN[regions]
     region = frame[y : y + h, x : x + w]
     lit_c = albedo * source_light  # the source texture as lit in its photo, on the coarse grid
     tone = _Tone.identity(lit_c.shape[:2])
@@ -851,7 +859,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         target_even = target_lin / target_light  # the target's skin colours with its fitted light taken out
         band = covered_c & shade_band(topology)[coarse.ids]
         # not beside the eyes and brows either, whose lashes, sockets and hairs are dark on their own
-        features = np.isin(regions, _EYE_AND_BROW_REGIONS).astype(np.uint8)
+        features = _EYES_AND_BROWS[regions].astype(np.uint8)
         margin = max(int(round(FEATURE_MARGIN * target.interocular / step)), 1)
         around = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)) > 0
         band &= ~around
@@ -1102,8 +1110,8 @@ class _Tone:
     def colourfulness(self) -> float:
         """1 where the target's skin is at least half as chromatic as the source's, falling to 0 on a greyscale
         photo (a fifth of that or less): the share of their own colour the eyes keep."""
-        source = float(np.median(np.linalg.norm(self.source_chroma, axis=-1)))
-        target = float(np.median(np.linalg.norm(self.target_chroma, axis=-1)))
+        source = float(np.median(np.hypot(self.source_chroma[..., 0], self.source_chroma[..., 1])))
+        target = float(np.median(np.hypot(self.target_chroma[..., 0], self.target_chroma[..., 1])))
         if source <= 0:
             return 1.0
         return float(np.clip((target / source - 0.15) / 0.35, 0.0, 1.0))
@@ -1220,7 +1228,7 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     colour model ties to the hair outside the face; on the lips, bright and colourless (teeth)."""
     chroma = _log_chroma(albedo)
     luma = _relative_luma(albedo, source.shape)
-    plain = np.isin(regions, _SKIN_REGIONS)
+    plain = _SKIN[regions]
     skin = upper & plain
     distance = np.linalg.norm(chroma - source.shape.skin_chroma, axis=-1)
     coloured = (distance > SKIN_CHROMA_LIMIT) & (luma > 0.5)  # paint, dyed hair, a coloured light; not a shadow
@@ -1228,7 +1236,7 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     foreign |= tails & (not_face > NOT_FACE_LIMIT)  # ... but for their outer ends, where hair at the temple reaches
     # lower down a beard is the face's own, but no beard is far off the skin's colour: long red or blond hair is
     foreign |= plain & (distance > HAIR_CHROMA_LIMIT) & (luma > 0.15)
-    lips = np.isin(regions, _LIP_REGIONS)
+    lips = _LIPS[regions]
     if lips.sum() > 16:
         lip_redness = float(np.median(chroma[lips][:, 0]))
         lip_luma = float(np.median(luma[lips]))

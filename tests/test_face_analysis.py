@@ -107,6 +107,22 @@ def test_a_face_half_outside_the_border_is_found_with_its_visible_landmarks_in_p
     assert error < 0.06, error
 
 
+@pytest.mark.parametrize("width", [200, 50])
+def test_a_face_half_past_the_border_of_a_720p_frame_is_found_by_the_coarse_and_the_fine_pass(astronaut, still, reference, width):
+    """In a 1280 × 720 frame a 200 px face is the 128 pass's to place, a 50 px one the 768 pass's (15 px at 384:
+    too small there); each is cut in half by the left border, so only the black frame round a pass shows it."""
+    scale = width / reference.width
+    centre = (reference.box[:2] + reference.box[2:]) / 2 * scale
+    m = np.array([[scale, 0, -centre[0]], [0, scale, 360 - centre[1]]], np.float32)
+    image = cv2.warpAffine(astronaut, m, (1280, 720), flags=cv2.INTER_AREA, borderValue=(90, 90, 90))
+    faces = still.analyse_still(image)
+    assert len(faces) == 1
+    wanted = expected(reference.landmarks, m)
+    visible = wanted[:, 0] >= 0
+    error = error_in_iod(faces[0].landmarks[visible], wanted[visible], reference.interocular * scale)
+    assert error < 0.11, error
+
+
 def test_the_detector_looking_past_the_border_proposes_a_half_cut_face_a_plain_pass_cannot(astronaut, still, reference):
     """The network proposes only faces centred inside its input; framed passes also propose the cut ones."""
     from swapface.faces.tracker import box_iou

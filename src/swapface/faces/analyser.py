@@ -190,7 +190,8 @@ class FaceAnalyser:
                 confidence = landmark_confidence(trusted_presence(candidate, result), result.drift)
                 verified.append(result.face.with_(landmark_confidence=confidence))
             else:
-                rejected.append(Rejection(candidate.box, candidate.score, reason))
+                face_like = trusted_presence(candidate, result) >= MIN_PRESENCE
+                rejected.append(Rejection(candidate.box, candidate.score, reason, face_like))
         kept, dupes = collapse(verified)
         return Analysis(kept, rejected + dupes)
 
@@ -283,15 +284,16 @@ class FaceAnalyser:
         """Verified faces of the upright passes, then of the rotated ones where those are still needed.
 
         A photo is searched turned unless the upright passes show it the right way up: they verified faces of
-        the size rotated passes look for (``ROTATED_MIN_FACE`` of the short side), and every one of them is
-        level within ``LEVEL_ROLL`` and confident (the upright passes see rolls to about 45° themselves; a
-        face they find rolled further, or doubt, may fit better turned). The cost: in a photo the right way
+        the size rotated passes look for (``ROTATED_MIN_FACE`` of the short side), every one of them is
+        level within ``LEVEL_ROLL`` and confident, and they rejected nothing the mesh took for a face (the
+        upright passes see rolls to about 45° themselves; a face they find rolled further, doubt, or fit so
+        badly that it is rejected, may fit better turned). The cost: in a photo the right way
         up, a large face lying sideways that the upright passes miss altogether is not looked for.
         """
         scaled = (float(factor), float(factor))
         first = self.verify(image, [map_face(c, scaled) for c in self.upright_candidates(work)])
         large = [f for f in first.faces if min(f.width, f.height) >= ROTATED_MIN_FACE * min(image.shape[:2])]
-        if large and all(_shows_upright(f) for f in large):
+        if large and all(_shows_upright(f) for f in large) and not any(r.face_like for r in first.rejected):
             return first
         turned = [map_face(c, scaled) for c in self.rotated_candidates(work)]
         second = self.verify(image, turned, [True] * len(turned))

@@ -107,10 +107,12 @@ def test_a_face_half_outside_the_border_is_found_with_its_visible_landmarks_in_p
     assert error < 0.06, error
 
 
-@pytest.mark.parametrize("width", [200, 50])
-def test_a_face_half_past_the_border_of_a_720p_frame_is_found_by_the_coarse_and_the_fine_pass(astronaut, still, reference, width):
+@pytest.mark.parametrize("width", [200, 110, 50])
+def test_a_face_half_past_the_border_of_a_720p_frame_is_found_whatever_its_size(astronaut, still, reference, width):
     """In a 1280 × 720 frame a 200 px face is the 128 pass's to place, a 50 px one the 768 pass's (15 px at 384:
-    too small there); each is cut in half by the left border, so only the black frame round a pass shows it."""
+    too small there); each is cut in half by the left border, so only the black frame round a pass shows it.
+    The 110 px one was doubted by the mesh with half its crop black (presence 0.53); its crop completed by its
+    mirror image is a face."""
     scale = width / reference.width
     centre = (reference.box[:2] + reference.box[2:]) / 2 * scale
     m = np.array([[scale, 0, -centre[0]], [0, scale, 360 - centre[1]]], np.float32)

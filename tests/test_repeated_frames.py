@@ -70,3 +70,17 @@ def test_a_slow_fade_is_followed_not_frozen_by_a_chain_of_repeats(clip, astronau
     outputs = [pipe.process_frame(np.clip(base - 0.2 * k + 0.5, 0, 255).astype(np.uint8)) for k in range(30)]
     drop = outputs[0].astype(np.float32).mean() - outputs[-1].astype(np.float32).mean()
     assert drop == pytest.approx(0.2 * 29, abs=1.2)
+
+
+def test_a_repeat_whose_hook_drops_the_face_is_not_given_the_swapped_output(clip, astronaut) -> None:
+    """A ``pre_frame`` hook decides per frame (a permission check): a repeat it refuses shows the frame itself."""
+
+    def refuse_the_third(event) -> None:
+        if event.index == 2:
+            event.targets.clear()
+
+    pipe = Pipeline([astronaut], SwapOptions(), video=True, pre_frame=refuse_the_third)
+    frames = [clip[0], clip[1], _noisy(clip[1], 7)]
+    outputs = [pipe.process_frame(frame) for frame in frames]
+    assert not np.array_equal(outputs[1], frames[1])  # swapped
+    assert np.array_equal(outputs[2], frames[2])  # refused: the repeat is the frame as it came

@@ -103,7 +103,7 @@ class Pipeline:
         self.video = video
         self._index = 0
         self._anchor: tuple[np.ndarray, FrameEvent] | None = None  # the last frame analysed afresh (video)
-        self._rendered: tuple[int, np.ndarray] | None = None  # the output a repeat of that frame reuses
+        self._rendered: tuple[int, list[Face], np.ndarray] | None = None  # frame, targets, output: what a repeat reuses
 
     @classmethod
     def from_files(
@@ -250,19 +250,22 @@ class Pipeline:
     def render_frame(self, event: FrameEvent) -> np.ndarray:
         """The second half of :meth:`process_frame`: run the processors on the event's targets; a new frame.
 
-        A repeat of a frame rendered last (see :class:`FrameEvent`) is given a copy of that frame's output."""
+        A repeat of a frame rendered last (see :class:`FrameEvent`) is given a copy of that frame's output, unless
+        a ``pre_frame`` hook chose other targets in it."""
         frame, faces, targets = event.frame, event.faces, event.targets
         self.stats.frames += 1
         if targets:
             self.stats.frames_with_faces += 1
             self.stats.faces_processed += len(targets)
         anchor = event.index if event.repeats is None else event.repeats
-        if event.repeats is not None and self._rendered is not None and self._rendered[0] == anchor:
-            out = self._rendered[1].copy()
+        rendered = self._rendered
+        if (event.repeats is not None and rendered is not None and rendered[0] == anchor
+                and len(rendered[1]) == len(targets) and all(a is b for a, b in zip(rendered[1], targets))):
+            out = rendered[2].copy()
         else:
             out = self._processed(frame, faces, targets)
             if self.video:
-                self._rendered = (anchor, out.copy())
+                self._rendered = (anchor, list(targets), out.copy())
         if self.post_frame is not None:
             self.post_frame(FrameEvent(index=event.index, frame=out, faces=faces, targets=targets, repeats=event.repeats))
         return out

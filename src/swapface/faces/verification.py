@@ -119,16 +119,18 @@ def judge(candidate: Face, fit: MeshFit, shape: tuple[int, ...], rotated: bool =
     if rotated and (candidate.score < MIN_SCORE_ROTATED or fit.first_presence < MIN_PRESENCE):
         return (f"not a face: rotated-pass candidate (detector {candidate.score:.2f}, first fit "
                 f"{fit.first_presence:.2f}) below {MIN_SCORE_ROTATED:.2f} / {MIN_PRESENCE:.2f}")
-    agreement = box_iou(clip_to_frame(candidate.box, shape), clip_to_frame(fit.face.box, shape))
+    seen = clip_to_frame(candidate.box, shape)
+    agreement = box_iou(seen, clip_to_frame(fit.face.box, shape))
     if agreement < MIN_BOX_AGREEMENT:
         return f"mesh disagrees with the box: IoU {agreement:.2f} < {MIN_BOX_AGREEMENT:.2f}"
-    cut = not np.array_equal(clip_to_frame(candidate.box, shape), np.asarray(candidate.box, np.float32))
-    wanted = DOUBTED_MIN_AGREEMENT_CUT if cut else DOUBTED_MIN_AGREEMENT
-    if candidate.score < DOUBTED_SCORE and agreement < wanted:
-        return f"doubted detection (score {candidate.score:.2f}) that its mesh does not fill: IoU {agreement:.2f} < {wanted:.2f}"
-    if candidate.score < DOUBTED_SCORE and fit.first_presence < DOUBTED_MIN_FIRST:
-        return (f"doubted detection (score {candidate.score:.2f}) that only the refit took for a face: first fit "
-                f"{fit.first_presence:.2f} < {DOUBTED_MIN_FIRST:.2f}")
+    if candidate.score < DOUBTED_SCORE:
+        cut = not np.array_equal(seen, np.asarray(candidate.box, np.float32))
+        wanted = DOUBTED_MIN_AGREEMENT_CUT if cut else DOUBTED_MIN_AGREEMENT
+        if agreement < wanted:
+            return f"doubted detection (score {candidate.score:.2f}) that its mesh does not fill: IoU {agreement:.2f} < {wanted:.2f}"
+        if fit.first_presence < DOUBTED_MIN_FIRST:
+            return (f"doubted detection (score {candidate.score:.2f}) that only the refit took for a face: first fit "
+                    f"{fit.first_presence:.2f} < {DOUBTED_MIN_FIRST:.2f}")
     if fit.drift > MAX_DRIFT:
         return f"unstable mesh: refit moved landmarks {fit.drift:.2f} IOD > {MAX_DRIFT:.2f}"
     return None

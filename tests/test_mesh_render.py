@@ -444,6 +444,22 @@ def test_cheek_colour_follows_a_strongly_cast_target(astronaut, driver) -> None:
     assert delta < 0.7 * quality.cheek_delta_e(unmatched, cast, target_face.landmarks), delta  # the match did the work
 
 
+def test_a_cool_cast_target_shows_no_yellow_blotches_where_the_source_is_lit(astronaut, driver) -> None:
+    # a cool light makes the target's skin bluish (past neutral) and the source's highlights a little bluish
+    # too, while its skin stays warm: those highlights were drawn as pale yellow patches on the bluish face
+    source = np.clip(astronaut.astype(np.float32) * (0.9, 1.0, 1.15), 0, 255).astype(np.uint8)
+    target = np.clip(driver.astype(np.float32) * (0.75, 1.0, 1.3), 0, 255).astype(np.uint8)
+    result, _ = swap(source, target)
+    face = quality.DlibScorer().main_face(target)
+    assert face is not None
+    inside = hull_mask(target.shape, face.landmarks)
+    drawn = inside & (np.abs(result.astype(np.int16) - target).sum(-1) > 6)
+    assert drawn.sum() > 0.5 * inside.sum()
+    yellow_result = np.percentile(quality.rgb_to_lab(result)[drawn][:, 2], 95)
+    yellow_target = np.percentile(quality.rgb_to_lab(target)[inside][:, 2], 95)
+    assert yellow_result < yellow_target + 2.0, (yellow_result, yellow_target)  # 3.7 against -0.4 before
+
+
 def lit_cheeks(image: np.ndarray, landmarks: np.ndarray, gain: float) -> np.ndarray:
     """``image`` with a round light on each cheek (at the cheek discs, about a disc wide), in linear light."""
     iod = quality.interocular(landmarks)

@@ -82,6 +82,7 @@ CHROMA_NOISE = 0.01  # added to both chromaticity spreads: a flat-coloured targe
 CHROMA_DARK_FLOOR = 8.0  # CIELAB lightness under which a pixel's chromaticity is measured as at this lightness
 CHROMA_GAIN_FLOOR = 0.3  # the least share of the source's chroma variation kept
 CHROMA_ANCHOR = 0.04  # (a, b) per unit of lightness: a source skin at least this chromatic anchors neutral at 0
+PAST_NEUTRAL = 0.05  # (a, b) per unit of lightness: a target skin this far past neutral (a cast) is shifted to
 MIN_WORKING_IOD = 64.0  # pixels between the eyes below which a face is never rendered on a reduced copy
 MAX_WORKING_IOD = 100.0  # pixels between the eyes above which a face is rendered on a reduced copy, its grain kept
 EDGE_RAMP = 0.12  # inter-ocular distances over which the change fades out inside the face's silhouette
@@ -1135,21 +1136,27 @@ class _Tone:
         chromatic as the source's skin stays half as chromatic as the target's), bending near it to the slope
         ``gain`` at it (no kink, so the skin's mean stays the target's, and its fine colour variation is kept). A
         pixel of the opposite hue is never made more chromatic than it was; one more chromatic than the source
-        skin keeps a shrunken difference."""
+        skin keeps a shrunken difference. Where the target's skin lies past neutral from the source's (a colour
+        cast: a cool photo's skin reads bluish), the shift takes over again, fully ``PAST_NEUTRAL`` beyond: the
+        curve, anchored at true neutral, drew the source's highlights as neutral patches on the bluish skin, pale
+        yellow blotches to the eye."""
         source, target = grow(self.source_chroma), grow(self.target_chroma)
         kept = target + self.gain * (chroma - source)
         paler = (source > CHROMA_ANCHOR) & (target < source)
         s = np.where(paler, source, 1.0)
-        slope = np.minimum(self.gain, 2.0 * np.maximum(target, 0.0) / s)  # at most twice the ratio: the curve keeps rising
-        ratio = target / s
+        level = np.maximum(target, 0.0)  # the curve's target: at most neutral
+        slope = np.minimum(self.gain, 2.0 * level / s)  # at most twice the ratio: the curve keeps rising
+        ratio = level / s
         u = chroma / s  # u⁴(u − 1): 0 at neutral and at the skin, slope 1 at the skin, under 0.06 below u = 0.6
         curved = np.where(chroma > 0, ratio * chroma + (slope - ratio) * s * u**4 * (u - 1.0),
                           np.minimum(ratio, 1.0) * chroma)
         # beyond the skin's value (a red blemish, a flushed nostril) the difference shrinks with the square root
         # of the skins' ratio: kept whole, it flares into a blotch on the paler skin; scaled by the full ratio,
         # the seam and identity figures lose as much as the blotches gain
-        richer = target + self.gain * np.sqrt(np.maximum(target, 0.0) / s) * (chroma - source)
-        return np.where(paler, np.where(chroma < source, curved, richer), kept)
+        richer = level + self.gain * np.sqrt(ratio) * (chroma - source)
+        beyond = np.clip(-target / PAST_NEUTRAL, 0.0, 1.0)
+        bent = np.where(chroma < source, curved, richer)
+        return np.where(paler, bent + beyond * (kept - bent), kept)
 
     def apply(self, lab: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``lab`` (full size) under the target's tone; ``grow`` brings a coarse field to ``lab``'s size."""

@@ -1,7 +1,7 @@
 """How real the built-in swap looks: swap each person's photo onto other people's photos and score the results.
 
     .venv/bin/python scripts/bench_quality.py --gallery PEOPLE_DIR [--out DIR] [--limit N]
-        [--groups GROUPS_DIR] [--swapper-options key=value ...]
+        [--groups GROUPS_DIR] [--swapper-options key=value ...] [--vary NAME]
 
 PEOPLE_DIR holds one folder per person (``<name>/*.jpg``). For each person P with two or more photos,
 each photo A of P is swapped (mode ``one``) onto each photo T of every other person. The judge is dlib
@@ -15,6 +15,10 @@ each photo A of P is swapped (mode ``one``) onto each photo T of every other per
 A case meets every threshold when found, identity right, NME ≤ 0.10, seam ≤ 1.0 and ΔE ≤ 10. Writes
 results.json and contact sheets (source | target | result, labelled) to --out; ``--groups`` also swaps
 the first source in ``many`` mode onto each group photo and saves those sheets (visual only).
+
+``--vary NAME`` changes every gallery photo the same way before the run (a colour cast, a dim or side light,
+a small or large copy, greyscale, heavy JPEG, noise, blur, a roll, a mirror image): how the swap holds up on
+photos unlike the gallery's, since a gallery is never the photos users bring.
 """
 
 from __future__ import annotations
@@ -75,6 +79,43 @@ def fail(message: str) -> None:
     """One line on stderr and exit status 2, as the swapface CLI does for bad input."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _scaled_to(side: int):
+    def scale(image: np.ndarray) -> np.ndarray:
+        factor = side / max(image.shape[:2])
+        return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+    return scale
+
+
+def _gain(rgb: tuple[float, float, float]):
+    return lambda image: np.clip(image.astype(np.float32) * np.float32(rgb), 0, 255).astype(np.uint8)
+
+
+def _jpeg(image: np.ndarray, quality_level: int = 15) -> np.ndarray:
+    _, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality_level])
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+
+def _side_light(image: np.ndarray) -> np.ndarray:
+    ramp = np.linspace(1.25, 0.45, image.shape[1], dtype=np.float32)[None, :, None]
+    return np.clip(image * ramp, 0, 255).astype(np.uint8)
+
+
+def _rolled(image: np.ndarray, degrees: float = 20.0) -> np.ndarray:
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
+VARIATIONS = {  # RGB images in, RGB images out
+    "small": _scaled_to(220), "large": _scaled_to(2400),
+    "warm": _gain((1.25, 0.95, 0.7)), "cool": _gain((0.75, 1.0, 1.25)),
+    "dim": lambda image: (255.0 * (image / 255.0) ** 1.8).astype(np.uint8), "side-light": _side_light,
+    "grey": lambda image: cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB),
+    "jpeg": _jpeg, "noise": lambda image: np.clip(image + np.random.default_rng(0).normal(0, 12, image.shape), 0, 255).astype(np.uint8),
+    "blur": lambda image: cv2.GaussianBlur(image, (0, 0), 2.0), "roll": _rolled, "mirror": lambda image: np.ascontiguousarray(image[:, ::-1]),
+}
 
 
 def parse_swapper_options(pairs: list[str]) -> dict[str, object]:
@@ -269,6 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--groups", type=Path, default=None, help="group photos to swap onto in 'many' mode")
     parser.add_argument("--swapper-options", nargs="*", default=[], metavar="KEY=VALUE",
                         help="SwapOptions fields, e.g. face_mask_blur=0.5")
+    parser.add_argument("--vary", choices=sorted(VARIATIONS), default=None,
+                        help="change every gallery photo this way first (see above)")
     args = parser.parse_args(argv)
     if not args.gallery.is_dir():
         fail(f"gallery folder not found: {args.gallery}")
@@ -285,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     people = gallery_photos(args.gallery)
     scorer = quality.DlibScorer()
     analyser = FaceAnalyser.from_options(options, video=False)
-    images = {p: read_image(p) for photos in people.values() for p in photos}
+    vary = VARIATIONS[args.vary] if args.vary else (lambda image: image)
+    images = {p: vary(read_image(p)) for photos in people.values() for p in photos}
     started = time.perf_counter()
     scored = {p: scorer.main_face(img) for p, img in images.items()}  # the judge's view of every photo, once
     for path, face in scored.items():
@@ -363,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "date": str(date.today()),
         "machine": f"{platform.machine()} {platform.processor()}".strip(),
-        "options": options.model_dump(mode="json"),
+        "options": options.model_dump(mode="json"), "vary": args.vary,
         "thresholds": THRESHOLDS,
         "seconds": elapsed,
         "totals": summary,

@@ -460,6 +460,34 @@ def test_a_cool_cast_target_shows_no_yellow_blotches_where_the_source_is_lit(ast
     assert yellow_result < yellow_target + 2.0, (yellow_result, yellow_target)  # 3.7 against -0.4 before
 
 
+def eye_grey(image: np.ndarray, mesh: np.ndarray) -> float:
+    """Mean grey level inside both eyes' lid lines."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.mean([grey[hull_mask(image.shape, mesh[ring])].mean() for ring in (RIGHT_EYE_RING, LEFT_EYE_RING)]))
+
+
+def test_the_sources_catchlights_stay_out_of_the_targets_eyes_and_the_targets_own_stay(astronaut, driver) -> None:
+    # a large source (its eyes shrink onto the target) whose eyes mirror a bright window beside the iris's centre
+    source = cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    plain, pipe = swap(source, driver)
+    source_mesh = main_mesh(pipe, source)
+    lit = source.copy()
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        ys, xs = np.nonzero(hull_mask(source.shape, source_mesh[ring]))
+        cv2.circle(lit, (int(xs.mean()), int(ys.mean())), 2, (255, 255, 255), -1)  # in the middle of the opening
+    mesh = main_mesh(pipe, driver)
+    drawn, _ = swap(lit, driver)
+    assert eye_grey(drawn, mesh) - eye_grey(plain, mesh) < 1.0  # 3.7 grey levels lighter before
+    # the target's own catchlight (a white dot on its iris) stays where it was
+    ys, xs = np.nonzero(hull_mask(driver.shape, mesh[LEFT_EYE_RING]))
+    x, y = int(xs.mean()), int(ys.mean())
+    target = driver.copy()
+    cv2.circle(target, (x, y), 2, (255, 255, 255), -1)
+    result, _ = swap(source, target)
+    near = (slice(y - 6, y + 7), slice(x - 6, x + 7))  # the eye moves a little to the source's place in the face
+    assert result[near].min(-1).max() > 230 and plain[near].min(-1).max() < 200
+
+
 def lit_cheeks(image: np.ndarray, landmarks: np.ndarray, gain: float) -> np.ndarray:
     """``image`` with a round light on each cheek (at the cheek discs, about a disc wide), in linear light."""
     iod = quality.interocular(landmarks)

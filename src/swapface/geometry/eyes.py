@@ -70,3 +70,69 @@ def from_eye_units(offset: np.ndarray, ring: np.ndarray) -> np.ndarray:
     """The inverse of ``in_eye_units``: frame pixels of an offset given in eye widths from the ring's centre."""
     ring = np.asarray(ring, np.float32)[:, :2]
     return (ring.mean(0) + np.asarray(offset, np.float32) * max(eye_width(ring), 1.0)).astype(np.float32)
+
+
+CATCHLIGHT_SIZE = 0.2  # eye widths: a catchlight is a bright spot narrower than this (the white of the eye is wider)
+CATCHLIGHT_AREA = 0.05  # eye widths squared: ... and covers at most this much
+MIN_CATCHLIGHT_EYE = 20.0  # pixels corner to corner under which an eye's catchlights are not told apart
+
+
+def catchlights(image: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """The catchlights in an eye: a bool mask over the lid ``ring``'s bounding box and the box's top-left
+    corner (x, y) in ``image`` (RGB), or None where the eye shows none.
+
+    A catchlight is the room's light mirrored in the eye. A source's, drawn into another photo, shows a window
+    or softbox that is not there, and shrunk with a large eye it greys a dark iris into a pale blue one. It is
+    a spot brighter than the white of the eye by a margin, narrower than ``CATCHLIGHT_SIZE`` (a white top-hat:
+    the white of the eye is wider), and set in the dark iris (what surrounds it is darker than halfway between
+    the iris and the white; a glint on the white of the eye is not one)."""
+    ring = np.asarray(ring, np.float32)[:, :2]
+    width = eye_width(ring)
+    if width < MIN_CATCHLIGHT_EYE:
+        return None
+    h, w = image.shape[:2]
+    x1, y1 = (int(v) - 1 for v in np.floor(ring.min(0)))
+    x2, y2 = (int(v) + 2 for v in np.ceil(ring.max(0)))
+    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if x2 - x1 < 4 or y2 - y1 < 3:
+        return None
+    inside = np.zeros((y2 - y1, x2 - x1), np.uint8)
+    cv2.fillPoly(inside, [np.round((ring - (x1, y1)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    if inside.sum() < MIN_OPENING * width * width / 2:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    seen = grey[inside > 0]
+    dark, white = float(np.percentile(seen, 15)), float(np.percentile(seen, 75))
+    side = max(3, int(round(CATCHLIGHT_SIZE * width)) | 1)
+    spots = cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
+    bright = (inside > 0) & (grey >= white + max(12.0, 0.25 * (255.0 - white))) & (spots >= 0.4 * max(white - dark, 30.0))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
+    found = np.zeros(bright.shape, bool)
+    ring_kernel = np.ones((5, 5), np.uint8)
+    for i in range(1, count):
+        if stats[i, cv2.CC_STAT_AREA] > CATCHLIGHT_AREA * width * width:
+            continue
+        spot = labels == i
+        around = (cv2.dilate(spot.astype(np.uint8), ring_kernel) > 0) & ~spot & (inside > 0)
+        if around.any() and float(np.median(grey[around])) < (dark + white) / 2:
+            found |= spot
+    if not found.any():
+        return None
+    return found, x1, y1
+
+
+def without_catchlights(image: np.ndarray, rings: list[np.ndarray]) -> np.ndarray:
+    """``image`` with the catchlights of the eyes inside ``rings`` painted over from the iris around them (a copy;
+    ``image`` itself where there are none)."""
+    out = image
+    for ring in rings:
+        found = catchlights(image, ring)
+        if found is None:
+            continue
+        spots, x, y = found
+        if out is image:
+            out = image.copy()
+        holes = cv2.dilate(spots.astype(np.uint8), np.ones((3, 3), np.uint8))  # with the soft rim a blur leaves
+        box = np.ascontiguousarray(out[y : y + holes.shape[0], x : x + holes.shape[1]])
+        out[y : y + holes.shape[0], x : x + holes.shape[1]] = cv2.inpaint(box, holes, 2, cv2.INPAINT_TELEA)
+    return out

@@ -38,7 +38,7 @@ from swapface.geometry.blend import (
     pyramid_levels,
 )
 from swapface.geometry.color import feather, fill_holes, lab_to_srgb, masked_low_pass, srgb_to_lab
-from swapface.geometry.eyes import eye_width, iris_centre, opening_mask
+from swapface.geometry.eyes import catchlights, eye_width, iris_centre, opening_mask, without_catchlights
 from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, LEFT_BROW, REGIONS, RIGHT_BROW, FaceTopology
 from swapface.geometry.mesh_warp import (
     NO_TRIANGLE,
@@ -389,7 +389,7 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     rings = [shape.points[RIGHT_EYE_RING], shape.points[LEFT_EYE_RING]]
     irises = find_irises(image, shape.points)
     not_face = not_face_probability(image, shape.points, topology, shading)
-    image = without_shine(image, shape.points, topology, shading, not_face)
+    image = without_catchlights(without_shine(image, shape.points, topology, shading, not_face), rings)
     halves = [image]
     while len(halves) < MAX_HALVINGS + 1 and min(halves[-1].shape[:2]) >= 64:
         halves.append(cv2.pyrDown(halves[-1]))
@@ -912,7 +912,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         area &= chosen
     inward = edge_ramp(area, max(EDGE_RAMP * target.interocular, min(MIN_EDGE_RAMP, EDGE_RAMP_LIMIT * target.interocular)))
     base = region.astype(np.float32)
-    over = np.where(covered[..., None], overlay.astype(np.float32), base)
+    over = np.where(covered[..., None] & ~_catchlights_in(frame, dst, rect, eyes)[..., None], overlay.astype(np.float32), base)
     # the source's finest detail fades in with the change: toward the silhouette, where the change fades out,
     # a crisp texture would still draw an edge of its own
     smooth = cv2.GaussianBlur(over, (0, 0), 1.0)
@@ -920,6 +920,24 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
     share = inward * settings.weight
     return _Change(rect, (blended - base) * share[..., None], soft * share)
+
+
+def _catchlights_in(frame: np.ndarray, points: np.ndarray, rect: tuple[int, int, int, int],
+                    eyes: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A bool mask over ``rect`` of the target's own catchlights in the eyes drawn from the source: the light of
+    the target's scene, kept over the source's eyes (whose own catchlights were painted out)."""
+    x, y, w, h = rect
+    out = np.zeros((h, w), bool)
+    for drawn, ring in zip(eyes, (RIGHT_EYE_RING, LEFT_EYE_RING)):
+        found = catchlights(frame, points[ring]) if drawn.any() else None
+        if found is None:
+            continue
+        spots, sx, sy = found
+        ox, oy = sx - x, sy - y  # the eye's box inside the rect (it lies inside: the rect bounds the mesh)
+        x1, y1, x2, y2 = max(ox, 0), max(oy, 0), min(ox + spots.shape[1], w), min(oy + spots.shape[0], h)
+        if x2 > x1 and y2 > y1:
+            out[y1:y2, x1:x2] |= spots[y1 - oy : y2 - oy, x1 - ox : x2 - ox]
+    return out
 
 
 def _in_shade(lab: np.ndarray, kept_light: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

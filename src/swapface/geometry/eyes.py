@@ -101,11 +101,14 @@ def catchlights(image: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, int, i
     if inside.sum() < MIN_OPENING * width * width / 2:
         return None
     grey = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    seen = grey[inside > 0]
-    dark, white = float(np.percentile(seen, 15)), float(np.percentile(seen, 75))
+    seen = np.sort(grey[inside > 0])
+    dark, white = float(seen[int(0.15 * (len(seen) - 1))]), float(seen[int(0.75 * (len(seen) - 1))])  # percentiles
+    bright = (inside > 0) & (grey >= white + max(12.0, 0.25 * (255.0 - white)))
+    if not bright.any():  # most eyes: nothing brighter than their white
+        return None
     side = max(3, int(round(CATCHLIGHT_SIZE * width)) | 1)
     spots = cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
-    bright = (inside > 0) & (grey >= white + max(12.0, 0.25 * (255.0 - white))) & (spots >= 0.4 * max(white - dark, 30.0))
+    bright &= spots >= 0.4 * max(white - dark, 30.0)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
     found = np.zeros(bright.shape, bool)
     ring_kernel = np.ones((5, 5), np.uint8)

@@ -949,6 +949,21 @@ def test_eyes_a_few_pixels_wide_stay_the_targets(astronaut, driver) -> None:
     assert np.abs(result[face].astype(int) - small[face]).mean() > 3, "the face was swapped"
 
 
+def test_a_dark_sources_brown_eyes_do_not_turn_amber_on_a_pale_face(astronaut, driver) -> None:
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    source = recoloured(astronaut, 0.6, 0.0, 1.0)  # a darker skin ...
+    brown = (95, 55, 25)
+    paint_eyes(source, main_mesh(pipe, astronaut), brown, None, 0.0)  # ... with brown irises
+    target = recoloured(driver, 0.5, 45.0, 1.0)  # a pale face: the drawn eyes lighten with the skin's tone
+    result, pipe = swap(source, target)
+    mesh = main_mesh(pipe, target)
+    lab = quality.rgb_to_lab(result)
+    iris = quality.rgb_to_lab(np.uint8([[brown]]))[0, 0]
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        chroma = np.hypot(lab[..., 1], lab[..., 2])[hull_mask(target.shape, mesh[ring])]
+        assert np.percentile(chroma, 95) < np.hypot(iris[1], iris[2]), "more colourful than the iris it was"  # 34.7 vs 29.7
+
+
 def test_a_greyscale_target_gets_grey_eyes(astronaut, driver) -> None:
     """The eyes keep their own colour on a colour photo (tested above) but not on a black-and-white one."""
     pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))

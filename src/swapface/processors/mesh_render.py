@@ -94,7 +94,8 @@ DONOR_NOT_FACE = 0.5  # ... and at which a skin pixel gives nothing to a refill 
 # probability of hair or backdrop from which a skin pixel takes its mirror side's texture instead, the margin by
 # which the mirror side must be clearer, and the span over which the change is ramped in
 HAIR_TO_MIRROR = (0.3, 0.15, 0.3)
-EYE_CHROMA_GAIN = 1.5  # the most a drawn eye's CIELAB chroma may grow with a brighter light (its lightness + 16)
+EYE_CHROMA_GAIN = 1.0  # the most a drawn eye's CIELAB chroma may grow as it lightens: not at all (a dark source's
+# eyes lighten with its skin's tone onto a pale face, not with more light; let grow 1.5×, a brown iris went amber)
 HAIR_EDGE = 0.05  # inter-ocular distances: how far past the source's hair on the forehead its shade is looked for
 HAIR_SHADE = (0.85, 0.1)  # below this share of the forehead's typical light (ramped over the second) skin is shade
 # below this share of its mirror side's light (ramped over the second), the fitted light taken out, skin is in a cast

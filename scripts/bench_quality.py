@@ -16,7 +16,7 @@ A case meets every threshold when found, identity right, NME ≤ 0.10, seam ≤ 
 results.json and contact sheets (source | target | result, labelled) to --out; ``--groups`` also swaps
 the first source in ``many`` mode onto each group photo and saves those sheets (visual only).
 
-``--vary NAME`` changes every gallery photo the same way before the run (a colour cast, a dim or side light,
+``--vary NAME`` changes every gallery photo the same way before the run (a colour cast, a bright, dim or side light,
 a small or large copy, greyscale, heavy JPEG, noise, blur, a roll, a mirror image): how the swap holds up on
 photos unlike the gallery's, since a gallery is never the photos users bring.
 """
@@ -110,7 +110,8 @@ def _rolled(image: np.ndarray, degrees: float = 20.0) -> np.ndarray:
 
 VARIATIONS = {  # RGB images in, RGB images out
     "small": _scaled_to(220), "large": _scaled_to(2400),
-    "warm": _gain((1.25, 0.95, 0.7)), "cool": _gain((0.75, 1.0, 1.25)),
+    "warm": _gain((1.25, 0.95, 0.7)), "cool": _gain((0.75, 1.0, 1.25)), "green": _gain((0.85, 1.15, 0.85)),
+    "bright": lambda image: (255.0 * (image / 255.0) ** 0.55).astype(np.uint8),
     "dim": lambda image: (255.0 * (image / 255.0) ** 1.8).astype(np.uint8), "side-light": _side_light,
     "grey": lambda image: cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB),
     "jpeg": _jpeg, "noise": lambda image: np.clip(image + np.random.default_rng(0).normal(0, 12, image.shape), 0, 255).astype(np.uint8),

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from swapface.config import Settings
 
 SCRATCH = "tmp"
+ATTEMPTS = 10  # tries at a working folder while other threads' blocks end and remove the per-process folder
 
 
 def scratch_root(settings: Settings) -> Path:
@@ -36,14 +37,17 @@ def _own_name() -> str:
 def temp_dir(settings: Settings, prefix: str = "swapface-") -> Iterator[Path]:
     """A private (0700) temporary folder under this process's scratch folder, removed when the block ends."""
     own = scratch_root(settings) / _own_name()
-    for _ in range(3):  # another thread may remove the empty per-process folder between mkdir and mkdtemp
-        own.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for _ in range(ATTEMPTS):
         try:
+            own.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = Path(tempfile.mkdtemp(prefix=prefix, dir=own))
             break
-        except FileNotFoundError:
+        # another thread's block ended and removed the empty per-process folder: between our mkdir and mkdtemp
+        # (not found), or inside mkdir, after it found the folder there and before it checked that it is one
+        except (FileNotFoundError, FileExistsError):
             continue
     else:
+        own.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = Path(tempfile.mkdtemp(prefix=prefix, dir=own))
     try:
         yield path

@@ -19,13 +19,14 @@ def eye_width(ring: np.ndarray) -> float:
     return float(np.linalg.norm(ring[0, :2] - ring[8, :2]))
 
 
-def iris_centre(image: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
-    """The iris centre (x, y, frame pixels) inside the lid ``ring`` of an RGB image, or None where the eye is
-    closed, tiny or without a darker iris (the mean grey over an iris-sized disc, counting only pixels inside
-    the opening, is lowest at the iris: lashes along the lid are too thin to win)."""
-    ring = np.asarray(ring, np.float32)[:, :2]
+def _opening(image: np.ndarray, ring: np.ndarray, min_width: float, min_opening: float
+             ) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """An eye's opening inside its lid ``ring`` (2D points): a uint8 mask and the float32 grey levels over the
+    ring's bounding box, and the box's top-left corner (x, y) in ``image``; None where the eye is narrower than
+    ``min_width`` pixels, its box is cut away by the image's border, or the opening covers less than
+    ``min_opening`` of the eye's width squared."""
     width = eye_width(ring)
-    if width < 6:
+    if width < min_width:
         return None
     x1, y1 = np.floor(ring.min(0)).astype(int) - 1
     x2, y2 = np.ceil(ring.max(0)).astype(int) + 2
@@ -35,9 +36,22 @@ def iris_centre(image: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
         return None
     inside = np.zeros((y2 - y1, x2 - x1), np.uint8)
     cv2.fillPoly(inside, [np.round((ring - (x1, y1)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
-    if inside.sum() < MIN_OPENING * width * width:
+    if inside.sum() < min_opening * width * width:
         return None
     grey = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return inside, grey, int(x1), int(y1)
+
+
+def iris_centre(image: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
+    """The iris centre (x, y, frame pixels) inside the lid ``ring`` of an RGB image, or None where the eye is
+    closed, tiny or without a darker iris (the mean grey over an iris-sized disc, counting only pixels inside
+    the opening, is lowest at the iris: lashes along the lid are too thin to win)."""
+    ring = np.asarray(ring, np.float32)[:, :2]
+    width = eye_width(ring)
+    opened = _opening(image, ring, 6.0, MIN_OPENING)
+    if opened is None:
+        return None
+    inside, grey, x1, y1 = opened
     weight = inside.astype(np.float32)
     sigma = max(IRIS_BLUR * width, 0.8)
     den = cv2.GaussianBlur(weight, (0, 0), sigma)
@@ -88,19 +102,10 @@ def catchlights(image: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, int, i
     the iris and the white; a glint on the white of the eye is not one)."""
     ring = np.asarray(ring, np.float32)[:, :2]
     width = eye_width(ring)
-    if width < MIN_CATCHLIGHT_EYE:
+    opened = _opening(image, ring, MIN_CATCHLIGHT_EYE, MIN_OPENING / 2)
+    if opened is None:
         return None
-    h, w = image.shape[:2]
-    x1, y1 = (int(v) - 1 for v in np.floor(ring.min(0)))
-    x2, y2 = (int(v) + 2 for v in np.ceil(ring.max(0)))
-    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-    if x2 - x1 < 4 or y2 - y1 < 3:
-        return None
-    inside = np.zeros((y2 - y1, x2 - x1), np.uint8)
-    cv2.fillPoly(inside, [np.round((ring - (x1, y1)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
-    if inside.sum() < MIN_OPENING * width * width / 2:
-        return None
-    grey = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    inside, grey, x1, y1 = opened
     seen = np.sort(grey[inside > 0])
     dark, white = float(seen[int(0.15 * (len(seen) - 1))]), float(seen[int(0.75 * (len(seen) - 1))])  # percentiles
     bright = (inside > 0) & (grey >= white + max(12.0, 0.25 * (255.0 - white)))

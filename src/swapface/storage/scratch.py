@@ -37,7 +37,7 @@ def _own_name() -> str:
 def temp_dir(settings: Settings, prefix: str = "swapface-") -> Iterator[Path]:
     """A private (0700) temporary folder under this process's scratch folder, removed when the block ends."""
     own = scratch_root(settings) / _own_name()
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         try:
             own.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = Path(tempfile.mkdtemp(prefix=prefix, dir=own))
@@ -45,10 +45,8 @@ def temp_dir(settings: Settings, prefix: str = "swapface-") -> Iterator[Path]:
         # another thread's block ended and removed the empty per-process folder: between our mkdir and mkdtemp
         # (not found), or inside mkdir, after it found the folder there and before it checked that it is one
         except (FileNotFoundError, FileExistsError):
-            continue
-    else:
-        own.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=own))
+            if attempt == ATTEMPTS - 1:
+                raise
     try:
         yield path
     finally:

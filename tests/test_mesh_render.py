@@ -178,6 +178,39 @@ def test_a_lock_of_the_sources_auburn_hair_over_a_lower_cheek_is_not_copied(astr
         assert changes[0] < 12.0 < changes[1], (side, changes)  # copied, the auburn lock differed by 23
 
 
+def test_a_microphone_held_over_the_sources_chin_is_not_copied_and_a_beard_there_is(astronaut, driver) -> None:
+    """A microphone's head over the chin, its handle running out of the face: below the mouth dark hair is a beard
+    and is kept, but a bluish-grey object is coloured like no beard, so it is refilled from the skin around it; a
+    dark brown one in the same place is taken for a beard and drawn."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    mesh, target_mesh = main_mesh(pipe, astronaut), main_mesh(pipe, driver)
+    canonical = face_topology().canonical
+
+    def at(points: np.ndarray, x: float, y: float) -> tuple[int, int]:
+        point = points[int(np.argmin(np.hypot(canonical[:, 0] - x, canonical[:, 1] - y))), :2]
+        return int(point[0]), int(point[1])
+
+    def iod(points: np.ndarray) -> float:
+        return float(np.linalg.norm(points[RIGHT_EYE_RING, :2].mean(0) - points[LEFT_EYE_RING, :2].mean(0)))
+
+    def microphone(image: np.ndarray, points: np.ndarray, colour: tuple[int, ...]) -> np.ndarray:
+        head, radius = at(points, 0.15, 0.8), max(int(0.16 * iod(points)), 2)
+        cv2.circle(image, head, radius, colour, -1)
+        handle = (head[0] + radius, head[1] + 4 * radius)  # down and out of the face, to the hand
+        cv2.line(image, head, handle, colour, max(int(1.2 * radius), 1))
+        return image
+
+    clean, _ = swap(astronaut, driver)
+    where = microphone(np.zeros(driver.shape[:2], np.uint8), target_mesh, (1,)).astype(bool)
+    where &= hull_mask(driver.shape, target_mesh[:, :2])
+    changes = []
+    for colour in ((58, 62, 80), (55, 42, 36)):  # a microphone's bluish grey; a dark beard's brown
+        result, _ = swap(microphone(astronaut.copy(), mesh, colour), driver)
+        delta = np.linalg.norm(quality.rgb_to_lab(result)[where] - quality.rgb_to_lab(clean)[where], axis=1)
+        changes.append(float(np.percentile(delta, 90)))
+    assert changes[0] < 10.0 < changes[1], changes
+
+
 def test_the_wisps_beside_a_strand_of_the_sources_hair_are_marked_for_the_mirror_refill(astronaut) -> None:
     """A strand of her hair from the hairline down over one side of her forehead, its edge fading out in wisps
     over the skin: where the colour test does not call those wisps hair (a mix of hair and skin reads as shaded

@@ -94,6 +94,15 @@ DONOR_NOT_FACE = 0.5  # ... and at which a skin pixel gives nothing to a refill 
 # probability of hair or backdrop from which a skin pixel takes its mirror side's texture instead, the margin by
 # which the mirror side must be clearer, and the span over which the change is ramped in
 HAIR_TO_MIRROR = (0.3, 0.15, 0.3)
+# an object held in front of the lower face (``in_front_of_lower_face``), judged on its colour averaged over
+# IN_FRONT_SCALE inter-ocular distances: less than IN_FRONT_TOWARD_SKIN[0] of the way from grey to the skin's colour
+# (ramped over [1]) and more than IN_FRONT_OFF_LINE[0] off the line from grey to the skin in log-chroma (ramped over
+# [1]); then grown, up to IN_FRONT_GROW[0] inter-ocular distances, through every connected pixel less than [1] of the
+# way to the skin's colour or darker than [2] of its level, and widened by [3] inter-ocular distances (its rim)
+IN_FRONT_SCALE = 0.03
+IN_FRONT_TOWARD_SKIN = (0.5, 0.1)
+IN_FRONT_OFF_LINE = (0.15, 0.05)
+IN_FRONT_GROW = (0.15, 0.6, 0.6, 0.05)
 EYE_CHROMA_GAIN = 1.0  # the most a drawn eye's CIELAB chroma may grow as it lightens: not at all (a dark source's
 # eyes lighten with its skin's tone onto a pale face, not with more light; let grow 1.5×, a brown iris went amber)
 HAIR_EDGE = 0.05  # inter-ocular distances: how far past the source's hair on the forehead its shade is looked for
@@ -183,6 +192,7 @@ class SourceFace:
     # float32 map over the image, 0..1: skin in a shade its mirror side lacks (beside hair on the forehead, see
     # ``hair_shade``, or a side light's cast shadow, see ``cast_shadow``): its texture is taken from the other side
     shade: np.ndarray
+    in_front: np.ndarray  # float32 map over the image, 0..1: an object in front of the lower face (``in_front_of_lower_face``)
     halves: tuple[np.ndarray, ...] = ()  # the image halved again and again: read for faces far smaller than it
 
 
@@ -391,6 +401,7 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     rings = [shape.points[RIGHT_EYE_RING], shape.points[LEFT_EYE_RING]]
     irises = find_irises(image, shape.points)
     not_face = not_face_probability(image, shape.points, topology, shading)
+    in_front = in_front_of_lower_face(image, shape.points, topology, shading)
     image = without_catchlights(without_shine(image, shape.points, topology, shading, not_face), rings)
     halves = [image]
     while len(halves) < MAX_HALVINGS + 1 and min(halves[-1].shape[:2]) >= 64:
@@ -398,7 +409,7 @@ def prepare_source(image: np.ndarray, landmarks: np.ndarray, depth: np.ndarray |
     shade = np.maximum(hair_shade(image, shape.points, topology, shading, not_face),
                        cast_shadow(image, shape.points, topology, shading, not_face))
     return SourceFace(image, shape, shading, mirror_shading, mirror_facing, not_face, irises,
-                      opening_mask(image.shape, rings), shade, tuple(halves))
+                      opening_mask(image.shape, rings), shade, in_front, tuple(halves))
 
 
 def _fill_triangles(shape: tuple[int, int], points: np.ndarray, triangles: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
@@ -459,6 +470,60 @@ def not_face_probability(image: np.ndarray, points: np.ndarray, topology: FaceTo
     _, labels = cv2.connectedComponents((probability > 0.5).astype(np.uint8), connectivity=8)
     outside = np.unique(labels[(face == 0) & (labels > 0)])
     out[y : y + rh, x : x + rw] = np.where(np.isin(labels, outside), probability, 0.0)
+    return out
+
+
+def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: FaceTopology,
+                           shading: np.ndarray) -> np.ndarray:
+    """Per pixel of ``image``, 0..1: something held in front of the face below the mouth corners and on the lower lip
+    (a microphone, a phone, a sleeve), zero elsewhere. Down there dark hair is a beard, and a beard's colour lies between the skin's
+    and grey; an object's colour may lie off that line (bluish, greenish, purple). Judged on the colour averaged over
+    ``IN_FRONT_SCALE`` within the lower face (a dark pixel's own chroma is mostly noise), the fitted light evened out
+    (a coloured side light is no object), in log-chroma: how far toward grey (a share of the skin's distance from it)
+    and how far off the line."""
+    h, w = image.shape[:2]
+    out = np.zeros((h, w), np.float32)
+    iod = max(interocular(points), 1.0)
+    rect = bounding_rect(points[:, :2], image.shape, margin=2)
+    if rect is None:
+        return out
+    x, y, rw, rh = rect
+    lower_triangles = (topology.triangles_in(("skin",)) & ~topology.upper) | topology.triangles_in(("lower-lip",))
+    lower = _fill_triangles((rh, rw), points, topology.triangles[lower_triangles & ~topology.outer], (x, y))
+    whole = _fill_triangles((rh, rw), points, topology.triangles[lower_triangles], (x, y)) > 0
+    skin = _fill_triangles((rh, rw), points, topology.triangles[topology.triangles_in(("skin", "nose")) & ~topology.outer], (x, y))
+    if lower.sum() < 32 or skin.sum() < 32:
+        return out
+    gain, _ = _light_evening((rh, rw), points, topology, shading, (x, y), iod)
+    linear = to_linear(image[y : y + rh, x : x + rw]) * gain  # not clipped: a lit pixel brought up keeps its colour
+    skin_chroma = np.median(_log_chroma(linear[skin > 0]), axis=0)
+    length = float(np.linalg.norm(skin_chroma))
+    if length < 1e-3:  # a grey photo: no colour to tell anything apart by
+        return out
+    # the average runs over the inner lower face only: where the mesh's edge overhangs a jaw, the backdrop beyond it
+    # does not colour the skin inside
+    averaged, _ = masked_low_pass(linear, lower.astype(np.float32), IN_FRONT_SCALE * iod)
+    chroma = _log_chroma(averaged)
+    toward_skin = (chroma @ skin_chroma) / length**2  # 1 at the skin's colour, 0 at grey
+    off_line = np.abs(chroma[..., 0] * skin_chroma[1] - chroma[..., 1] * skin_chroma[0]) / length
+    grey_side, off = IN_FRONT_TOWARD_SKIN, IN_FRONT_OFF_LINE
+    likeness = np.clip((grey_side[0] - toward_skin) / grey_side[1], 0.0, 1.0) * np.clip((off_line - off[0]) / off[1], 0.0, 1.0)
+    likeness *= lower > 0
+    seeds = likeness > 0.5
+    if seeds.any():
+        # the object's rim and its part in the mesh's outer ring, where the average mixes it with skin: grown from
+        # what was found, through pixels unlike the skin (toward grey, or darker), over the whole lower face
+        own = _log_chroma(linear)
+        unlike = ((own @ skin_chroma) / length**2 < IN_FRONT_GROW[1]) | (linear.mean(-1) < IN_FRONT_GROW[2] * float(np.median(linear[skin > 0].mean(-1))))
+        unlike &= whole
+        step = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        grown = seeds.astype(np.uint8)
+        for _ in range(max(1, round(IN_FRONT_GROW[0] * iod))):
+            grown = cv2.dilate(grown, step) & unlike
+        rim = max(1, round(IN_FRONT_GROW[3] * iod))
+        grown = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1)))
+        likeness = np.maximum(likeness, (grown > 0) | seeds)
+    out[y : y + rh, x : x + rw] = np.where(whole, likeness, 0.0)
     return out
 
 
@@ -604,18 +669,25 @@ def _evenly_lit(crop: np.ndarray, points: np.ndarray, topology: FaceTopology, sh
                 offset: tuple[int, int], iod: float) -> np.ndarray:
     """``crop`` with the pixels inside the mesh brought to the skin's median light (each triangle's mean
     shading, smoothed; a gain of at most SHADE_GAIN_LIMIT either way); pixels outside the mesh unchanged."""
-    h, w = crop.shape[:2]
+    gain, inside = _light_evening(crop.shape[:2], points, topology, shading, offset, iod)
+    if not inside.any():
+        return crop
+    return np.where(inside[..., None], to_srgb(to_linear(crop) * gain), crop)
+
+
+def _light_evening(size: tuple[int, int], points: np.ndarray, topology: FaceTopology, shading: np.ndarray,
+                   offset: tuple[int, int], iod: float) -> tuple[np.ndarray, np.ndarray]:
+    """The linear gain (h, w, 3) that brings each pixel inside the mesh to the skin's median light (see
+    ``_evenly_lit``; 1 outside the mesh), and the mask of pixels inside it."""
+    h, w = size
     facing = triangle_facing(points, topology.triangles) > 0
     ids = rasterise_ids(points[:, :2], topology.triangles, facing, (offset[0], offset[1], w, h))
     inside = ids != NO_TRIANGLE
-    if not inside.any():
-        return crop
     typical = np.median(shading[topology.skin_vertices], axis=0)
     per_triangle = np.clip(typical / np.maximum(shading[topology.triangles].mean(1), 1e-4),
                            1 / SHADE_GAIN_LIMIT, SHADE_GAIN_LIMIT).astype(np.float32)
     sharp = np.where(inside[..., None], per_triangle[np.where(inside, ids, 0)], 1.0).astype(np.float32)
-    lit = to_srgb(to_linear(crop) * cv2.GaussianBlur(sharp, (0, 0), 0.05 * iod))
-    return np.where(inside[..., None], lit, crop)
+    return cv2.GaussianBlur(sharp, (0, 0), 0.05 * iod), inside
 
 
 def _log_chroma(rgb: np.ndarray) -> np.ndarray:
@@ -817,6 +889,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     mirror_maps = coarse.coords(mirror_affines)
     mirror_not_face, mirror_inside = _sample_mask(source, mirror_maps)
     shade = cv2.remap(source.shade, *own_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    in_front = cv2.remap(source.in_front, *own_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     mirror_shade = cv2.remap(source.shade, *mirror_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     # a foreshortened side keeps its own texture where the mirror side's is in a shade this side lacks
     mirrorable = _MIRRORABLE[regions]
@@ -835,6 +908,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         blend_c = blend[::step, ::step]
         inside = np.where(blend_c > 0.5, inside, mirror_inside)
         not_face = not_face * blend_c + mirror_not_face * (1 - blend_c)
+        mirror_in_front = cv2.remap(source.in_front, *mirror_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        in_front = in_front * blend_c + mirror_in_front * (1 - blend_c)
         albedo = albedo * blend_c[..., None] + to_linear(shrink(mirrored)) / mirror_light * (1 - blend_c[..., None])
         # the mirrored side was lit as the mirror vertices were: bring it to this side's light (sRGB gain)
         ratio = grow(np.power(source_light / mirror_light, 1 / 2.2).astype(np.float32))
@@ -848,7 +923,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     # for its outer ends (``tails``), where hair at the temple reaches in; nor are lashes and liner round the eyes
     # (made up in her hair's colour, they were refilled from the dark lashes beside them: dark blocks)
     kept = ((brows >= BAND_KEPT) & ~brow_ends(topology)[coarse.ids]) | (round_eyes >= BAND_KEPT)
-    foreign = ~inside | _foreign(albedo, source, regions, upper & ~kept, not_face, tails)
+    foreign = ~inside | _foreign(albedo, source, regions, upper & ~kept, not_face, tails, in_front)
     valid = covered_c & ~foreign
     if valid.sum() < 4:
         return None
@@ -1247,11 +1322,11 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
 
 
 def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper: np.ndarray,
-             not_face: np.ndarray, tails: np.ndarray) -> np.ndarray:
+             not_face: np.ndarray, tails: np.ndarray, in_front: np.ndarray) -> np.ndarray:
     """Pixels of the warped source that are not its face: on the upper face's skin (``upper``: where head hair
     and backdrop reach in; below it a beard is the face's own), coloured like the hair and backdrop around it or
     far off the skin's colour; lower down, only what is much further off it (auburn or blond hair falling past
-    the mouth: no beard is); on the brows' outer ends (``tails``: brows are otherwise never hair), what the
+    the mouth: no beard is), and what is held in front of the face there (``in_front``); on the brows' outer ends (``tails``: brows are otherwise never hair), what the
     colour model ties to the hair outside the face; on the lips, bright and colourless (teeth)."""
     chroma = _log_chroma(albedo)
     luma = _relative_luma(albedo, source.shape)
@@ -1263,6 +1338,7 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     foreign |= tails & (not_face > NOT_FACE_LIMIT)  # ... but for their outer ends, where hair at the temple reaches
     # lower down a beard is the face's own, but no beard is far off the skin's colour: long red or blond hair is
     foreign |= plain & (distance > HAIR_CHROMA_LIMIT) & (luma > 0.15)
+    foreign |= (plain | _LIPS[regions]) & (in_front > 0.5)
     lips = _LIPS[regions]
     if lips.sum() > 16:
         lip_redness = float(np.median(chroma[lips][:, 0]))

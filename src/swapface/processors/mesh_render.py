@@ -100,8 +100,9 @@ HAIR_TO_MIRROR = (0.3, 0.15, 0.3)
 # [1]); then grown, up to IN_FRONT_GROW[0] inter-ocular distances, through every connected pixel less than [1] of the
 # way to the skin's colour or darker than [2] of its level, and widened by [3] inter-ocular distances (its rim)
 IN_FRONT_SCALE = 0.03
-IN_FRONT_TOWARD_SKIN = (0.5, 0.1)
+IN_FRONT_TOWARD_SKIN = (0.25, 0.1)
 IN_FRONT_OFF_LINE = (0.15, 0.05)
+IN_FRONT_MIN_LEVEL = 0.1  # ... where it is at least this share of the skin's level (black has no colour to judge)
 IN_FRONT_GROW = (0.15, 0.6, 0.6, 0.05)
 EYE_CHROMA_GAIN = 1.0  # the most a drawn eye's CIELAB chroma may grow as it lightens: not at all (a dark source's
 # eyes lighten with its skin's tone onto a pale face, not with more light; let grow 1.5×, a brown iris went amber)
@@ -475,12 +476,16 @@ def not_face_probability(image: np.ndarray, points: np.ndarray, topology: FaceTo
 
 def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: FaceTopology,
                            shading: np.ndarray) -> np.ndarray:
-    """Per pixel of ``image``, 0..1: something held in front of the face below the mouth corners and on the lower lip
-    (a microphone, a phone, a sleeve), zero elsewhere. Down there dark hair is a beard, and a beard's colour lies between the skin's
-    and grey; an object's colour may lie off that line (bluish, greenish, purple). Judged on the colour averaged over
-    ``IN_FRONT_SCALE`` within the lower face (a dark pixel's own chroma is mostly noise), the fitted light evened out
-    (a coloured side light is no object), in log-chroma: how far toward grey (a share of the skin's distance from it)
-    and how far off the line."""
+    """Per pixel of ``image``, 0..1: something held in front of the face below the mouth corners (a microphone, a
+    phone, a sleeve), zero elsewhere. Down there dark hair is a beard, and a beard's colour lies between the skin's
+    and grey; an object's colour may lie off that line (bluish, greenish, purple).
+
+    Found on the inner lower face's skin by its colour averaged over ``IN_FRONT_SCALE`` there (a dark pixel's own
+    chroma is mostly noise; the backdrop past an overhanging jaw stays out of the average), the fitted light evened
+    out (a coloured side light is no object), in log-chroma: how far toward grey (a share of the skin's distance from
+    it) and how far off the line. Then grown through what looks unlike the skin over the outer ring and the lower lip:
+    the object's rim, which the average mixes with skin, and its part there. Lips are never where it starts: a dark
+    skin's lower lip is often as purple as an object."""
     h, w = image.shape[:2]
     out = np.zeros((h, w), np.float32)
     iod = max(interocular(points), 1.0)
@@ -488,33 +493,29 @@ def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: Face
     if rect is None:
         return out
     x, y, rw, rh = rect
-    lower_triangles = (topology.triangles_in(("skin",)) & ~topology.upper) | topology.triangles_in(("lower-lip",))
-    lower = _fill_triangles((rh, rw), points, topology.triangles[lower_triangles & ~topology.outer], (x, y))
-    whole = _fill_triangles((rh, rw), points, topology.triangles[lower_triangles], (x, y)) > 0
-    skin = _fill_triangles((rh, rw), points, topology.triangles[topology.triangles_in(("skin", "nose")) & ~topology.outer], (x, y))
+    below_mouth = topology.triangles_in(("skin",)) & ~topology.upper
+    lower = _fill_triangles((rh, rw), points, topology.triangles[below_mouth & ~topology.outer], (x, y)) > 0
+    whole = _fill_triangles((rh, rw), points, topology.triangles[below_mouth | topology.triangles_in(("lower-lip",))], (x, y)) > 0
+    skin = _fill_triangles((rh, rw), points, topology.triangles[topology.triangles_in(("skin", "nose")) & ~topology.outer], (x, y)) > 0
     if lower.sum() < 32 or skin.sum() < 32:
         return out
     gain, _ = _light_evening((rh, rw), points, topology, shading, (x, y), iod)
     linear = to_linear(image[y : y + rh, x : x + rw]) * gain  # not clipped: a lit pixel brought up keeps its colour
-    skin_chroma = np.median(_log_chroma(linear[skin > 0]), axis=0)
+    skin_chroma = np.median(_log_chroma(linear[skin]), axis=0)
+    skin_level = float(np.median(linear[skin].mean(-1)))
     length = float(np.linalg.norm(skin_chroma))
     if length < 1e-3:  # a grey photo: no colour to tell anything apart by
         return out
-    # the average runs over the inner lower face only: where the mesh's edge overhangs a jaw, the backdrop beyond it
-    # does not colour the skin inside
     averaged, _ = masked_low_pass(linear, lower.astype(np.float32), IN_FRONT_SCALE * iod)
     chroma = _log_chroma(averaged)
     toward_skin = (chroma @ skin_chroma) / length**2  # 1 at the skin's colour, 0 at grey
     off_line = np.abs(chroma[..., 0] * skin_chroma[1] - chroma[..., 1] * skin_chroma[0]) / length
     grey_side, off = IN_FRONT_TOWARD_SKIN, IN_FRONT_OFF_LINE
     likeness = np.clip((grey_side[0] - toward_skin) / grey_side[1], 0.0, 1.0) * np.clip((off_line - off[0]) / off[1], 0.0, 1.0)
-    likeness *= lower > 0
+    likeness *= lower & (averaged.mean(-1) >= IN_FRONT_MIN_LEVEL * skin_level)  # black has no colour to judge
     seeds = likeness > 0.5
     if seeds.any():
-        # the object's rim and its part in the mesh's outer ring, where the average mixes it with skin: grown from
-        # what was found, through pixels unlike the skin (toward grey, or darker), over the whole lower face
-        own = _log_chroma(linear)
-        unlike = ((own @ skin_chroma) / length**2 < IN_FRONT_GROW[1]) | (linear.mean(-1) < IN_FRONT_GROW[2] * float(np.median(linear[skin > 0].mean(-1))))
+        unlike = ((_log_chroma(linear) @ skin_chroma) / length**2 < IN_FRONT_GROW[1]) | (linear.mean(-1) < IN_FRONT_GROW[2] * skin_level)
         unlike &= whole
         step = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         grown = seeds.astype(np.uint8)
@@ -522,7 +523,7 @@ def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: Face
             grown = cv2.dilate(grown, step) & unlike
         rim = max(1, round(IN_FRONT_GROW[3] * iod))
         grown = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1)))
-        likeness = np.maximum(likeness, (grown > 0) | seeds)
+        likeness = np.maximum(likeness, grown > 0)
     out[y : y + rh, x : x + rw] = np.where(whole, likeness, 0.0)
     return out
 

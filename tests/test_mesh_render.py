@@ -212,6 +212,26 @@ def test_a_microphone_held_over_the_sources_chin_is_not_copied_and_a_beard_there
     assert changes[0] < 10.0 < changes[1], changes
 
 
+def test_a_microphone_held_over_the_targets_chin_stays_in_front_of_the_swapped_face(astronaut, driver) -> None:
+    """The same object in front of the target's chin is the target's to keep: the swapped face is drawn behind it,
+    its head whole, as glasses frames and hair across the face are."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    target_mesh = main_mesh(pipe, driver)
+    iod = float(np.linalg.norm(target_mesh[RIGHT_EYE_RING, :2].mean(0) - target_mesh[LEFT_EYE_RING, :2].mean(0)))
+    chin = target_mesh[152, :2]  # the mesh's chin point; the microphone's head above it, its handle below
+    centre, radius = (int(chin[0]), int(chin[1] - 0.15 * iod)), int(0.16 * iod)
+    held = driver.copy()
+    cv2.circle(held, centre, radius, (58, 62, 80), -1)
+    cv2.line(held, centre, (centre[0] + radius, centre[1] + 4 * radius), (58, 62, 80), int(1.2 * radius))
+    disc = np.zeros(driver.shape[:2], np.uint8)
+    cv2.circle(disc, centre, max(radius - 2, 1), 1, -1)  # its inside, clear of the anti-aliased rim
+    inside = (disc > 0) & hull_mask(driver.shape, target_mesh[:, :2])
+    assert inside.sum() > 100
+    result, _ = swap(astronaut, held)
+    delta = np.linalg.norm(quality.rgb_to_lab(result)[inside] - quality.rgb_to_lab(held)[inside], axis=1)
+    assert float(np.percentile(delta, 90)) < 3.0, float(np.percentile(delta, 90))
+
+
 def test_a_dark_skins_purple_lower_lip_is_never_taken_for_an_object_in_front_of_it(astronaut) -> None:
     """On a dark skin the lower lip is often purple, off the line from grey to the skin's colour as a microphone is:
     it is the face's own and is not marked, while a bluish-grey disc on the same face's chin is."""

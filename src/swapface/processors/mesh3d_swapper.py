@@ -27,6 +27,7 @@ from swapface.geometry.reshape import (
     warp_inside,
     warp_to_shape,
 )
+from swapface.geometry.shading import evaluate_shading
 from swapface.models.templates import warp_face
 from swapface.options import SwapOptions
 from swapface.processors.base import SourceIdentity
@@ -44,12 +45,14 @@ from swapface.processors.mesh_render import (
 )
 from swapface.processors.mesh_swapper import closest_source, pose_signature
 from swapface.processors.occluders import (
+    HELD_CROP_EXTENT,
     FaceCrop,
     Occluders,
     estimate_occluders,
     from_visibility,
     glasses_frames,
     hair_across,
+    held_in_front,
     remove_frames,
 )
 
@@ -121,7 +124,8 @@ class Mesh3DSwapper:
         self._signatures: list[np.ndarray] = []
         self._light: dict[int, np.ndarray] = {}
         self._gaze: dict[int, tuple[np.ndarray | None, ...]] = {}
-        self._hair: dict[int, tuple[int, np.ndarray]] = {}  # track → (frames since estimated, mask on the face crop)
+        # track → (frames since estimated, hair across the face on its crop, what is held before it on its lower crop)
+        self._hair: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
         self._moves: dict[int, np.ndarray] = {}  # track → its features' running move, in eye distances
         # track → frames since its mesh last read beyond MAX_TARGET_YAW, counted on while it is out of sight
         self._since_turned: dict[int, int] = {}
@@ -267,18 +271,24 @@ class Mesh3DSwapper:
         return moved_shape(shape, reshaped, self.topology)
 
     def _occluders(self, frame: np.ndarray, target: Face, shape: FaceShape) -> Occluders:
-        """What lies in front of the target face: glasses frames and hair across it (the hair estimate of a
-        track is refreshed every HAIR_REFRESH frames, on the face's eye-aligned crop, so it follows the head),
-        and what the XSeg model finds when ``occlusion`` is asked for."""
+        """What lies in front of the target face: glasses frames, hair across it and anything held in front of its
+        lower face (that estimate of a track is refreshed every HAIR_REFRESH frames, on the face's eye-aligned crop,
+        so it follows the head), and what the XSeg model finds when ``occlusion`` is asked for."""
         crop = FaceCrop.of(frame, shape.points)
         frames = glasses_frames(crop.image, crop.points, self.topology)
+        lower = FaceCrop.of(frame, shape.points, HELD_CROP_EXTENT)
         track = target.track_id
-        age, hair = self._hair.get(track, (HAIR_REFRESH, None)) if track is not None else (HAIR_REFRESH, None)
-        if hair is None or age >= HAIR_REFRESH:
-            age, hair = 0, hair_across(crop.image, crop.points, self.topology)
+        cached = self._hair.get(track) if track is not None else None
+        if cached is None or cached[0] >= HAIR_REFRESH:
+            shading = evaluate_shading(shape.light, shape.normals)
+            age = 0
+            hair = hair_across(crop.image, crop.points, self.topology)
+            held = held_in_front(lower, shape.points[:, 2], self.topology, shading, shape.interocular)
+        else:
+            age, hair, held = cached
         if track is not None:
-            self._hair[track] = (age + 1, hair)
-        found = crop.occluders(frames, hair, frame.shape)
+            self._hair[track] = (age + 1, hair, held)
+        found = crop.occluders(frames, hair, frame.shape).union(lower.occluders(np.zeros_like(held), held, frame.shape))
         if self.occlusion is not None:
             template, size = OCCLUDER_CROP
             image, affine = warp_face(frame, target.keypoints, template, size)

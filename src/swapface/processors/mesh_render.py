@@ -489,20 +489,27 @@ def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: Face
     h, w = image.shape[:2]
     out = np.zeros((h, w), np.float32)
     iod = max(interocular(points), 1.0)
-    rect = bounding_rect(points[:, :2], image.shape, margin=2)
+    below_mouth = topology.triangles_in(("skin",)) & ~topology.upper
+    searched = below_mouth | topology.triangles_in(("lower-lip",))
+    rect = bounding_rect(points[np.unique(topology.triangles[searched]), :2], image.shape, margin=2)
     if rect is None:
         return out
     x, y, rw, rh = rect
-    below_mouth = topology.triangles_in(("skin",)) & ~topology.upper
     lower = _fill_triangles((rh, rw), points, topology.triangles[below_mouth & ~topology.outer], (x, y)) > 0
-    whole = _fill_triangles((rh, rw), points, topology.triangles[below_mouth | topology.triangles_in(("lower-lip",))], (x, y)) > 0
-    skin = _fill_triangles((rh, rw), points, topology.triangles[topology.triangles_in(("skin", "nose")) & ~topology.outer], (x, y)) > 0
-    if lower.sum() < 32 or skin.sum() < 32:
+    whole = _fill_triangles((rh, rw), points, topology.triangles[searched], (x, y)) > 0
+    if lower.sum() < 32:
         return out
-    gain, _ = _light_evening((rh, rw), points, topology, shading, (x, y), iod)
+    gain, _ = _light_evening((rh, rw), points, topology, shading, (x, y), iod, searched)
     linear = to_linear(image[y : y + rh, x : x + rw]) * gain  # not clipped: a lit pixel brought up keeps its colour
-    skin_chroma = np.median(_log_chroma(linear[skin]), axis=0)
-    skin_level = float(np.median(linear[skin].mean(-1)))
+    # the skin's colour and level from its vertices, each brought to the same light as the pixels
+    typical = np.median(shading[topology.skin_vertices], axis=0)
+    vertex_gain = np.clip(typical / np.maximum(shading[topology.skin_vertices], 1e-4), 1 / SHADE_GAIN_LIMIT, SHADE_GAIN_LIMIT)
+    colours = sample_linear(image, points[topology.skin_vertices, :2], 0.04 * iod) * vertex_gain
+    colours = colours[np.isfinite(colours).all(1)]
+    if len(colours) < 8:
+        return out
+    skin_chroma = np.median(_log_chroma(colours), axis=0)
+    skin_level = float(np.median(colours.mean(-1)))
     length = float(np.linalg.norm(skin_chroma))
     if length < 1e-3:  # a grey photo: no colour to tell anything apart by
         return out
@@ -677,15 +684,16 @@ def _evenly_lit(crop: np.ndarray, points: np.ndarray, topology: FaceTopology, sh
 
 
 def _light_evening(size: tuple[int, int], points: np.ndarray, topology: FaceTopology, shading: np.ndarray,
-                   offset: tuple[int, int], iod: float) -> tuple[np.ndarray, np.ndarray]:
-    """The linear gain (h, w, 3) that brings each pixel inside the mesh to the skin's median light (see
-    ``_evenly_lit``; 1 outside the mesh), and the mask of pixels inside it."""
+                   offset: tuple[int, int], iod: float, chosen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The linear gain (h, w, 3) that brings each pixel inside the mesh (its ``chosen`` triangles, all by default) to
+    the skin's median light (see ``_evenly_lit``; 1 elsewhere), and the mask of pixels inside it."""
     h, w = size
-    facing = triangle_facing(points, topology.triangles) > 0
-    ids = rasterise_ids(points[:, :2], topology.triangles, facing, (offset[0], offset[1], w, h))
+    triangles = topology.triangles if chosen is None else topology.triangles[chosen]
+    facing = triangle_facing(points, triangles) > 0
+    ids = rasterise_ids(points[:, :2], triangles, facing, (offset[0], offset[1], w, h))
     inside = ids != NO_TRIANGLE
     typical = np.median(shading[topology.skin_vertices], axis=0)
-    per_triangle = np.clip(typical / np.maximum(shading[topology.triangles].mean(1), 1e-4),
+    per_triangle = np.clip(typical / np.maximum(shading[triangles].mean(1), 1e-4),
                            1 / SHADE_GAIN_LIMIT, SHADE_GAIN_LIMIT).astype(np.float32)
     sharp = np.where(inside[..., None], per_triangle[np.where(inside, ids, 0)], 1.0).astype(np.float32)
     return cv2.GaussianBlur(sharp, (0, 0), 0.05 * iod), inside

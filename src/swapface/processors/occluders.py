@@ -10,7 +10,9 @@ thresholds then hold for every face size) and brought back to the frame as a sof
   taken, so lid creases, lashes, wrinkles, brows and shadows are not;
 - hair across the face: what is coloured like the hair and backdrop around the face and connected to them
   (``mesh_render.not_face_probability``), on the upper face only, far from the skin's colour, and only where it
-  reaches well inside the face (slivers along the silhouette are the renderer's edge fade's already).
+  reaches well inside the face (slivers along the silhouette are the renderer's edge fade's already);
+- something held in front of the lower face (a microphone, a phone): coloured neither like the skin nor like a
+  beard, as on a source photo (``mesh_render.in_front_of_lower_face``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import numpy as np
 
 from swapface.faces.mediapipe import LEFT_EYE_RING, RIGHT_EYE_RING
 from swapface.geometry.face_topology import LEFT_BROW, RIGHT_BROW, FaceTopology
-from swapface.processors.mesh_render import interocular, not_face_probability
+from swapface.processors.mesh_render import in_front_of_lower_face, interocular, not_face_probability
 
 WORK_IOD = 64.0  # pixels between the eyes on the working crop
 CROP_EXTENT = (1.5, 1.8, 1.6)  # inter-ocular distances: the crop's half-width, reach above and below the eyes
+HELD_CROP_EXTENT = (1.5, 1.8, 2.4)  # ... and of the crop searched for what is held in front of the lower face (past the chin)
 RIM_KERNEL = 0.14  # inter-ocular distances: frames thinner than this stand out in the black-hat
 RIM_CONTRAST = 0.18  # a frame pixel is darker than its surroundings by this share of the skin's grey level
 RIM_BAND = (0.62, 0.5)  # inter-ocular distances: half-axes of the ellipse round each eye where rims lie
@@ -111,10 +114,11 @@ class FaceCrop:
     affine: np.ndarray  # 2×3 frame → crop
 
     @classmethod
-    def of(cls, image: np.ndarray, points: np.ndarray) -> FaceCrop:
-        """The aligned crop of the face whose mesh (frame pixels) is ``points``."""
+    def of(cls, image: np.ndarray, points: np.ndarray, extent: tuple[float, float, float] = CROP_EXTENT) -> FaceCrop:
+        """The aligned crop of the face whose mesh (frame pixels) is ``points``, ``extent`` eye distances wide
+        (half), above and below the eyes."""
         right, left = points[RIGHT_EYE_RING, :2].mean(0), points[LEFT_EYE_RING, :2].mean(0)
-        half, above, below = (WORK_IOD * e for e in CROP_EXTENT)
+        half, above, below = (WORK_IOD * e for e in extent)
         size = (int(2 * half), int(above + below))
         d = (left - right).astype(np.float64)
         c, s = d * WORK_IOD / max(float(d @ d), 1.0)  # turns and scales the eye line onto (WORK_IOD, 0)
@@ -268,6 +272,15 @@ def remove_frames(image: np.ndarray, occluders: Occluders) -> np.ndarray:
     out = image.copy()
     out[y0:y1, x0:x1] = cv2.inpaint(np.ascontiguousarray(image[y0:y1, x0:x1]), holes, 3, cv2.INPAINT_TELEA)
     return out
+
+
+def held_in_front(crop: FaceCrop, depth: np.ndarray, topology: FaceTopology, shading: np.ndarray, iod: float) -> np.ndarray:
+    """A bool mask on the crop (made with HELD_CROP_EXTENT, to see past the chin): something held in front of the
+    face below its mouth (a microphone, a phone), found as on a source photo. ``depth``: the mesh's z in frame
+    pixels, ``iod`` its eye distance there (the crop scales both by WORK_IOD / iod); ``shading``: the face's fitted
+    light per vertex."""
+    points = np.c_[crop.points, np.asarray(depth, np.float32) * (WORK_IOD / max(iod, 1.0))].astype(np.float32)
+    return in_front_of_lower_face(crop.image, points, topology, shading) > 0.5
 
 
 def from_visibility(visible: np.ndarray, affine: np.ndarray, frame_shape: tuple[int, ...]) -> Occluders:

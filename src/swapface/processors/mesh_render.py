@@ -103,6 +103,7 @@ IN_FRONT_SCALE = 0.03
 IN_FRONT_TOWARD_SKIN = (0.25, 0.1)
 IN_FRONT_OFF_LINE = (0.15, 0.05)
 IN_FRONT_MIN_LEVEL = 0.1  # ... where it is at least this share of the skin's level (black has no colour to judge)
+IN_FRONT_MIN_SIZE = 0.12  # ... in a patch at least this many inter-ocular distances square (an object is no speck)
 IN_FRONT_GROW = (0.15, 0.6, 0.6, 0.05)
 EYE_CHROMA_GAIN = 1.0  # the most a drawn eye's CIELAB chroma may grow as it lightens: not at all (a dark source's
 # eyes lighten with its skin's tone onto a pale face, not with more light; let grow 1.5×, a brown iris went amber)
@@ -521,6 +522,11 @@ def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: Face
     likeness = np.clip((grey_side[0] - toward_skin) / grey_side[1], 0.0, 1.0) * np.clip((off_line - off[0]) / off[1], 0.0, 1.0)
     likeness *= lower & (averaged.mean(-1) >= IN_FRONT_MIN_LEVEL * skin_level)  # black has no colour to judge
     seeds = likeness > 0.5
+    if seeds.any():  # an object is no speck: tinted stubble leaves a few scattered pixels in the average
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
+        large = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= (IN_FRONT_MIN_SIZE * iod) ** 2)
+        seeds &= np.isin(labels, large[large > 0])
+        likeness *= seeds
     if seeds.any():
         unlike = ((_log_chroma(linear) @ skin_chroma) / length**2 < IN_FRONT_GROW[1]) | (linear.mean(-1) < IN_FRONT_GROW[2] * skin_level)
         unlike &= whole

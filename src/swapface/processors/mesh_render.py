@@ -103,6 +103,12 @@ IN_FRONT_SCALE = 0.03
 IN_FRONT_TOWARD_SKIN = (0.25, 0.1)
 IN_FRONT_OFF_LINE = (0.15, 0.05)
 IN_FRONT_MIN_LEVEL = 0.1  # ... where it is at least this share of the skin's level (black has no colour to judge)
+# ... and only where the skin's colour (log-chroma, linear light) is at least IN_FRONT_SKIN_CHROMA from grey and
+# within IN_FRONT_SKIN_CONE degrees of skin's usual hue in a neutral light (SKIN_HUE; every gallery face lies within
+# 25°): under a cool cast grey moves off the line's end and a beard read as an object
+SKIN_HUE = np.array([0.8, -0.35], np.float32) / float(np.hypot(0.8, -0.35))
+IN_FRONT_SKIN_CHROMA = 0.25
+IN_FRONT_SKIN_CONE = 35.0
 IN_FRONT_MIN_SIZE = 0.12  # ... in a patch at least this many inter-ocular distances square (an object is no speck)
 IN_FRONT_GROW = (0.15, 0.6, 0.6, 0.05)
 EYE_CHROMA_GAIN = 1.0  # the most a drawn eye's CIELAB chroma may grow as it lightens: not at all (a dark source's
@@ -512,7 +518,10 @@ def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: Face
     skin_chroma = np.median(_log_chroma(colours), axis=0)
     skin_level = float(np.median(colours.mean(-1)))
     length = float(np.linalg.norm(skin_chroma))
-    if length < 1e-3:  # a grey photo: no colour to tell anything apart by
+    # the line runs from grey to the skin's colour only where grey is grey: in a grey photo, or under a colour cast
+    # (the skin's hue far from skin's usual one), a beard would be taken for an object, so nothing is looked for
+    turned = np.degrees(np.arccos(np.clip(skin_chroma @ SKIN_HUE / max(length, 1e-6), -1.0, 1.0)))
+    if length < IN_FRONT_SKIN_CHROMA or turned > IN_FRONT_SKIN_CONE:
         return out
     averaged, _ = masked_low_pass(linear, lower.astype(np.float32), IN_FRONT_SCALE * iod)
     chroma = _log_chroma(averaged)

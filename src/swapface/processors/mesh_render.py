@@ -1350,8 +1350,9 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     """Pixels of the warped source that are not its face: on the upper face's skin (``upper``: where head hair
     and backdrop reach in; below it a beard is the face's own), coloured like the hair and backdrop around it or
     far off the skin's colour; lower down, only what is much further off it (auburn or blond hair falling past
-    the mouth: no beard is), and what is held in front of the face there (``in_front``); on the brows' outer ends (``tails``: brows are otherwise never hair), what the
-    colour model ties to the hair outside the face; on the lips, bright and colourless (teeth)."""
+    the mouth: no beard is) and what is held in front of the face there (``in_front``); on the brows' outer ends
+    (``tails``: brows are otherwise never hair), what the colour model ties to the hair outside the face; on the
+    lips, bright and colourless (teeth)."""
     chroma = _log_chroma(albedo)
     luma = _relative_luma(albedo, source.shape)
     plain = _SKIN[regions]

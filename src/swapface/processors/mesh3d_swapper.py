@@ -276,19 +276,20 @@ class Mesh3DSwapper:
         so it follows the head), and what the XSeg model finds when ``occlusion`` is asked for."""
         crop = FaceCrop.of(frame, shape.points)
         frames = glasses_frames(crop.image, crop.points, self.topology)
-        lower = FaceCrop.of(frame, shape.points, HELD_CROP_EXTENT)
         track = target.track_id
         cached = self._hair.get(track) if track is not None else None
         if cached is None or cached[0] >= HAIR_REFRESH:
             shading = evaluate_shading(shape.light, shape.normals)
             age = 0
             hair = hair_across(crop.image, crop.points, self.topology)
+            lower = FaceCrop.of(frame, shape.points, HELD_CROP_EXTENT)  # aligned as ``crop``, reaching past the chin
             held = held_in_front(lower, shape.points[:, 2], self.topology, shading, shape.interocular)
         else:
             age, hair, held = cached
         if track is not None:
             self._hair[track] = (age + 1, hair, held)
-        found = crop.occluders(frames, hair, frame.shape).union(lower.occluders(np.zeros_like(held), held, frame.shape))
+        # the taller crop shares the face crop's warp, so its mask comes back to the frame through ``crop``
+        found = crop.occluders(frames, hair, frame.shape).union(crop.occluders(np.zeros_like(held), held, frame.shape))
         if self.occlusion is not None:
             template, size = OCCLUDER_CROP
             image, affine = warp_face(frame, target.keypoints, template, size)

@@ -509,8 +509,7 @@ def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: Face
     gain, _ = _light_evening((rh, rw), points, topology, shading, (x, y), iod, searched)
     linear = to_linear(image[y : y + rh, x : x + rw]) * gain  # not clipped: a lit pixel brought up keeps its colour
     # the skin's colour and level from its vertices, each brought to the same light as the pixels
-    typical = np.median(shading[topology.skin_vertices], axis=0)
-    vertex_gain = np.clip(typical / np.maximum(shading[topology.skin_vertices], 1e-4), 1 / SHADE_GAIN_LIMIT, SHADE_GAIN_LIMIT)
+    vertex_gain = _evening_gains(shading[topology.skin_vertices], shading, topology)
     colours = sample_linear(image, points[topology.skin_vertices, :2], 0.04 * iod) * vertex_gain
     colours = colours[np.isfinite(colours).all(1)]
     if len(colours) < 8:
@@ -707,11 +706,16 @@ def _light_evening(size: tuple[int, int], points: np.ndarray, topology: FaceTopo
     facing = triangle_facing(points, triangles) > 0
     ids = rasterise_ids(points[:, :2], triangles, facing, (offset[0], offset[1], w, h))
     inside = ids != NO_TRIANGLE
-    typical = np.median(shading[topology.skin_vertices], axis=0)
-    per_triangle = np.clip(typical / np.maximum(shading[triangles].mean(1), 1e-4),
-                           1 / SHADE_GAIN_LIMIT, SHADE_GAIN_LIMIT).astype(np.float32)
+    per_triangle = _evening_gains(shading[triangles].mean(1), shading, topology)
     sharp = np.where(inside[..., None], per_triangle[np.where(inside, ids, 0)], 1.0).astype(np.float32)
     return cv2.GaussianBlur(sharp, (0, 0), 0.05 * iod), inside
+
+
+def _evening_gains(levels: np.ndarray, shading: np.ndarray, topology: FaceTopology) -> np.ndarray:
+    """Per row of ``levels`` (fitted light, linear RGB), the gain that brings it to the skin's median light
+    (``shading`` over the skin vertices), at most SHADE_GAIN_LIMIT either way."""
+    typical = np.median(shading[topology.skin_vertices], axis=0)
+    return np.clip(typical / np.maximum(levels, 1e-4), 1 / SHADE_GAIN_LIMIT, SHADE_GAIN_LIMIT).astype(np.float32)
 
 
 def _log_chroma(rgb: np.ndarray) -> np.ndarray:
@@ -1363,8 +1367,8 @@ def _foreign(albedo: np.ndarray, source: SourceFace, regions: np.ndarray, upper:
     foreign |= tails & (not_face > NOT_FACE_LIMIT)  # ... but for their outer ends, where hair at the temple reaches
     # lower down a beard is the face's own, but no beard is far off the skin's colour: long red or blond hair is
     foreign |= plain & (distance > HAIR_CHROMA_LIMIT) & (luma > 0.15)
-    foreign |= (plain | _LIPS[regions]) & (in_front > 0.5)
     lips = _LIPS[regions]
+    foreign |= (plain | lips) & (in_front > 0.5)
     if lips.sum() > 16:
         lip_redness = float(np.median(chroma[lips][:, 0]))
         lip_luma = float(np.median(luma[lips]))

@@ -29,7 +29,9 @@ from swapface.processors.mesh_render import in_front_of_lower_face, interocular,
 
 WORK_IOD = 64.0  # pixels between the eyes on the working crop
 CROP_EXTENT = (1.5, 1.8, 1.6)  # inter-ocular distances: the crop's half-width, reach above and below the eyes
-HELD_CROP_EXTENT = (1.5, 1.8, 2.4)  # ... and of the crop searched for what is held in front of the lower face (past the chin)
+# the crop searched for what is held in front of the lower face: the face crop reaching further down, past the chin
+# (aligned as it is, so a mask on either comes back to the frame through the same warp)
+HELD_CROP_EXTENT = (*CROP_EXTENT[:2], 2.4)
 RIM_KERNEL = 0.14  # inter-ocular distances: frames thinner than this stand out in the black-hat
 RIM_CONTRAST = 0.18  # a frame pixel is darker than its surroundings by this share of the skin's grey level
 RIM_BAND = (0.62, 0.5)  # inter-ocular distances: half-axes of the ellipse round each eye where rims lie

@@ -255,6 +255,31 @@ def test_paths_are_checked_before_any_work_with_whole_paths(media, tmp_path):
     assert done.returncode == 0 and done.stdout.strip().endswith(f"→ {out}")
 
 
+def test_bmp_and_tiff_photos_are_swapped_into_a_marked_png_or_jpeg(media, tmp_path, astronaut):
+    from PIL import Image
+
+    from swapface.provenance.xmp import read_image_xmp
+
+    driver = Image.open(media / "driver.png")
+    for name in ("driver.bmp", "driver.tif"):
+        driver.save(tmp_path / name)
+        out = tmp_path / f"{name}.png"
+        done = swapface("run", "-s", str(media / "astronaut.png"), "-t", str(tmp_path / name), "-o", str(out))
+        assert done.returncode == 0, done.stderr  # before: "the target ... is a video"
+        result = read_image(out)
+        assert np.abs(result.astype(int) - np.asarray(driver, int)).max() > 40  # a face was swapped
+        assert read_image_xmp(out.read_bytes()) is not None  # marked as synthetic
+    # a BMP cannot carry the synthetic-media mark: the output is refused, naming what it may be
+    bmp_out = one_error_line(swapface("run", "-s", str(media / "astronaut.png"), "-t", str(tmp_path / "driver.bmp"),
+                                      "-o", str(tmp_path / "out.bmp")))
+    assert "is an image" in bmp_out and ".png" in bmp_out and not (tmp_path / "out.bmp").exists()
+    # an animated GIF is read as a video; asked for a photo out, the message does not call it one
+    Image.fromarray(astronaut).save(tmp_path / "anim.gif")
+    gif = one_error_line(swapface("run", "-s", str(media / "astronaut.png"), "-t", str(tmp_path / "anim.gif"),
+                                  "-o", str(tmp_path / "out.png")))
+    assert "not a photo swapface reads" in gif and ".mp4" in gif
+
+
 def test_a_batch_of_targets_with_name_fields(media, tmp_path):
     clips = tmp_path / "clips"
     clips.mkdir()

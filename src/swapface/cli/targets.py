@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swapface.errors import InputError
+from swapface.media.image import IMAGE_SUFFIXES, OUTPUT_IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 BATCH_FIELDS = ("{name}", "{index}")
 
 
@@ -64,13 +64,14 @@ def check_paths(sources: list[Path], task: Task, reference: Path | None) -> str:
                          "choose another output path")
     suffix = output.suffix.lower()
     if target.is_file() and target.suffix.lower() in IMAGE_SUFFIXES:
-        if suffix not in IMAGE_SUFFIXES:
+        if suffix not in OUTPUT_IMAGE_SUFFIXES:
             raise InputError(f"the target '{target}' is an image, so the output must be one too "
-                             f"(.jpg, .png, .webp), not '{output}'")
+                             f"({', '.join(OUTPUT_IMAGE_SUFFIXES)}), not '{output}'")
         kind = "image"
     else:
         if suffix and suffix not in VIDEO_SUFFIXES:
-            raise InputError(f"the target '{target}' is a video, so the output must be a video "
+            what = "a video" if target.suffix.lower() in VIDEO_SUFFIXES or target.is_dir() else "not a photo swapface reads"
+            raise InputError(f"the target '{target}' is {what}, so the output must be a video "
                              f"({', '.join(sorted(VIDEO_SUFFIXES))}) or a folder for frames, not '{output}'")
         kind = "video"
     if output.is_dir() and suffix:

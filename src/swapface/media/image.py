@@ -12,7 +12,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from swapface.errors import InputError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # what is read as a photo
+# what a swapped photo may be written as: the formats the synthetic-media mark can be embedded in
+OUTPUT_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 DEFAULT_MAX_PIXELS = 40_000_000
 
 

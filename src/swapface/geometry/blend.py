@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from swapface.geometry.color import masked_low_pass
+from swapface.geometry.fields import select, spread
 
 
 def fill_from_surroundings(image: np.ndarray, holes: np.ndarray, donors: np.ndarray, sigma: float) -> np.ndarray:
@@ -26,7 +27,7 @@ def fill_from_surroundings(image: np.ndarray, holes: np.ndarray, donors: np.ndar
         fill[reach] = mean.reshape(image.shape)[reach]
         missing &= ~reach
         s *= 2.0
-    return np.where(holes[..., None], fill, image)
+    return select(holes, fill, image)
 
 
 def pyramid_levels(height: int, width: int, face_size: float) -> int:
@@ -53,10 +54,11 @@ def multiband_blend(base: np.ndarray, overlay: np.ndarray, mask: np.ndarray, lev
         lap_over.append(o - cv2.pyrUp(o_down, dstsize=size))
         gauss_mask.append(cv2.pyrDown(gauss_mask[-1]))
         b, o = b_down, o_down
-    m = gauss_mask[-1][..., None]
+    channels = base.shape[2]
+    m = spread(gauss_mask[-1], channels)
     out = b * (1 - m) + o * m
     for level in range(levels - 1, -1, -1):
         size = (lap_base[level].shape[1], lap_base[level].shape[0])
-        m = gauss_mask[level][..., None]
+        m = spread(gauss_mask[level], channels)
         out = cv2.pyrUp(out, dstsize=size) + lap_base[level] * (1 - m) + lap_over[level] * m
     return out

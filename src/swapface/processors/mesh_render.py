@@ -40,6 +40,7 @@ from swapface.geometry.blend import (
 from swapface.geometry.color import feather, fill_holes, lab_to_srgb, masked_low_pass, srgb_to_lab
 from swapface.geometry.eyes import catchlights, eye_width, iris_centre, opening_mask, without_catchlights
 from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, LEFT_BROW, REGIONS, RIGHT_BROW, FaceTopology
+from swapface.geometry.fields import select, spread
 from swapface.geometry.mesh_warp import (
     NO_TRIANGLE,
     DestinationTriangles,
@@ -804,7 +805,7 @@ def render_face(frame: np.ndarray, target: FaceShape, source: SourceFace, topolo
     cover_up = cv2.resize(cover, (w, h), interpolation=cv2.INTER_LINEAR)
     detail = np.subtract(base, coarse, out=coarse)
     lost = np.subtract(detail, target_grain(detail, cover_up > 0.5), out=detail)  # what the grain leaves out
-    lost *= cover_up[..., None]
+    lost *= spread(cover_up)
     # base + change − cover · (detail − grain), worked in place: the region is a large float image
     result += base
     result -= lost
@@ -824,15 +825,15 @@ def target_grain(detail: np.ndarray, where: np.ndarray) -> np.ndarray:
     # every third pixel each way, or sparser on a big face: some tens of thousands are plenty for a robust spread
     stride = max(3, int(np.sqrt(detail.shape[0] * detail.shape[1] / GRAIN_SAMPLE)))
     sample = detail[::stride, ::stride][where[::stride, ::stride]]
-    spread = max(float(np.median(np.abs(sample if sample.size else detail[where]))) / 0.6745, 0.5)
+    noise = max(float(np.median(np.abs(sample if sample.size else detail[where]))) / 0.6745, 0.5)
     grey = cv2.cvtColor(detail, cv2.COLOR_RGB2GRAY)  # (numpy's mean over the channels costs ten times as much)
     # RMS over 5 × 5 pixels; the box filter's running sums leave a flat patch after textured skin (a blown
     # highlight, a black border) a hair below zero, and the root of that is NaN, drawn as black specks
     local = cv2.sqrt(cv2.max(cv2.blur(cv2.multiply(grey, grey), (5, 5)), 0.0))
-    grain_like = np.clip((GRAIN_LINE[1] * spread - local) / ((GRAIN_LINE[1] - GRAIN_LINE[0]) * spread), 0.0, 1.0)
-    limit = GRAIN_CLIP * spread
+    grain_like = np.clip((GRAIN_LINE[1] * noise - local) / ((GRAIN_LINE[1] - GRAIN_LINE[0]) * noise), 0.0, 1.0)
+    limit = GRAIN_CLIP * noise
     grain = np.clip(detail, -limit, limit)
-    grain *= grain_like[..., None]
+    grain *= spread(grain_like)
     return grain
 
 
@@ -938,10 +939,12 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         not_face = not_face * blend_c + mirror_not_face * (1 - blend_c)
         mirror_in_front = cv2.remap(source.in_front, *mirror_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         in_front = in_front * blend_c + mirror_in_front * (1 - blend_c)
-        albedo = albedo * blend_c[..., None] + to_linear(shrink(mirrored)) / mirror_light * (1 - blend_c[..., None])
+        own_share = spread(blend_c)
+        albedo = albedo * own_share + to_linear(shrink(mirrored)) / mirror_light * (1 - own_share)
         # the mirrored side was lit as the mirror vertices were: bring it to this side's light (sRGB gain)
         ratio = grow(np.power(source_light / mirror_light, 1 / 2.2).astype(np.float32))
-        mixed = texture * blend[..., None] + mirrored * ratio * (1 - blend[..., None])
+        own_share = spread(blend)
+        mixed = texture * own_share + mirrored * ratio * (1 - own_share)
         mirror_seen = full.sample(source.eye_openings[..., None], mirror_affines, in_eyes & (blend < 0.5), cv2.INTER_NEAREST)
         eye_seen = np.where(blend < 0.5, mirror_seen[..., 0] > 0, eye_seen)
     mixed = _fill_eyes(mixed, in_eyes & ~eye_seen)
@@ -999,7 +1002,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         # a soft edge around each refilled patch: grid-sized blocks would show at full size
         holes = cv2.GaussianBlur((covered_c & ~valid).astype(np.float32), (0, 0), 0.7)
         share = grow(holes)
-        toned = np.clip(toned * (1.0 - share) + grow(filled) * share + 0.5, 0, 255).astype(np.uint8)
+        shares = spread(share)
+        toned = np.clip(toned * (1.0 - shares) + grow(filled) * shares + 0.5, 0, 255).astype(np.uint8)
         # on the outer cheeks and jaw only: elsewhere (a forehead under a fringe, round the eyes) the target's grain
         # carries its own lines and likeness
         toned = _with_grain(toned, region, share[..., 0] * grow(cheeks)[..., 0])
@@ -1017,14 +1021,14 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         area &= chosen
     inward = edge_ramp(area, max(EDGE_RAMP * target.interocular, min(MIN_EDGE_RAMP, EDGE_RAMP_LIMIT * target.interocular)))
     base = region.astype(np.float32)
-    over = np.where(covered[..., None] & ~_catchlights_in(frame, dst, rect, eyes)[..., None], overlay.astype(np.float32), base)
+    over = select(covered & ~_catchlights_in(frame, dst, rect, eyes), overlay.astype(np.float32), base)
     # the source's finest detail fades in with the change: toward the silhouette, where the change fades out,
     # a crisp texture would still draw an edge of its own
     smooth = cv2.GaussianBlur(over, (0, 0), 1.0)
-    over = smooth + (over - smooth) * inward[..., None]
+    over = smooth + (over - smooth) * spread(inward)
     blended = multiband_blend(base, over, soft, pyramid_levels(h, w, target.interocular * 2))
     share = inward * settings.weight
-    return _Change(rect, (blended - base) * share[..., None], soft * share)
+    return _Change(rect, (blended - base) * spread(share), soft * share)
 
 
 def _catchlights_in(frame: np.ndarray, points: np.ndarray, rect: tuple[int, int, int, int],
@@ -1051,7 +1055,7 @@ def _in_shade(lab: np.ndarray, kept_light: np.ndarray, grow: Callable[[np.ndarra
     if (kept_light < 0.999).any():
         cube = grow(np.cbrt(kept_light))  # a smooth field: its cube root taken before it is brought to full size
         lab[..., :1] = (lab[..., :1] + 16.0) * cube - 16.0
-        lab[..., 1:] *= cube
+        lab[..., 1:] *= spread(cube, 2)
     return lab
 
 
@@ -1285,7 +1289,7 @@ class _Tone:
         """``lab`` (full size) under the target's tone; ``grow`` brings a coarse field to ``lab``'s size."""
         lightness = self.shifted(lab[..., :1], grow)
         moved = self.moved_chroma(_chromaticity(lab), grow)
-        return np.concatenate([lightness, moved * np.maximum(lightness, 0.0)], axis=-1)
+        return np.concatenate([lightness, moved * spread(np.maximum(lightness, 0.0), 2)], axis=-1)
 
 
 def _chromaticity(lab: np.ndarray) -> np.ndarray:
@@ -1325,15 +1329,15 @@ def _tone_change(texture: np.ndarray, albedo: np.ndarray, source: SourceFace, so
         if cheeks.any():  # the outer cheeks follow finer, where plain skin is seen on both near enough
             source_fine, fine_density = masked_low_pass(source_lab, both, CHEEK_TONE_SCALE * iod)
             target_fine, _ = masked_low_pass(target_lab, both, CHEEK_TONE_SCALE * iod)
-            fine = (cheeks * np.clip(fine_density / 0.3, 0.0, 1.0))[..., None]
+            fine = spread(cheeks * np.clip(fine_density / 0.3, 0.0, 1.0))
             source_lp = fine * source_fine + (1 - fine) * source_lp
             target_lp = fine * target_fine + (1 - fine) * target_lp
-        trust = np.clip(density / 0.3, 0.0, 1.0)[..., None]
+        trust = spread(np.clip(density / 0.3, 0.0, 1.0))
         source_mean = trust * source_lp + (1 - trust) * source_mean
         target_mean = trust * target_lp + (1 - trust) * target_mean
-        spread = [float(np.median(np.abs(_chromaticity(lab[both]) - _chromaticity(lp[both])))) + CHROMA_NOISE
+        spreads = [float(np.median(np.abs(_chromaticity(lab[both]) - _chromaticity(lp[both])))) + CHROMA_NOISE
                   for lab, lp in ((source_lab, source_lp), (target_lab, target_lp))]
-        gain = float(np.clip(spread[1] / spread[0], CHROMA_GAIN_FLOOR, 1.0))
+        gain = float(np.clip(spreads[1] / spreads[0], CHROMA_GAIN_FLOOR, 1.0))
     # in the brows, what is dark is hair whatever its colour (elsewhere it may be a deep-set eye's shadow, which is
     # the source's light: taken whole, a top-lit source's sockets went smoky on a pale target)
     not_dark = 1.0 - brows * (1.0 - _not_dark(albedo, source.shape, 0.03 * iod))
@@ -1396,7 +1400,7 @@ def _match_detail(overlay: np.ndarray, region: np.ndarray, covered: np.ndarray) 
     The blur σ is found by bisection on the measured detail, not by a formula (faces are not white noise).
     The overlay is measured and blurred set in the target: it is blank beyond ``covered``, and that edge
     would count as detail (every face was softened far below its target) and a blur would darken its rim."""
-    overlay = np.where(covered[..., None], overlay, region)
+    overlay = select(covered, overlay, region)
     grey = _grey(overlay)
     want = _detail_energy(_grey(region), covered) * DETAIL_MARGIN
     if want <= 0 or _detail_energy(grey, covered) <= want:
@@ -1412,7 +1416,7 @@ def _with_grain(toned: np.ndarray, region: np.ndarray, refilled: np.ndarray) -> 
         return toned
     base = region.astype(np.float32)
     grain = target_grain(base - cv2.GaussianBlur(base, (0, 0), 1.5), refilled > 0.5)
-    return np.clip(toned + grain * refilled[..., None] + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(toned + grain * spread(refilled) + 0.5, 0, 255).astype(np.uint8)
 
 
 def _cheek_grain(overlay: np.ndarray, region: np.ndarray, cheeks: np.ndarray) -> np.ndarray:
@@ -1425,7 +1429,7 @@ def _cheek_grain(overlay: np.ndarray, region: np.ndarray, cheeks: np.ndarray) ->
     x1, y1 = max(rect[0] - pad, 0), max(rect[1] - pad, 0)
     x2, y2 = min(rect[0] + rect[2] + pad, cheeks.shape[1]), min(rect[1] + rect[3] + pad, cheeks.shape[0])
     over, base = overlay[y1:y2, x1:x2].astype(np.float32), region[y1:y2, x1:x2].astype(np.float32)
-    share = cheeks[y1:y2, x1:x2, None]
+    share = spread(cheeks[y1:y2, x1:x2])
     smooth = cv2.GaussianBlur(over, (0, 0), CHEEK_GRAIN_SIGMA)
     grain = target_grain(base - cv2.GaussianBlur(base, (0, 0), CHEEK_GRAIN_SIGMA), share[..., 0] > 0.5)
     out = overlay.copy()

@@ -1275,7 +1275,7 @@ class _Tone:
         slope = np.minimum(self.gain, 2.0 * level / s)  # at most twice the ratio: the curve keeps rising
         ratio = level / s
         u = chroma / s  # u⁴(u − 1): 0 at neutral and at the skin, slope 1 at the skin, under 0.06 below u = 0.6
-        curved = np.where(chroma > 0, ratio * chroma + (slope - ratio) * s * u**4 * (u - 1.0),
+        curved = np.where(chroma > 0, ratio * chroma + (slope - ratio) * s * np.square(np.square(u)) * (u - 1.0),
                           np.minimum(ratio, 1.0) * chroma)
         # beyond the skin's value (a red blemish, a flushed nostril) the difference shrinks with the square root
         # of the skins' ratio: kept whole, it flares into a blotch on the paler skin; scaled by the full ratio,

@@ -49,10 +49,12 @@ from swapface.processors.occluders import (
     FaceCrop,
     Occluders,
     estimate_occluders,
+    eye_alignment,
     from_visibility,
     glasses_frames,
     hair_across,
     held_in_front,
+    masks_to_frame,
     remove_frames,
 )
 
@@ -69,7 +71,7 @@ TURN_FADE = 8  # frames over which its swap then fades back in, so it does not p
 SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
 TURNED_SOURCE_YAW = 30.0  # degrees
 BLURRED_SOURCE_DETAIL = 3.0  # fine detail (``fine_detail``, grey levels) under which a source photo is called blurred
-HAIR_REFRESH = 4  # frames of a track between fresh estimates of hair across the face (it moves with the head)
+HAIR_REFRESH = 4  # frames of a track between fresh estimates of its occluders (glasses, hair, what is held)
 OPENING_MARGIN = 2  # rings of triangles round the eyes and mouth that a feature move redraws with them
 OCCLUDER_CROP = ("ffhq_512", 256)  # the aligned crop the XSeg occluder model sees (forehead and fringe included)
 
@@ -124,8 +126,9 @@ class Mesh3DSwapper:
         self._signatures: list[np.ndarray] = []
         self._light: dict[int, np.ndarray] = {}
         self._gaze: dict[int, tuple[np.ndarray | None, ...]] = {}
-        # track → (frames since estimated, hair across the face on its crop, what is held before it on its lower crop)
-        self._hair: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        # track → (frames since estimated, its glasses frames and hair across it on its crop, what is held before it
+        # on its lower crop)
+        self._hair: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._moves: dict[int, np.ndarray] = {}  # track → its features' running move, in eye distances
         # track → frames since its mesh last read beyond MAX_TARGET_YAW, counted on while it is out of sight
         self._since_turned: dict[int, int] = {}
@@ -272,24 +275,26 @@ class Mesh3DSwapper:
 
     def _occluders(self, frame: np.ndarray, target: Face, shape: FaceShape) -> Occluders:
         """What lies in front of the target face: glasses frames, hair across it and anything held in front of its
-        lower face (that estimate of a track is refreshed every HAIR_REFRESH frames, on the face's eye-aligned crop,
-        so it follows the head), and what the XSeg model finds when ``occlusion`` is asked for."""
-        crop = FaceCrop.of(frame, shape.points)
-        frames = glasses_frames(crop.image, crop.points, self.topology)
+        lower face (a track's estimate is refreshed every HAIR_REFRESH frames, on the face's eye-aligned crop, so it
+        follows the head between), and what the XSeg model finds when ``occlusion`` is asked for."""
         track = target.track_id
         cached = self._hair.get(track) if track is not None else None
         if cached is None or cached[0] >= HAIR_REFRESH:
-            shading = evaluate_shading(shape.light, shape.normals)
+            crop = FaceCrop.of(frame, shape.points)
             age = 0
+            frames = glasses_frames(crop.image, crop.points, self.topology)
             hair = hair_across(crop.image, crop.points, self.topology)
             lower = FaceCrop.of(frame, shape.points, HELD_CROP_EXTENT)  # aligned as ``crop``, reaching past the chin
+            shading = evaluate_shading(shape.light, shape.normals)
             held = held_in_front(lower, shape.points[:, 2], self.topology, shading, shape.interocular)
         else:
-            age, hair, held = cached
+            age, frames, hair, held = cached
         if track is not None:
-            self._hair[track] = (age + 1, hair, held)
-        # the taller crop shares the face crop's warp, so its mask comes back to the frame through ``crop``
-        found = crop.occluders(frames, hair, frame.shape).union(crop.occluders(np.zeros_like(held), held, frame.shape))
+            self._hair[track] = (age + 1, frames, hair, held)
+        # masks of a few frames back come to the frame through today's alignment (the taller crop shares it)
+        affine = eye_alignment(shape.points)
+        found = masks_to_frame(frames, hair, affine, frame.shape).union(
+            masks_to_frame(np.zeros_like(held), held, affine, frame.shape))
         if self.occlusion is not None:
             template, size = OCCLUDER_CROP
             image, affine = warp_face(frame, target.keypoints, template, size)

@@ -119,36 +119,46 @@ class FaceCrop:
     def of(cls, image: np.ndarray, points: np.ndarray, extent: tuple[float, float, float] = CROP_EXTENT) -> FaceCrop:
         """The aligned crop of the face whose mesh (frame pixels) is ``points``, ``extent`` eye distances wide
         (half), above and below the eyes."""
-        right, left = points[RIGHT_EYE_RING, :2].mean(0), points[LEFT_EYE_RING, :2].mean(0)
+        affine = eye_alignment(points, extent)
         half, above, below = (WORK_IOD * e for e in extent)
-        size = (int(2 * half), int(above + below))
-        d = (left - right).astype(np.float64)
-        c, s = d * WORK_IOD / max(float(d @ d), 1.0)  # turns and scales the eye line onto (WORK_IOD, 0)
-        rot = np.array([[c, s], [-s, c]])
-        centre = (right + left) / 2
-        affine = np.concatenate([rot, (np.array([half, above]) - rot @ centre)[:, None]], axis=1)
-        crop = cv2.warpAffine(image, affine, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpAffine(image, affine, (int(2 * half), int(above + below)), flags=cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_REPLICATE)
         return cls(crop, (points[:, :2] @ affine[:, :2].T + affine[:, 2]).astype(np.float32), affine)
 
     def occluders(self, frames: np.ndarray, hair: np.ndarray, frame_shape: tuple[int, ...]) -> Occluders:
-        """Occluders over the frame from bool masks on the crop: glasses frames grown by a pixel and barely
-        softened (their anti-aliased edges go with them), hair feathered over HAIR_SOFTNESS (a strand's edge is
-        soft; a hard one would read as a seam)."""
-        if not frames.any() and not hair.any():
-            return Occluders.none()
-        alpha = np.zeros(frames.shape, np.float32)
-        if frames.any():
-            grown = cv2.dilate(frames.astype(np.uint8), _disc(1)).astype(np.float32)
-            alpha = np.clip(cv2.GaussianBlur(grown, (0, 0), 0.7) * 1.5, 0.0, 1.0)
-        if hair.any():
-            feather = HAIR_SOFTNESS * WORK_IOD  # the strand itself stays whole, its edge fades into the skin beside it
-            grown = cv2.dilate(hair.astype(np.uint8), _disc(feather / 2)).astype(np.float32)
-            alpha = np.maximum(alpha, cv2.GaussianBlur(grown, (0, 0), feather))
-        return dataclasses.replace(self.to_frame(alpha, frame_shape), glasses=bool(frames.any()))
+        """Occluders over the frame from bool masks on this crop (see :func:`masks_to_frame`)."""
+        return masks_to_frame(frames, hair, self.affine, frame_shape)
 
-    def to_frame(self, mask: np.ndarray, frame_shape: tuple[int, ...]) -> Occluders:
-        """A soft crop mask (float32, 0..1) as Occluders over the frame rectangle it covers."""
-        return crop_to_frame(mask, self.affine, frame_shape)
+
+def eye_alignment(points: np.ndarray, extent: tuple[float, float, float] = CROP_EXTENT) -> np.ndarray:
+    """The 2×3 warp, frame → crop, that puts a face's eye centres (its mesh in frame pixels: ``points``) WORK_IOD
+    apart on a level line, the crop's origin ``extent[0]`` eye distances left of their middle and ``extent[1]``
+    above (crops that differ only in their reach below the eyes share it)."""
+    right, left = points[RIGHT_EYE_RING, :2].mean(0), points[LEFT_EYE_RING, :2].mean(0)
+    d = (left - right).astype(np.float64)
+    c, s = d * WORK_IOD / max(float(d @ d), 1.0)  # turns and scales the eye line onto (WORK_IOD, 0)
+    rot = np.array([[c, s], [-s, c]])
+    centre = (right + left) / 2
+    origin = np.array([WORK_IOD * extent[0], WORK_IOD * extent[1]])
+    return np.concatenate([rot, (origin - rot @ centre)[:, None]], axis=1)
+
+
+def masks_to_frame(frames: np.ndarray, hair: np.ndarray, affine: np.ndarray, frame_shape: tuple[int, ...]) -> Occluders:
+    """Occluders over the frame from bool masks on a crop made by ``affine`` (frame → crop): glasses frames grown by
+    a pixel and barely softened (their anti-aliased edges go with them), hair feathered over HAIR_SOFTNESS (a
+    strand's edge is soft; a hard one would read as a seam). A video track's masks, estimated a few frames back,
+    come back to the frame through the face's current alignment: they follow the head."""
+    if not frames.any() and not hair.any():
+        return Occluders.none()
+    alpha = np.zeros(frames.shape, np.float32)
+    if frames.any():
+        grown = cv2.dilate(frames.astype(np.uint8), _disc(1)).astype(np.float32)
+        alpha = np.clip(cv2.GaussianBlur(grown, (0, 0), 0.7) * 1.5, 0.0, 1.0)
+    if hair.any():
+        feather = HAIR_SOFTNESS * WORK_IOD  # the strand itself stays whole, its edge fades into the skin beside it
+        grown = cv2.dilate(hair.astype(np.uint8), _disc(feather / 2)).astype(np.float32)
+        alpha = np.maximum(alpha, cv2.GaussianBlur(grown, (0, 0), feather))
+    return dataclasses.replace(crop_to_frame(alpha, affine, frame_shape), glasses=bool(frames.any()))
 
 
 def estimate_occluders(image: np.ndarray, points: np.ndarray, topology: FaceTopology, *, hair: bool = True) -> Occluders:

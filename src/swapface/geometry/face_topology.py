@@ -49,9 +49,16 @@ class FaceTopology:
     skin_vertices: np.ndarray  # (V,) int32: plain skin for colour and lighting statistics
 
     def triangles_in(self, regions: tuple[str, ...]) -> np.ndarray:
-        """Mask of triangles whose region is one of ``regions``."""
-        wanted = [REGIONS.index(r) for r in regions if r in REGIONS]
-        return np.isin(self.region, wanted)
+        """Mask of triangles whose region is one of ``regions`` (read-only: it is worked out once per choice)."""
+        return _triangles_in(self, tuple(regions))
+
+
+@lru_cache(maxsize=64)
+def _triangles_in(topology: FaceTopology, regions: tuple[str, ...]) -> np.ndarray:
+    wanted = [REGIONS.index(r) for r in regions if r in REGIONS]
+    out = np.isin(topology.region, wanted)
+    out.flags.writeable = False
+    return out
 
 
 def _inside(points: np.ndarray, polygon: np.ndarray, grow: float = 1.0) -> np.ndarray:

@@ -280,6 +280,20 @@ def test_bmp_and_tiff_photos_are_swapped_into_a_marked_png_or_jpeg(media, tmp_pa
     assert "not a photo swapface reads" in gif and ".mp4" in gif
 
 
+def test_a_folder_frame_of_another_size_is_named_as_such_and_the_glob_offered(media, tmp_path, driver):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_image(driver, folder / "f1.png")
+    write_image(driver, folder / "f2.png")
+    write_image(driver[::2, ::2], folder / "f3.png")  # a photo of another size: not a frame of this clip
+    done = swapface("run", "-s", str(media / "astronaut.png"), "-t", str(folder), "-o", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+    warning = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    # before: "could not be decoded (damaged or truncated file)", of a photo that was neither
+    assert len(warning) == 1 and "differ in size" in warning[0] and "-t 'folder/*'" in warning[0], done.stderr
+
+
 def test_a_batch_of_targets_with_name_fields(media, tmp_path):
     clips = tmp_path / "clips"
     clips.mkdir()

@@ -228,10 +228,9 @@ def run_job_cli(spec: Any, executor_name: str, mode: str, *, shown_output: str, 
         executor.close()
     reporter.result({**asdict(result), "output": shown_output})
     if result.lost_frames:
-        typer.secho(
-            f"warning: {result.lost_frames} frame(s) of the input could not be decoded (damaged or truncated file); "
-            f"the output has the {result.frames} decodable frame(s)", err=True, fg="yellow",
-        )
+        from swapface.jobs.local_run import lost_frames_warning
+
+        typer.secho(lost_frames_warning(result, spec.target), err=True, fg="yellow")
     if keep_temp and mode != "quiet":
         typer.echo(f"work folder kept: {spec.work_dir}", err=True)
     if mode == "bar":

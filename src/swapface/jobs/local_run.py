@@ -70,6 +70,17 @@ def build_uri_spec(sources: Sequence[str], target: str, output: str, options: Sw
                    work_dir=f"{parent}/.{name}.swapface-work-{key[:12]}", options=options, reference_face=reference)
 
 
+def lost_frames_warning(result: JobResult, target: str) -> str:
+    """The one-line warning for input frames left out of the output: for a folder of frames, those unreadable or
+    of another size than the first (a folder is read as one clip; separate photos go through a glob instead)."""
+    if Path(target).is_dir():
+        return (f"warning: {result.lost_frames} frame(s) of the folder could not be read or differ in size from its "
+                f"first frame; the output has the other {result.frames} — for separate photos of any size use "
+                "-t 'folder/*' -o 'out/{name}.png'")
+    return (f"warning: {result.lost_frames} frame(s) of the input could not be decoded (damaged or truncated file); "
+            f"the output has the {result.frames} decodable frame(s)")
+
+
 def run_spec_cli(spec: JobSpec, executor_name: str = "local", progress_mode: str = "bar") -> JobResult:
     """Run (or resume) a job with a progress display; warns about lost frames."""
     from swapface.cli.progress import ProgressReporter
@@ -87,10 +98,7 @@ def run_spec_cli(spec: JobSpec, executor_name: str = "local", progress_mode: str
     summary["output"] = name
     reporter.result(summary)
     if result.lost_frames:
-        typer.secho(
-            f"warning: {result.lost_frames} frame(s) of the input could not be decoded (damaged or truncated file); "
-            f"the output has the {result.frames} decodable frame(s)", err=True, fg="yellow",
-        )
+        typer.secho(lost_frames_warning(result, spec.target), err=True, fg="yellow")
     if progress_mode == "bar":
         reused = f", {result.chunks_reused} chunk(s) reused" if result.chunks_reused else ""
         typer.echo(f"{result.frames} frame(s) in {result.seconds:.1f}s{reused} → {name}")

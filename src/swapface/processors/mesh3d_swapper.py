@@ -45,6 +45,7 @@ from swapface.processors.mesh_render import (
 )
 from swapface.processors.mesh_swapper import closest_source, pose_signature
 from swapface.processors.occluders import (
+    CROP_EXTENT,
     HELD_CROP_EXTENT,
     FaceCrop,
     Occluders,
@@ -280,11 +281,11 @@ class Mesh3DSwapper:
         track = target.track_id
         cached = self._hair.get(track) if track is not None else None
         if cached is None or cached[0] >= HAIR_REFRESH:
-            crop = FaceCrop.of(frame, shape.points)
+            lower = FaceCrop.of(frame, shape.points, HELD_CROP_EXTENT)  # the face crop reaching on past the chin
+            crop = lower.top(CROP_EXTENT)
             age = 0
             frames = glasses_frames(crop.image, crop.points, self.topology)
             hair = hair_across(crop.image, crop.points, self.topology)
-            lower = FaceCrop.of(frame, shape.points, HELD_CROP_EXTENT)  # aligned as ``crop``, reaching past the chin
             shading = evaluate_shading(shape.light, shape.normals)
             held = held_in_front(lower, shape.points[:, 2], self.topology, shading, shape.interocular)
         else:

@@ -125,6 +125,12 @@ class FaceCrop:
                               borderMode=cv2.BORDER_REPLICATE)
         return cls(crop, (points[:, :2] @ affine[:, :2].T + affine[:, 2]).astype(np.float32), affine)
 
+    def top(self, extent: tuple[float, float, float]) -> FaceCrop:
+        """This crop cut to ``extent`` (same width and reach above the eyes, less below: the same warp, so the same
+        pixels as a crop made with it)."""
+        rows = int(WORK_IOD * extent[1] + WORK_IOD * extent[2])
+        return FaceCrop(self.image[:rows], self.points, self.affine)
+
     def occluders(self, frames: np.ndarray, hair: np.ndarray, frame_shape: tuple[int, ...]) -> Occluders:
         """Occluders over the frame from bool masks on this crop (see :func:`masks_to_frame`)."""
         return masks_to_frame(frames, hair, self.affine, frame_shape)

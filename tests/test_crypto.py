@@ -50,14 +50,23 @@ def _roundtrip(uri: str, settings, job_id: str | None = None) -> bytes:
 
 def test_ciphertext_has_no_media_bytes_and_round_trips(root, media, astronaut):
     s = cfg(root)
+    headers = set()
     for kind, path in media.items():
         uri = storage.join(root.as_uri(), "job1", f"input.{kind}")
         storage.publish(path, uri, settings=s)
         at_rest = (root / "job1" / f"input.{kind}").read_bytes()
-        assert not at_rest.startswith(b"\xff\xd8\xff") and b"JFIF" not in at_rest and b"Exif" not in at_rest
-        assert b"ftyp" not in at_rest and b"moov" not in at_rest and b"mdat" not in at_rest
-        assert path.read_bytes()[1000:1064] not in at_rest
-        assert _roundtrip(uri, s) == path.read_bytes()
+        plain = path.read_bytes()
+        assert not at_rest.startswith(plain[:8])
+        # each JPEG segment or MP4 box header, with its size and the bytes after it: 16 bytes never match by chance
+        # (a 4-byte tag alone turns up in a megabyte of ciphertext about once in four thousand runs)
+        for tag in (b"JFIF", b"Exif", b"ftyp", b"moov", b"mdat"):
+            at = plain.find(tag)
+            if at >= 4:
+                headers.add(tag)
+                assert plain[at - 4 : at + 12] not in at_rest, (kind, tag)
+        assert plain[1000:1064] not in at_rest
+        assert _roundtrip(uri, s) == plain
+    assert headers >= {b"JFIF", b"ftyp", b"moov", b"mdat"}  # the media hold what is looked for
     run = astronaut[200, 100:140].tobytes()  # a known run of 40 pixels
     assert run in media["raw"].read_bytes()
     assert run not in (root / "job1" / "input.raw").read_bytes()

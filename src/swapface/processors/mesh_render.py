@@ -1006,8 +1006,11 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
     # a greyscale photo gets grey eyes; an eye in a dimmer light loses colour with its lightness as a change of
     # light does (CIELAB chroma scales with L* + 16): kept, a blue iris in a shade would glow neon
-    light_change = np.clip((toned_lab[in_eyes, :1] + 16.0) / (lab[in_eyes, :1] + 16.0), 0.0, EYE_CHROMA_GAIN)
-    toned_lab[in_eyes, 1:] = tone.colourfulness() * lab[in_eyes, 1:] * light_change
+    ex, ey, ew, eh = cv2.boundingRect(in_eyes.view(np.uint8))  # worked on the eyes' box: they are a small part
+    if ew:
+        eye_lab, eye_toned, eye = lab[ey : ey + eh, ex : ex + ew], toned_lab[ey : ey + eh, ex : ex + ew], in_eyes[ey : ey + eh, ex : ex + ew]
+        light_change = np.clip((eye_toned[eye, :1] + 16.0) / (eye_lab[eye, :1] + 16.0), 0.0, EYE_CHROMA_GAIN)
+        eye_toned[eye, 1:] = tone.colourfulness() * eye_lab[eye, 1:] * light_change
     toned = lab_to_srgb(_in_shade(toned_lab, kept_light, grow))
     if not valid[covered_c].all():
         toned_c = lab_to_srgb(_in_shade(tone.apply(srgb_to_lab(to_srgb(lit_c)), lambda field: field), kept_light,

@@ -129,7 +129,7 @@ class Mesh3DSwapper:
         self._gaze: dict[int, tuple[np.ndarray | None, ...]] = {}
         # track → (frames since estimated, its glasses frames and hair across it on its crop, what is held before it
         # on its lower crop)
-        self._hair: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._masks: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._moves: dict[int, np.ndarray] = {}  # track → its features' running move, in eye distances
         # track → frames since its mesh last read beyond MAX_TARGET_YAW, counted on while it is out of sight
         self._since_turned: dict[int, int] = {}
@@ -190,10 +190,10 @@ class Mesh3DSwapper:
                          "the near side — a frontal photo gives a truer face")
 
     def reset(self) -> None:
-        """Forget every per-track estimate: light, gaze, hair and feature move (a new clip, chunk or source)."""
+        """Forget every per-track estimate: light, gaze, occluders and feature move (a new clip, chunk or source)."""
         self._light.clear()
         self._gaze.clear()
-        self._hair.clear()
+        self._masks.clear()
         self._moves.clear()
         self._since_turned.clear()
 
@@ -214,7 +214,7 @@ class Mesh3DSwapper:
             if face.landmarks is not None:
                 self._swap_one(out, face)
         seen = {face.track_id for face in faces}
-        self._hair = {track: kept for track, kept in self._hair.items() if track in seen}  # memory stays flat
+        self._masks = {track: kept for track, kept in self._masks.items() if track in seen}  # memory stays flat
         self._moves = {track: kept for track, kept in self._moves.items() if track in seen}
         return out
 
@@ -279,7 +279,7 @@ class Mesh3DSwapper:
         lower face (a track's estimate is refreshed every HAIR_REFRESH frames, on the face's eye-aligned crop, so it
         follows the head between), and what the XSeg model finds when ``occlusion`` is asked for."""
         track = target.track_id
-        cached = self._hair.get(track) if track is not None else None
+        cached = self._masks.get(track) if track is not None else None
         if cached is None or cached[0] >= HAIR_REFRESH:
             lower = FaceCrop.of(frame, shape.points, HELD_CROP_EXTENT)  # the face crop reaching on past the chin
             crop = lower.top(CROP_EXTENT)
@@ -291,7 +291,7 @@ class Mesh3DSwapper:
         else:
             age, frames, hair, held = cached
         if track is not None:
-            self._hair[track] = (age + 1, frames, hair, held)
+            self._masks[track] = (age + 1, frames, hair, held)
         # masks of a few frames back come to the frame through today's alignment (the taller crop shares it)
         affine = eye_alignment(shape.points)
         found = masks_to_frame(frames, hair, affine, frame.shape).union(

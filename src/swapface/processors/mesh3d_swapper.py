@@ -72,7 +72,7 @@ TURN_FADE = 8  # frames over which its swap then fades back in, so it does not p
 SMALL_SOURCE_IOD = 40.0  # pixels between the eyes under which a source photo is called small
 TURNED_SOURCE_YAW = 30.0  # degrees
 BLURRED_SOURCE_DETAIL = 3.0  # fine detail (``fine_detail``, grey levels) under which a source photo is called blurred
-HAIR_REFRESH = 4  # frames of a track between fresh estimates of its occluders (glasses, hair, what is held)
+OCCLUDER_REFRESH = 4  # frames of a track between fresh estimates of its occluders (glasses, hair, what is held)
 OPENING_MARGIN = 2  # rings of triangles round the eyes and mouth that a feature move redraws with them
 OCCLUDER_CROP = ("ffhq_512", 256)  # the aligned crop the XSeg occluder model sees (forehead and fringe included)
 
@@ -276,11 +276,11 @@ class Mesh3DSwapper:
 
     def _occluders(self, frame: np.ndarray, target: Face, shape: FaceShape) -> Occluders:
         """What lies in front of the target face: glasses frames, hair across it and anything held in front of its
-        lower face (a track's estimate is refreshed every HAIR_REFRESH frames, on the face's eye-aligned crop, so it
+        lower face (a track's estimate is refreshed every OCCLUDER_REFRESH frames, on the face's eye-aligned crop, so it
         follows the head between), and what the XSeg model finds when ``occlusion`` is asked for."""
         track = target.track_id
         cached = self._masks.get(track) if track is not None else None
-        if cached is None or cached[0] >= HAIR_REFRESH:
+        if cached is None or cached[0] >= OCCLUDER_REFRESH:
             lower = FaceCrop.of(frame, shape.points, HELD_CROP_EXTENT)  # the face crop reaching on past the chin
             crop = lower.top(CROP_EXTENT)
             age = 0

@@ -1008,7 +1008,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     # light does (CIELAB chroma scales with L* + 16): kept, a blue iris in a shade would glow neon
     ex, ey, ew, eh = cv2.boundingRect(in_eyes.view(np.uint8))  # worked on the eyes' box: they are a small part
     if ew:
-        eye_lab, eye_toned, eye = lab[ey : ey + eh, ex : ex + ew], toned_lab[ey : ey + eh, ex : ex + ew], in_eyes[ey : ey + eh, ex : ex + ew]
+        box = (slice(ey, ey + eh), slice(ex, ex + ew))
+        eye_lab, eye_toned, eye = lab[box], toned_lab[box], in_eyes[box]
         light_change = np.clip((eye_toned[eye, :1] + 16.0) / (eye_lab[eye, :1] + 16.0), 0.0, EYE_CHROMA_GAIN)
         eye_toned[eye, 1:] = tone.colourfulness() * eye_lab[eye, 1:] * light_change
     toned = lab_to_srgb(_in_shade(toned_lab, kept_light, grow))

@@ -515,6 +515,21 @@ def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: Face
     h, w = image.shape[:2]
     out = np.zeros((h, w), np.float32)
     iod = max(interocular(points), 1.0)
+    # the skin's colour and level from its vertices, each brought to the skin's median light
+    vertex_gain = _evening_gains(shading[topology.skin_vertices], shading, topology)
+    colours = sample_linear(image, points[topology.skin_vertices, :2], 0.04 * iod) * vertex_gain
+    colours = colours[np.isfinite(colours).all(1)]
+    if len(colours) < 8:
+        return out
+    skin_chroma = np.median(_log_chroma(colours), axis=0)
+    skin_level = float(np.median(colours.mean(-1)))
+    length = float(np.linalg.norm(skin_chroma))
+    # the line runs from grey to the skin's colour only where grey is grey: in a grey photo, or under a colour cast
+    # (the skin's hue far from skin's usual one), a beard would be taken for an object, so nothing is looked for
+    # (and no pixel is looked at: asked first, this saves a grey photo's faces the work below)
+    turned = np.degrees(np.arccos(np.clip(skin_chroma @ SKIN_HUE / max(length, 1e-6), -1.0, 1.0)))
+    if length < IN_FRONT_SKIN_CHROMA or turned > IN_FRONT_SKIN_CONE:
+        return out
     below_mouth = topology.triangles_in(("skin",)) & ~topology.upper
     searched = below_mouth | topology.triangles_in(("lower-lip",))
     rect = bounding_rect(points[np.unique(topology.triangles[searched]), :2], image.shape, margin=2)
@@ -527,20 +542,6 @@ def in_front_of_lower_face(image: np.ndarray, points: np.ndarray, topology: Face
         return out
     gain, _ = _light_evening((rh, rw), points, topology, shading, (x, y), iod, searched)
     linear = to_linear(image[y : y + rh, x : x + rw]) * gain  # not clipped: a lit pixel brought up keeps its colour
-    # the skin's colour and level from its vertices, each brought to the same light as the pixels
-    vertex_gain = _evening_gains(shading[topology.skin_vertices], shading, topology)
-    colours = sample_linear(image, points[topology.skin_vertices, :2], 0.04 * iod) * vertex_gain
-    colours = colours[np.isfinite(colours).all(1)]
-    if len(colours) < 8:
-        return out
-    skin_chroma = np.median(_log_chroma(colours), axis=0)
-    skin_level = float(np.median(colours.mean(-1)))
-    length = float(np.linalg.norm(skin_chroma))
-    # the line runs from grey to the skin's colour only where grey is grey: in a grey photo, or under a colour cast
-    # (the skin's hue far from skin's usual one), a beard would be taken for an object, so nothing is looked for
-    turned = np.degrees(np.arccos(np.clip(skin_chroma @ SKIN_HUE / max(length, 1e-6), -1.0, 1.0)))
-    if length < IN_FRONT_SKIN_CHROMA or turned > IN_FRONT_SKIN_CONE:
-        return out
     averaged, _ = masked_low_pass(linear, lower.astype(np.float32), IN_FRONT_SCALE * iod)
     chroma = _log_chroma(averaged)
     toward_skin = (chroma @ skin_chroma) / length**2  # 1 at the skin's colour, 0 at grey

@@ -11,8 +11,9 @@ zone below the nostrils).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 from importlib.resources import files
 
 import cv2
@@ -53,12 +54,22 @@ class FaceTopology:
         return _triangles_in(self, tuple(regions))
 
 
-@lru_cache(maxsize=64)
+def per_topology(table: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """A table derived from a topology (and hashable choices), worked out once and kept read-only: it is shared."""
+
+    @wraps(table)
+    @lru_cache(maxsize=64)
+    def cached(*args: object) -> np.ndarray:
+        out = table(*args)
+        out.flags.writeable = False
+        return out
+
+    return cached
+
+
+@per_topology
 def _triangles_in(topology: FaceTopology, regions: tuple[str, ...]) -> np.ndarray:
-    wanted = [REGIONS.index(r) for r in regions if r in REGIONS]
-    out = np.isin(topology.region, wanted)
-    out.flags.writeable = False
-    return out
+    return np.isin(topology.region, [REGIONS.index(r) for r in regions if r in REGIONS])
 
 
 def _inside(points: np.ndarray, polygon: np.ndarray, grow: float = 1.0) -> np.ndarray:

@@ -22,5 +22,5 @@ def select(where: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> np.nda
     """``np.where(where[..., None], inside, outside)`` for two (h, w, C) images of one dtype: a copy of ``outside``
     with ``inside``'s pixels laid in where the (h, w) bool mask ``where`` is set."""
     out = np.array(outside, copy=True, order="C")
-    cv2.copyTo(np.ascontiguousarray(inside), where.view(np.uint8) if where.dtype == bool else where.astype(np.uint8), out)
+    cv2.copyTo(np.ascontiguousarray(inside), where.view(np.uint8), out)
     return out

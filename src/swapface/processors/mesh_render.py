@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, wraps
 
 import cv2
 import numpy as np
@@ -39,7 +38,15 @@ from swapface.geometry.blend import (
 )
 from swapface.geometry.color import feather, fill_holes, lab_to_srgb, masked_low_pass, srgb_to_lab
 from swapface.geometry.eyes import catchlights, eye_width, iris_centre, opening_mask, without_catchlights
-from swapface.geometry.face_topology import HAIRLINE_Y, INNER_LIPS, LEFT_BROW, REGIONS, RIGHT_BROW, FaceTopology
+from swapface.geometry.face_topology import (
+    HAIRLINE_Y,
+    INNER_LIPS,
+    LEFT_BROW,
+    REGIONS,
+    RIGHT_BROW,
+    FaceTopology,
+    per_topology,
+)
 from swapface.geometry.fields import select, spread
 from swapface.geometry.mesh_warp import (
     NO_TRIANGLE,
@@ -205,19 +212,6 @@ class SourceFace:
     halves: tuple[np.ndarray, ...] = ()  # the image halved again and again: read for faces far smaller than it
 
 
-def _per_topology(table: Callable[[FaceTopology], np.ndarray]) -> Callable[[FaceTopology], np.ndarray]:
-    """A per-triangle or per-vertex table of a topology, worked out once and kept read-only (it is shared)."""
-
-    @wraps(table)
-    @lru_cache(maxsize=4)
-    def cached(topology: FaceTopology) -> np.ndarray:
-        out = table(topology)
-        out.flags.writeable = False
-        return out
-
-    return cached
-
-
 def edge_ramp(area: np.ndarray, width: float) -> np.ndarray:
     """0 on and outside the edge of ``area``, rising smoothly to 1 at ``width`` pixels inside: the change a
     swap makes fades out before the edge of the visible face instead of being cut there (no hard seam)."""
@@ -226,7 +220,7 @@ def edge_ramp(area: np.ndarray, width: float) -> np.ndarray:
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
-@_per_topology
+@per_topology
 def outer_cheeks(topology: FaceTopology) -> np.ndarray:
     """Per vertex, 0..1: how much it lies on the outer cheeks and jaw, beside the nose and mouth and below the
     eyes, rising smoothly from the features (where the source's own shading is kept as an identity cue)."""
@@ -236,7 +230,7 @@ def outer_cheeks(topology: FaceTopology) -> np.ndarray:
     return (across * down).astype(np.float32)
 
 
-@_per_topology
+@per_topology
 def beard_zone(topology: FaceTopology) -> np.ndarray:
     """Per triangle: the skin round the mouth, from under the nose to the chin, where a moustache or a goatee
     grows: a bearded target's skin there is no guide to its tone (the beard would haze the swapped lips)."""
@@ -244,20 +238,20 @@ def beard_zone(topology: FaceTopology) -> np.ndarray:
     return topology.triangles_in(("skin",)) & (y > BEARD_ZONE[1]) & (x < BEARD_ZONE[0])
 
 
-@_per_topology
+@per_topology
 def brow_ends(topology: FaceTopology) -> np.ndarray:
     """Per triangle: centroid beyond ``BROW_TAIL_X`` across, as far out as the brows' outer ends and beyond."""
     return np.abs(topology.canonical[topology.triangles, 0].mean(1)) > BROW_TAIL_X
 
 
-@_per_topology
+@per_topology
 def brow_tails(topology: FaceTopology) -> np.ndarray:
     """Per triangle: the outer ends of the brows (centroid beyond ``BROW_TAIL_X`` across), where a strand of
     hair at the temple may lie inside the brow's triangles."""
     return topology.triangles_in(("left-eyebrow", "right-eyebrow")) & brow_ends(topology)
 
 
-@_per_topology
+@per_topology
 def brow_band(topology: FaceTopology) -> np.ndarray:
     """Per vertex, 0..1: 1 inside the mesh's outline of either brow, falling to 0 at ``BROW_REACH`` beyond it.
 
@@ -266,7 +260,7 @@ def brow_band(topology: FaceTopology) -> np.ndarray:
     return _outline_band(topology, (RIGHT_BROW, LEFT_BROW), BROW_REACH)
 
 
-@_per_topology
+@per_topology
 def eye_band(topology: FaceTopology) -> np.ndarray:
     """Per vertex, 0..1: 1 inside either eye's lid line, falling to 0 at ``EYE_REACH`` beyond it (lashes, liner,
     the lids' own shade)."""
@@ -286,14 +280,14 @@ def _outline_band(topology: FaceTopology, outlines: tuple[list[int], ...], reach
     return np.clip(1.0 - distance / reach, 0.0, 1.0).astype(np.float32)
 
 
-@_per_topology
+@per_topology
 def above_eyes(topology: FaceTopology) -> np.ndarray:
     """Per triangle: centroid above the eyes' level (forehead, temples, brows), where hair falls across a face."""
     eye_level = float(topology.canonical[RIGHT_EYE_RING + LEFT_EYE_RING, 1].mean())
     return topology.canonical[topology.triangles, 1].mean(1) < eye_level
 
 
-@_per_topology
+@per_topology
 def shade_band(topology: FaceTopology) -> np.ndarray:
     """Per triangle: the plain skin of the upper face (forehead, temples, around the eyes, the nose's bridge), where
     the target's cast shadows are looked for; lower down, nostrils, a moustache and a beard are dark on their own."""
@@ -337,7 +331,7 @@ def target_shade(target_even: np.ndarray, source_even: np.ndarray, band: np.ndar
     return cv2.GaussianBlur(kept, (0, 0), max(0.5 * TARGET_SHADE_SCALE * iod, 0.5))  # no edge where the fill meets
 
 
-@_per_topology
+@per_topology
 def hairline_reach(topology: FaceTopology) -> np.ndarray:
     """Per vertex, how much of the source may show there: 1 up to the hairline, falling to 0 at the mesh's
     upper rim, so the upper forehead (an identity cue) is drawn but fades out before the target's hair."""
@@ -958,8 +952,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
         not_face = not_face * blend_c + mirror_not_face * (1 - blend_c)
         mirror_in_front = cv2.remap(source.in_front, *mirror_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         in_front = in_front * blend_c + mirror_in_front * (1 - blend_c)
-        own_share = spread(blend_c)
-        albedo = albedo * own_share + to_linear(shrink(mirrored)) / mirror_light * (1 - own_share)
+        own_share_c = spread(blend_c)
+        albedo = albedo * own_share_c + to_linear(shrink(mirrored)) / mirror_light * (1 - own_share_c)
         # the mirrored side was lit as the mirror vertices were: bring it to this side's light (sRGB gain)
         ratio = grow(np.power(source_light / mirror_light, 1 / 2.2).astype(np.float32))
         own_share = spread(blend)

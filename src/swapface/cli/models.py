@@ -155,7 +155,7 @@ def doctor() -> None:
     typer.echo(f"swapface {__version__}")
     typer.echo(f"models folder: {settings.models_dir}")
     typer.echo(f"data folder:   {settings.data_dir}  (service jobs, database and media unless configured)")
-    typer.echo(f"cache folder:  {settings.models_dir / '.cache'}  (fp16 models, TensorRT engines)")
+    typer.echo(f"cache folder:  {settings.models_dir / '.cache'}  (fp16 models, TensorRT engines, the built-in models' faster graphs)")
     checks = diagnose()
     gpu_here = any(c.name == "GPU" and c.ok for c in checks)
     problems = 0

@@ -271,15 +271,19 @@ def session_options(model_bytes: int, spec: SessionSpec) -> Any:
     return opts
 
 
-def create_session(path: Path, spec: SessionSpec | None = None) -> Any:
-    """An ``onnxruntime.InferenceSession`` for a verified model file under the spec's providers."""
+def create_session(path: Path, spec: SessionSpec | None = None, equivalent: Path | None = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` for a verified model file under the spec's providers.
+
+    ``equivalent``: a rewrite of the model with the same outputs (see :mod:`swapface.models.lean_graph`),
+    loaded instead of it; the original is loaded where the rewrite fails to.
+    """
     ort = onnx_runtime()
 
     spec = spec or SessionSpec()
     cache = spec.cache_dir or path.parent / ".cache"
     fp16 = use_fp16(spec.providers, spec.precision)
     providers = provider_config(spec.providers, spec.device_id, cache, fp16)
-    model = path
+    model = equivalent or path
     if fp16 and "tensorrt" not in spec.providers:  # TensorRT builds fp16 engines from the fp32 graph itself
         try:
             model = fp16_model(path, cache)
@@ -299,7 +303,7 @@ def create_session(path: Path, spec: SessionSpec | None = None) -> Any:
         except Exception:
             if model == path:
                 raise
-            log.warning("fp16 model failed to load; running in fp32", extra={"model": path.stem})
+            log.warning("the converted model failed to load; running the original", extra={"model": path.stem})
             session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:
         raise ModelError(

@@ -134,3 +134,15 @@ def test_the_built_in_mesh_places_the_same_landmarks_through_its_rewrite(tmp_pat
     for a, b in zip(want, got):
         assert a.shape == b.shape
         assert np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(a).max()))  # landmarks: 192 px crop
+
+
+def test_a_read_only_models_folder_still_runs_the_rewrite_from_memory(tmp_path):
+    path = _blaze_like(tmp_path / "blaze.onnx")
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder would go")  # mkdir fails as on a read-only mount
+    made = lean_graph.lean_model_file(path, blocked)
+    assert isinstance(made, bytes)
+    x = np.random.default_rng(2).uniform(0, 1, (1, 3, 32, 32)).astype(np.float32)
+    (want,) = _session(path).run(None, {"input": x})
+    (got,) = _session(made).run(None, {"input": x})
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()

@@ -54,7 +54,7 @@ def create_session(path: Path, threads: int = BUILTIN_THREADS, lean: bool = Fals
     if not lean:
         return create(path, spec)
     rewrite = lean_model_file(path, default_models_dir() / ".cache")
-    return create(path, spec, equivalent=rewrite if rewrite != path else None)
+    return create(path, spec, equivalent=None if rewrite == path else rewrite)
 
 
 _VARIANTS = {"short": ((8, 16, 16, 16), 128), "long": ((16, 32, 32, 32), 256)}

@@ -220,10 +220,10 @@ REWRITE_VERSION = 1  # part of the cache key: a changed rewrite never reads an o
 
 
 @lru_cache(maxsize=8)
-def lean_model_file(path: Path, cache_dir: Path) -> Path:
-    """The file ONNX Runtime should load for ``path``: its rewrite, made once and cached in ``cache_dir/lean``
-    (the rewrite needs the ``onnx`` package, whose import alone takes a second), or ``path`` itself where the
-    graph is not one the rewrite understands or the cache cannot be written."""
+def lean_model_file(path: Path, cache_dir: Path) -> Path | bytes:
+    """What ONNX Runtime should load for ``path``: its rewrite, made once and cached in ``cache_dir/lean`` (the
+    rewrite needs the ``onnx`` package, whose import alone takes a second), its bytes where the cache cannot be
+    written (a read-only models folder), or ``path`` itself where the graph is not one the rewrite understands."""
     from swapface.models.session import onnx_runtime
 
     stat = path.stat()
@@ -245,10 +245,10 @@ def lean_model_file(path: Path, cache_dir: Path) -> Path:
         tmp.write_bytes(lean)
         os.replace(tmp, out)
     except OSError as exc:
-        log.info("the built-in detector's faster graph could not be cached; using the original",
+        log.info("the built-in model's faster graph could not be cached; it is rebuilt in each process",
                  extra={"model": path.stem, "error": type(exc).__name__})
-        return path
-    return out if lean is not None else path
+        return path if lean is None else lean
+    return out
 
 
 def lean_model(path: Path) -> bytes | None:

@@ -271,11 +271,11 @@ def session_options(model_bytes: int, spec: SessionSpec) -> Any:
     return opts
 
 
-def create_session(path: Path, spec: SessionSpec | None = None, equivalent: Path | None = None) -> Any:
+def create_session(path: Path, spec: SessionSpec | None = None, equivalent: Path | bytes | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` for a verified model file under the spec's providers.
 
-    ``equivalent``: a rewrite of the model with the same outputs (see :mod:`swapface.models.lean_graph`),
-    loaded instead of it; the original is loaded where the rewrite fails to.
+    ``equivalent``: a rewrite of the model with the same outputs (a file or its bytes, see
+    :mod:`swapface.models.lean_graph`), loaded instead of it; the original is loaded where the rewrite fails to.
     """
     ort = onnx_runtime()
 
@@ -283,7 +283,7 @@ def create_session(path: Path, spec: SessionSpec | None = None, equivalent: Path
     cache = spec.cache_dir or path.parent / ".cache"
     fp16 = use_fp16(spec.providers, spec.precision)
     providers = provider_config(spec.providers, spec.device_id, cache, fp16)
-    model = equivalent or path
+    model: Path | bytes = equivalent or path
     if fp16 and "tensorrt" not in spec.providers:  # TensorRT builds fp16 engines from the fp32 graph itself
         try:
             model = fp16_model(path, cache)
@@ -299,7 +299,8 @@ def create_session(path: Path, spec: SessionSpec | None = None, equivalent: Path
     before = set(engines.iterdir()) if "tensorrt" in spec.providers and engines.exists() else set()
     try:
         try:
-            session = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
+            session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
+                                           providers=providers)
         except Exception:
             if model == path:
                 raise

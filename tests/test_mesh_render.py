@@ -581,6 +581,19 @@ def test_a_small_faces_eyes_are_the_sources_and_still_read_as_eyes(astronaut, dr
         assert after.std() > 0.8 * before.std()  # an iris and its white, not a blot
 
 
+def test_a_dimly_lit_source_keeps_dark_pupils_on_a_brightly_lit_face(astronaut) -> None:
+    # the astronaut under a fifth of her light, swapped onto her own photo: the face is lifted to her skin's level,
+    # and her eyes must come out as her eyes are, not greyed by the lift
+    dim = np.clip(255 * ((astronaut.astype(np.float32) / 255) ** 2.2 * 0.2) ** (1 / 2.2), 0, 255).astype(np.uint8)
+    result, pipe = swap(dim, astronaut)
+    mesh = main_mesh(pipe, astronaut)
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        opening = hull_mask(astronaut.shape, mesh[ring])
+        darkest = [float(np.percentile(cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 0][opening], 10))
+                   for image in (astronaut, result)]
+        assert darkest[1] - darkest[0] < 10.0  # CIELAB L*: 7.7-7.8 over her own; 15.7-16.8 when the lift was an offset
+
+
 def lit_cheeks(image: np.ndarray, landmarks: np.ndarray, gain: float) -> np.ndarray:
     """``image`` with a round light on each cheek (at the cheek discs, about a disc wide), in linear light."""
     iod = quality.interocular(landmarks)

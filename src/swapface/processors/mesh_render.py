@@ -16,7 +16,7 @@ The steps, each a pure function of arrays:
    finest grain (pores, noise), clipped so its wrinkles and features do not show through;
 6. eyes — the source's eyes are drawn into the target's lid openings (a closed target eye stays closed),
    each moved so its iris sits where the target's does (the target's gaze is kept) and never recoloured
-   by the skin's tone change;
+   by the skin's tone change; lifted to a brighter face as light lifts it (pupils and irises stay dark);
 7. compositing — multi-band blending inside the mask (drawn triangles less the target's own mouth
    interior, less the regions the user keeps), clamped to the target's visible silhouette.
 """
@@ -1005,6 +1005,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     if ew:
         box = (slice(ey, ey + eh), slice(ex, ex + ew))
         eye_lab, eye_toned, eye = lab[box], toned_lab[box], in_eyes[box]
+        eye_toned[eye, 0] = _lifted_like_light(eye_lab[eye, 0], eye_toned[eye, 0], grow(tone.base)[box][eye, 0],
+                                               grow(tone.lightness)[box][eye, 0])
         light_change = np.clip((eye_toned[eye, :1] + 16.0) / (eye_lab[eye, :1] + 16.0), 0.0, EYE_CHROMA_GAIN)
         eye_toned[eye, 1:] = tone.colourfulness() * eye_lab[eye, 1:] * light_change
     toned = lab_to_srgb(_in_shade(toned_lab, kept_light, grow))
@@ -1307,6 +1309,30 @@ class _Tone:
         lightness = self.shifted(lab[..., :1], grow)
         moved = self.moved_chroma(_chromaticity(lab), grow)
         return np.concatenate([lightness, moved * spread(np.maximum(lightness, 0.0), 2)], axis=-1)
+
+
+def _lifted_like_light(lightness: np.ndarray, toned: np.ndarray, base: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """CIELAB lightness of an eye's pixels under a lift of the skin's lightness (``base`` to ``base + offset``):
+    what is darker than the skin is brightened as light brightens it, by the skin's gain in linear luminance; the
+    rest keeps its ``toned`` value. Taken as an offset, as skin takes it, a lift greyed the pupils and turned
+    brown irises amber when a dark or dim source went onto a pale face (a pupil at L* 5 went to 35; by the gain,
+    to 16)."""
+    gain = _luminance(base + offset) / np.maximum(_luminance(base), 1e-4)
+    darker = (offset > 0) & (lightness < base)
+    return np.where(darker, _lightness(_luminance(lightness) * gain), toned).astype(np.float32)
+
+
+def _luminance(lightness: np.ndarray) -> np.ndarray:
+    """Relative luminance Y (0..1) of CIELAB lightness L* (0..100)."""
+    lightness = np.asarray(lightness, np.float32)
+    cube = ((lightness + 16.0) / 116.0) ** 3
+    return np.where(lightness > 8.0, cube, lightness / 903.3)
+
+
+def _lightness(luminance: np.ndarray) -> np.ndarray:
+    """CIELAB lightness L* of relative luminance Y (the inverse of :func:`_luminance`)."""
+    luminance = np.clip(luminance, 0.0, 1.0)
+    return np.where(luminance > 0.008856, 116.0 * np.cbrt(luminance) - 16.0, 903.3 * luminance)
 
 
 def _chromaticity(lab: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ import numpy as np
 BLOCK = 16  # channel multiple the feature tensors are widened to (ONNX Runtime's NCHWc block with AVX-512)
 FEATURE_OPS = frozenset({"Conv", "Relu", "Add", "MaxPool", "Pad"})  # ops that carry feature channels on
 PROBE_TOLERANCE = 1e-4  # largest difference from the original's outputs, relative to each output's range
+REWRITE_VERSION = 1  # part of the cache key: a changed rewrite never reads an old one's files
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +215,6 @@ def _widened_pad(node: Any, inputs: list[str], weights: dict[str, np.ndarray], c
     replaced[f"{node.output[0]}::identity"] = identity
     return helper.make_node("Conv", [inputs[0], f"{node.output[0]}::identity"], [node.output[0]],
                             kernel_shape=[1, 1], name=f"{node.name}::as_conv")
-
-
-REWRITE_VERSION = 1  # part of the cache key: a changed rewrite never reads an old one's files
 
 
 @lru_cache(maxsize=8)

@@ -50,10 +50,10 @@ def followed_points() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     distance = np.linalg.norm(layout[:, None] - layout[followed][None], axis=2)
     near = np.argsort(distance, axis=1)[:, :NEIGHBOURS]
     weights = 1.0 / np.maximum(np.take_along_axis(distance, near, 1), 1e-3) ** 2
-    weights /= weights.sum(1, keepdims=True)
+    weights = (weights / weights.sum(1, keepdims=True)).astype(np.float32)
     for table in (followed, near, weights):
-        table.flags.writeable = False
-    return followed, near, weights.astype(np.float32)
+        table.flags.writeable = False  # shared by every track: computed once, never written
+    return followed, near, weights
 
 
 def follow(previous: np.ndarray, current: np.ndarray, points: np.ndarray, interocular: float) -> tuple[np.ndarray, np.ndarray]:

@@ -120,20 +120,23 @@ class FaceCrop:
         """The aligned crop of the face whose mesh (frame pixels) is ``points``, ``extent`` eye distances wide
         (half), above and below the eyes."""
         affine = eye_alignment(points, extent)
-        half, above, below = (WORK_IOD * e for e in extent)
-        crop = cv2.warpAffine(image, affine, (int(2 * half), int(above + below)), flags=cv2.INTER_AREA,
-                              borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpAffine(image, affine, crop_size(extent), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
         return cls(crop, (points[:, :2] @ affine[:, :2].T + affine[:, 2]).astype(np.float32), affine)
 
     def top(self, extent: tuple[float, float, float]) -> FaceCrop:
         """This crop cut to ``extent`` (same width and reach above the eyes, less below: the same warp, so the same
         pixels as a crop made with it)."""
-        rows = int(WORK_IOD * extent[1] + WORK_IOD * extent[2])
-        return FaceCrop(self.image[:rows], self.points, self.affine)
+        return FaceCrop(self.image[: crop_size(extent)[1]], self.points, self.affine)
 
     def occluders(self, frames: np.ndarray, hair: np.ndarray, frame_shape: tuple[int, ...]) -> Occluders:
         """Occluders over the frame from bool masks on this crop (see :func:`masks_to_frame`)."""
         return masks_to_frame(frames, hair, self.affine, frame_shape)
+
+
+def crop_size(extent: tuple[float, float, float]) -> tuple[int, int]:
+    """(width, height) in pixels of an eye-aligned crop ``extent`` eye distances wide (half), above and below."""
+    half, above, below = (WORK_IOD * e for e in extent)
+    return int(2 * half), int(above + below)
 
 
 def eye_alignment(points: np.ndarray, extent: tuple[float, float, float] = CROP_EXTENT) -> np.ndarray:

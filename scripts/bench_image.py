@@ -62,7 +62,7 @@ def main() -> None:
 
     rows = {
         "detect (128, video per-frame pass)": median_ms(lambda: single.detect(frame), args.repeats),
-        "detect (still pyramid 128+384+768)": median_ms(lambda: pyramid.detect(frame), args.repeats),
+        "detect (still pyramid 128+384+768)": median_ms(lambda: pyramid.detect(frame, parallel=True), args.repeats),
         "mesh landmarks (468 points)": median_ms(lambda: mesh.landmark(frame, faces), args.repeats),
         "identity embedding (dlib, only for reference mode)": median_ms(lambda: embedder.embed(frame, meshed), max(5, args.repeats // 3)),
         "video analysis per frame (tracked: mesh + detect every 6th)": median_ms(lambda: video.analyse(frame), args.repeats),

@@ -152,6 +152,29 @@ def test_a_16_megapixel_photo_gives_the_face_of_its_small_copy_at_full_resolutio
     assert error < 0.03, error
 
 
+def test_detection_on_two_threads_gives_exactly_the_faces_of_one_pass_after_another(astronaut):
+    """A still's largest detector pass runs on a second thread: every face of every pass comes back the same as
+    when the passes run one after another (here a face for each pass, and one cut by the border)."""
+    from conftest import ASTRONAUT_HEAD
+    from swapface.faces import mediapipe
+
+    if mediapipe.usable_cores() < 2:
+        pytest.skip("one core: the passes run one after another either way")
+    canvas = np.full((1000, 1600, 3), 96, np.uint8)
+    for at, width in (((40, 200), 520), ((700, 300), 160), ((1100, 500), 110), ((1500, 80), 170)):
+        paste(canvas, astronaut, ASTRONAUT_HEAD, at, width)
+    detector = mediapipe.MediaPipeDetector("short", sizes=(128, 384, 768))
+    threaded = detector.detect(canvas, past_border=True, parallel=True)
+    in_turn = detector.detect(canvas, past_border=True)
+    widths = sorted(round(f.box[2] - f.box[0]) for f in in_turn if f.score > 0.75)
+    assert len(widths) >= 4 and widths[0] < mediapipe.MIN_FACE_INPUT_PX * 1600 / 384, widths  # the 768 pass's own
+    assert len(threaded) == len(in_turn)
+    for a, b in zip(threaded, in_turn):
+        np.testing.assert_array_equal(a.box, b.box)
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        assert a.score == b.score
+
+
 def test_an_upside_down_face_among_upright_ones_is_fitted_the_right_way_round(astronaut, group, still, reference):
     """Upright faces do not stop the search on the photo turned over when one face fits badly upright."""
     from conftest import ASTRONAUT_HEAD

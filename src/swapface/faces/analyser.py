@@ -198,8 +198,8 @@ class FaceAnalyser:
     def upright_candidates(self, image: np.ndarray) -> list[Face]:
         """Detector candidates of a still the right way up: the whole pyramid, and faces cut by the border."""
         if self.border_pass and getattr(self.detector, "accepts_past_border", False):
-            return self.detector.detect(image, past_border=True)  # type: ignore[call-arg]
-        found = self.detector.detect(image)
+            return self.detector.detect(image, past_border=True, **self._still_passes())  # type: ignore[call-arg]
+        found = self.detector.detect(image, **self._still_passes())
         return found + self._detect_past_border(image) if self.border_pass else found
 
     def rotated_candidates(self, image: np.ndarray) -> list[Face]:
@@ -208,7 +208,7 @@ class FaceAnalyser:
         out: list[Face] = []
         for quarter_turns in (q for q in self.still_quarter_turns if q % 4):
             turned = cv2.rotate(image, _QUARTER_TURNS[quarter_turns % 4])
-            sideways = self._detect_at_least(turned, ROTATED_MIN_FACE * min(image.shape[:2]))
+            sideways = self._detect_at_least(turned, ROTATED_MIN_FACE * min(image.shape[:2]), still=True)
             out += [unrotate(f, quarter_turns, image.shape) for f in sideways if f.score >= MIN_SCORE_ROTATED]
         return out
 
@@ -253,7 +253,7 @@ class FaceAnalyser:
             size = (max(1, round(w * stretch * shrink)), max(1, round(h * shrink)))
             wide = cv2.resize(work, size, interpolation=cv2.INTER_AREA if shrink < 1 else cv2.INTER_LINEAR)
             to_image = (factor * w * stretch / size[0], factor * h / size[1])  # wide pixels → stretched image pixels
-            found_wide = self._detect_at_least(wide, ROTATED_MIN_FACE * min(h, w) * shrink)
+            found_wide = self._detect_at_least(wide, ROTATED_MIN_FACE * min(h, w) * shrink, still=True)
             candidates = [map_face(c, to_image) for c in found_wide if c.score >= MIN_SCORE_ROTATED]
             for candidate in candidates:
                 if any(same_face(squeeze_box(candidate.box, stretch), k.box) for k in found + faces):
@@ -390,11 +390,18 @@ class FaceAnalyser:
         widest = max(float(f.box[2] - f.box[0]) for f in tracked)
         return self.detector.detect(frame, min_size=widest / 2)  # type: ignore[call-arg]
 
-    def _detect_at_least(self, image: np.ndarray, min_size: float) -> list[Face]:
-        """Detection that skips the passes for faces narrower than ``min_size`` where the detector can."""
+    def _detect_at_least(self, image: np.ndarray, min_size: float, still: bool = False) -> list[Face]:
+        """Detection that skips the passes for faces narrower than ``min_size`` where the detector can (on a
+        ``still``, with its passes on two threads where it can, see :meth:`_still_passes`)."""
+        options = self._still_passes() if still else {}
         if getattr(self.detector, "accepts_min_size", False):
-            return self.detector.detect(image, min_size=min_size)  # type: ignore[call-arg]
-        return self.detector.detect(image)
+            return self.detector.detect(image, min_size=min_size, **options)  # type: ignore[call-arg]
+        return self.detector.detect(image, **options)
+
+    def _still_passes(self) -> dict[str, bool]:
+        """The detector's options for a still: its passes on two threads where it can (a still has the machine
+        to itself; video frames do not ask, the codec's threads have the other core)."""
+        return {"parallel": True} if getattr(self.detector, "accepts_parallel", False) else {}
 
     def _look_again(self, frame: np.ndarray, missing: list[Face]) -> list[Face]:
         """Detection around where each missing face was last seen (its box grown by ``LOOK_AGAIN_MARGIN`` box

@@ -173,10 +173,10 @@ def usable_cores() -> int:
 
 def each_pass(run: Callable[[int], _Result], sizes: list[int], parallel: bool = False) -> list[_Result]:
     """``run`` of each of ``sizes``, in their order. With ``parallel``, where the process has a second core, the
-    largest pass runs on a second thread while the calling one runs the rest: it costs about as much as all the
-    others together (a 12 MP photo's 768 pass 39 ms, its 128 and 384 passes 19), so a still is detected in about
-    half the time for the same CPU time (ONNX Runtime runs each pass on the thread that asks for it and lets go of
-    the GIL). Not for video frames: there the codec's threads have the other core."""
+    largest pass runs on a second thread while the calling one runs the rest: it costs about twice as much as all
+    the others together (a 12 MP photo's 768 pass 39 ms, its 128 and 384 passes 19), so the passes take about two
+    thirds of the time for the same CPU time (ONNX Runtime runs each pass on the thread that asks for it and lets
+    go of the GIL). Not for video frames: there the codec's threads have the other core."""
     if not parallel or len(sizes) < 2 or usable_cores() < 2:
         return [run(size) for size in sizes]
     largest = max(sizes)

@@ -17,6 +17,7 @@ from swapface.demo_media import carphone_frame
 from swapface.faces.face import Face
 from swapface.faces.mesh_topology import LEFT_EYE_RING, RIGHT_EYE_RING
 from swapface.faces.pose import head_pose
+from swapface.geometry.eyes import in_eye_units
 from swapface.geometry.face_topology import (
     INNER_LIPS,
     LEFT_BROW,
@@ -37,6 +38,7 @@ from swapface.processors.mesh_render import (
     _with_grain,
     cast_shadow,
     face_shape,
+    find_irises,
     hair_shade,
     in_front_of_lower_face,
     prepare_source,
@@ -1001,6 +1003,32 @@ def test_the_source_eyes_are_drawn_looking_where_the_target_looks(astronaut, dri
     paint_eyes(target, mesh, (45, 35, 30), (215, 210, 205), 0.0)
     result, _ = swap(source, target, face_mask_types=("box", "region"), face_mask_regions=kept)
     assert all(count == 0 for count, _ in green_in_eyes(result, mesh))
+
+
+def test_a_dark_corner_in_one_source_eye_does_not_turn_that_eye_away(astronaut, driver) -> None:
+    """A dark blob in an eye's corner (a shadow, lashes, make-up) is darker than a pale iris and was taken for it:
+    that eye alone was moved a full gaze shift toward its corner, and the swapped face looked two ways. The
+    eyes look the same way, so the outlying one is dropped and the eye takes its fellow's gaze."""
+    pipe = Pipeline([astronaut], SwapOptions(face_swapper_model="mesh3d"))
+    mesh = main_mesh(pipe, astronaut)
+    source = astronaut.copy()
+    paint_eyes(source, mesh, tuple(GREEN), None, 0.0)  # both irises (pale green) in the middle
+    ring = mesh[RIGHT_EYE_RING, :2]
+    width = float(np.linalg.norm(ring[0] - ring[8]))
+    opening, corner = np.zeros(source.shape[:2], np.uint8), np.zeros(source.shape[:2], np.uint8)
+    cv2.fillPoly(opening, [np.round(ring).astype(np.int32)], 1)
+    x, y = ring.mean(0) + (-0.35 * width, 0.0)  # the outer corner of the right eye (image left)
+    cv2.circle(corner, (int(round(x)), int(round(y))), int(0.12 * width), 1, -1)
+    source[(opening > 0) & (corner > 0)] = (20, 15, 15)
+    right, left = find_irises(source, mesh)
+    assert right is not None and left is not None
+    assert abs(in_eye_units(right, ring)[0] - in_eye_units(left, mesh[LEFT_EYE_RING, :2])[0]) < 0.02  # -0.41 against 0.05
+    target = driver.copy()
+    paint_eyes(target, main_mesh(pipe, driver), (45, 35, 30), (215, 210, 205), 0.0)  # looking straight ahead
+    result, _ = swap(source, target)
+    drawn = green_in_eyes(result, main_mesh(pipe, driver))
+    assert all(count > 15 for count, _ in drawn), drawn
+    assert abs(drawn[0][1] - drawn[1][1]) < 0.06, drawn  # 0.135 eye widths apart before
 
 
 def test_in_a_video_the_gaze_follows_the_target_smoothly(astronaut, driver) -> None:

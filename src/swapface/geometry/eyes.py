@@ -9,9 +9,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MIN_OPENING = 0.18  # opening height ÷ eye width under which an eye is too closed to tell where it looks
+# opening area ÷ eye width² under which an eye is too closed to tell where it looks (an almond-shaped opening about
+# 0.23 eye widths high; a smiling eye's 0.17 is under it, and its fellow's iris stands in: ``both_irises``)
+MIN_OPENING = 0.18
 MIN_IRIS_CONTRAST = 6.0  # grey levels by which the iris must be darker than the opening's median
 IRIS_BLUR = 0.12  # eye widths: about an iris radius
+# eye widths across by which the two irises may sit differently in their openings (the eyes turn together; a near
+# look or a skewed lid ring parts them by up to about 0.25): past it, one of the two is a dark corner, not an iris
+MAX_GAZE_DISAGREEMENT = 0.3
 
 
 def eye_width(ring: np.ndarray) -> float:
@@ -84,6 +89,24 @@ def from_eye_units(offset: np.ndarray, ring: np.ndarray) -> np.ndarray:
     """The inverse of ``in_eye_units``: frame pixels of an offset given in eye widths from the ring's centre."""
     ring = np.asarray(ring, np.float32)[:, :2]
     return (ring.mean(0) + np.asarray(offset, np.float32) * max(eye_width(ring), 1.0)).astype(np.float32)
+
+
+def both_irises(image: np.ndarray, rings: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The iris centres (frame pixels) of a face's two eyes, given their lid ``rings``; (None, None) where neither
+    is seen. The eyes look the same way: where their irises sit more than MAX_GAZE_DISAGREEMENT eye widths apart
+    across their openings, the one farther from its opening's centre is a dark corner (a shadow, lashes or
+    make-up, darker than a pale iris), and an eye whose iris is not seen takes its fellow's place in eye widths,
+    so a drawn pair never looks two ways."""
+    rings = (np.asarray(rings[0], np.float32)[:, :2], np.asarray(rings[1], np.float32)[:, :2])
+    found = [iris_centre(image, ring) for ring in rings]
+    offsets = [None if centre is None else in_eye_units(centre, ring) for centre, ring in zip(found, rings)]
+    if offsets[0] is not None and offsets[1] is not None and abs(offsets[0][0] - offsets[1][0]) > MAX_GAZE_DISAGREEMENT:
+        found[int(abs(offsets[1][0]) > abs(offsets[0][0]))] = None
+    for side in (0, 1):
+        fellow = found[1 - side]
+        if found[side] is None and fellow is not None:
+            found[side] = from_eye_units(in_eye_units(fellow, rings[1 - side]), rings[side])
+    return found[0], found[1]
 
 
 CATCHLIGHT_SIZE = 0.2  # eye widths: a catchlight is a bright spot narrower than this (the white of the eye is wider)

@@ -37,7 +37,7 @@ from swapface.geometry.blend import (
     pyramid_levels,
 )
 from swapface.geometry.color import feather, fill_holes, lab_to_srgb, masked_low_pass, srgb_to_lab
-from swapface.geometry.eyes import catchlights, eye_width, iris_centre, opening_mask, without_catchlights
+from swapface.geometry.eyes import both_irises, catchlights, eye_width, opening_mask, without_catchlights
 from swapface.geometry.face_topology import (
     HAIRLINE_Y,
     INNER_LIPS,
@@ -342,7 +342,7 @@ def hairline_reach(topology: FaceTopology) -> np.ndarray:
 
 def find_irises(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The iris centres of a face's right and left eye in ``image`` (frame pixels; None where not seen)."""
-    return iris_centre(image, points[RIGHT_EYE_RING]), iris_centre(image, points[LEFT_EYE_RING])
+    return both_irises(image, (points[RIGHT_EYE_RING], points[LEFT_EYE_RING]))
 
 
 def interocular(points: np.ndarray) -> float:

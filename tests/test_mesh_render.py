@@ -595,6 +595,21 @@ def test_a_dimly_lit_source_keeps_dark_pupils_on_a_brightly_lit_face(astronaut) 
         assert darkest[1] - darkest[0] < 10.0  # CIELAB L*: 7.7-7.8 over her own; 15.7-16.8 when the lift was an offset
 
 
+def test_a_dim_sources_lash_line_stays_dark_around_its_eyes(astronaut) -> None:
+    # the astronaut under a tenth of her light onto her own photo: inside the lid line her eyes are lightened as
+    # light lightens them (pupils stay dark); just outside it, her lashes were lifted as her skin is, greyed
+    # against the dark eye: a cut-out with stepped edges on the lifted face
+    dim = np.clip(255 * ((astronaut.astype(np.float32) / 255) ** 2.2 * 0.1) ** (1 / 2.2), 0, 255).astype(np.uint8)
+    result, pipe = swap(dim, astronaut)
+    mesh = main_mesh(pipe, astronaut)
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        opening = np.zeros(astronaut.shape[:2], np.uint8)
+        cv2.fillPoly(opening, [np.round(mesh[ring, :2] * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+        lashes = (cv2.dilate(opening, np.ones((3, 3), np.uint8)) > 0) & (opening == 0)  # a pixel beyond the lid line
+        darkest = [float(np.percentile(quality.rgb_to_lab(image)[..., 0][lashes], 10)) for image in (astronaut, result)]
+        assert darkest[1] - darkest[0] < 10.0, darkest  # CIELAB L*: 7.5-8.1 over her own; 19.2-20.9 before
+
+
 def lit_cheeks(image: np.ndarray, landmarks: np.ndarray, gain: float) -> np.ndarray:
     """``image`` with a round light on each cheek (at the cheek discs, about a disc wide), in linear light."""
     iod = quality.interocular(landmarks)

@@ -1003,10 +1003,20 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     # light does (CIELAB chroma scales with L* + 16): kept, a blue iris in a shade would glow neon
     ex, ey, ew, eh = cv2.boundingRect(in_eyes.view(np.uint8))  # worked on the eyes' box: they are a small part
     if ew:
+        # around the eyes (their band: lashes, liner, the lids' shade) what is darker than the skin is lightened as
+        # it is in them, fading out over the band: lifted as the skin is, a dim source's lash line went grey just
+        # outside its dark eye, which showed as a cut-out with stepped edges on a pale face
+        rim = int(np.ceil(EYE_REACH * target.interocular)) + 2
+        ringed = (slice(max(ey - rim, 0), ey + eh + rim), slice(max(ex - rim, 0), ex + ew + rim))
+        skin_base, skin_lift = grow(tone.base)[ringed][..., 0], grow(tone.lightness)[ringed][..., 0]
+        toned_lab[ringed][..., 0] = _darks_lifted_like_light(lab[ringed][..., 0], toned_lab[ringed][..., 0], skin_base,
+                                                             skin_lift, grow(round_eyes)[ringed][..., 0] * covered[ringed])
         box = (slice(ey, ey + eh), slice(ex, ex + ew))
+        top, left = ey - ringed[0].start, ex - ringed[1].start
+        in_ringed = (slice(top, top + eh), slice(left, left + ew))  # the eyes' box inside ``ringed``
         eye_lab, eye_toned, eye = lab[box], toned_lab[box], in_eyes[box]
-        eye_toned[eye, 0] = _lifted_like_light(eye_lab[eye, 0], eye_toned[eye, 0], grow(tone.base)[box][eye, 0],
-                                               grow(tone.lightness)[box][eye, 0])
+        eye_toned[eye, 0] = _lifted_like_light(eye_lab[eye, 0], eye_toned[eye, 0], skin_base[in_ringed][eye],
+                                               skin_lift[in_ringed][eye])
         light_change = np.clip((eye_toned[eye, :1] + 16.0) / (eye_lab[eye, :1] + 16.0), 0.0, EYE_CHROMA_GAIN)
         eye_toned[eye, 1:] = tone.colourfulness() * eye_lab[eye, 1:] * light_change
     toned = lab_to_srgb(_in_shade(toned_lab, kept_light, grow))
@@ -1320,6 +1330,16 @@ def _lifted_like_light(lightness: np.ndarray, toned: np.ndarray, base: np.ndarra
     gain = _luminance(base + offset) / np.maximum(_luminance(base), 1e-4)
     darker = (offset > 0) & (lightness < base)
     return np.where(darker, _lightness(_luminance(lightness) * gain), toned).astype(np.float32)
+
+
+def _darks_lifted_like_light(lightness: np.ndarray, toned: np.ndarray, base: np.ndarray, offset: np.ndarray,
+                             share: np.ndarray) -> np.ndarray:
+    """``toned`` (CIELAB lightness of ``lightness`` under the skin's lift) with the pixels darker than the skin
+    lifted as :func:`_lifted_like_light` lifts them, in ``share`` (0..1, the same shape) of the way."""
+    out = toned.copy()
+    near = share > 0
+    out[near] += (_lifted_like_light(lightness[near], toned[near], base[near], offset[near]) - toned[near]) * share[near]
+    return out
 
 
 def _luminance(lightness: np.ndarray) -> np.ndarray:

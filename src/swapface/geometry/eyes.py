@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 # opening area ÷ eye width² under which an eye is too closed to tell where it looks (an almond-shaped opening about
-# 0.23 eye widths high; a smiling eye's 0.17 is under it, and its fellow's iris stands in: ``both_irises``)
+# 0.23 eye widths high; a smiling eye's 0.17 is under it: where its fellow is read, ``both_irises`` borrows that)
 MIN_OPENING = 0.18
 MIN_IRIS_CONTRAST = 6.0  # grey levels by which the iris must be darker than the opening's median
 IRIS_BLUR = 0.12  # eye widths: about an iris radius

@@ -1003,14 +1003,15 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     # light does (CIELAB chroma scales with L* + 16): kept, a blue iris in a shade would glow neon
     ex, ey, ew, eh = cv2.boundingRect(in_eyes.view(np.uint8))  # worked on the eyes' box: they are a small part
     if ew:
-        # around the eyes (their band: lashes, liner, the lids' shade) what is darker than the skin is lightened as
-        # it is in them, fading out over the band: lifted as the skin is, a dim source's lash line went grey just
-        # outside its dark eye, which showed as a cut-out with stepped edges on a pale face
+        # around the eyes (their band beyond the lid line: lashes, liner, the lids' shade) what is darker than the
+        # skin is lightened as it is in them (below), fading out over the band: lifted as the skin is, a dim source's
+        # lash line went grey just outside its dark eye, which showed as a cut-out with stepped edges on a pale face
         rim = int(np.ceil(EYE_REACH * target.interocular)) + 2
         ringed = (slice(max(ey - rim, 0), ey + eh + rim), slice(max(ex - rim, 0), ex + ew + rim))
         skin_base, skin_lift = grow(tone.base)[ringed][..., 0], grow(tone.lightness)[ringed][..., 0]
+        beyond = grow(round_eyes)[ringed][..., 0] * (covered & ~in_eyes)[ringed]
         toned_lab[ringed][..., 0] = _darks_lifted_like_light(lab[ringed][..., 0], toned_lab[ringed][..., 0], skin_base,
-                                                             skin_lift, grow(round_eyes)[ringed][..., 0] * covered[ringed])
+                                                             skin_lift, beyond)
         box = (slice(ey, ey + eh), slice(ex, ex + ew))
         top, left = ey - ringed[0].start, ex - ringed[1].start
         in_ringed = (slice(top, top + eh), slice(left, left + ew))  # the eyes' box inside ``ringed``

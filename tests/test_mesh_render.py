@@ -610,6 +610,42 @@ def test_a_dim_sources_lash_line_stays_dark_around_its_eyes(astronaut) -> None:
         assert darkest[1] - darkest[0] < 10.0, darkest  # CIELAB L*: 7.5-8.1 over her own; 19.2-20.9 before
 
 
+def eye_distance_map(shape: tuple[int, ...], mesh: np.ndarray) -> np.ndarray:
+    """Per pixel, the distance in inter-ocular distances to the nearer eye's opening (0 inside it)."""
+    opening = np.zeros(shape[:2], np.uint8)
+    for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+        cv2.fillPoly(opening, [np.round(mesh[ring, :2]).astype(np.int32)], 1)
+    iod = float(np.linalg.norm(mesh[LEFT_EYE_RING, :2].mean(0) - mesh[RIGHT_EYE_RING, :2].mean(0)))
+    return cv2.distanceTransform((opening == 0).astype(np.uint8), cv2.DIST_L2, 5) / iod
+
+
+def socket_contrast(image: np.ndarray, mesh: np.ndarray) -> float:
+    """Linear luminance of the lids and the skin under the eyes (0.04-0.14 inter-ocular distances from the
+    openings, its upper quartile: lashes and brows left out) ÷ that of the skin round them (0.3-0.45)."""
+    distance = eye_distance_map(image.shape, mesh)
+    grey = ((image.astype(np.float32) / 255.0) ** 2.2).mean(-1)
+    socket = grey[(distance > 0.04) & (distance < 0.14)]
+    around = grey[(distance > 0.3) & (distance < 0.45) & hull_mask(image.shape, mesh[:, :2])]
+    return float(np.percentile(socket, 75) / np.percentile(around, 75))
+
+
+def test_a_sources_shaded_eye_sockets_take_the_targets_light(astronaut, driver) -> None:
+    """A top-lit source (the brows' ridge shades its lids and the skin under its eyes to a third of the light)
+    onto a face lit flat: its sockets are lightened to the target's light instead of drawn as black rings."""
+    mesh = main_mesh(Pipeline([astronaut], SwapOptions()), astronaut)
+    distance = eye_distance_map(astronaut.shape, mesh)
+    shade = 1.0 - 0.65 * np.clip((0.2 - distance) / 0.06, 0.0, 1.0) * (distance > 0)  # the openings stay lit
+    shade = cv2.GaussianBlur(shade.astype(np.float32), (0, 0), 2.0)
+    linear = (astronaut.astype(np.float32) / 255.0) ** 2.2 * shade[..., None]
+    shaded = np.clip(255.0 * linear ** (1 / 2.2) + 0.5, 0, 255).astype(np.uint8)
+    assert socket_contrast(shaded, mesh) < 0.6 * socket_contrast(astronaut, mesh)  # the shade is plain to see
+    clean_result, pipe = swap(astronaut, driver)
+    shaded_result, _ = swap(shaded, driver)
+    target_mesh = main_mesh(pipe, driver)
+    clean, dark = socket_contrast(clean_result, target_mesh), socket_contrast(shaded_result, target_mesh)
+    assert dark > 0.7 * clean, (dark, clean)  # 0.75 of it; 0.49 before
+
+
 def lit_cheeks(image: np.ndarray, landmarks: np.ndarray, gain: float) -> np.ndarray:
     """``image`` with a round light on each cheek (at the cheek discs, about a disc wide), in linear light."""
     iod = quality.interocular(landmarks)

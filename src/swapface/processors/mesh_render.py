@@ -160,6 +160,10 @@ BROW_TAIL_X = 0.7  # canonical |x| (inter-ocular units) beyond which a brow tria
 HAIR_LIGHTNESS_SHARE = 0.5  # share of the change of lightness that hair on the face (brows, stubble) takes
 HAIR_DARKNESS = (0.15, 0.25)  # share of the skin's albedo luma under which a pixel takes it as hair, ramped over the second
 BROW_REACH = 0.1  # inter-ocular distances beyond the mesh's brow outline over which a brow's darkness rule fades out
+SOCKET_REACH = 0.22  # inter-ocular distances beyond an eye's lid line that its socket's shade is looked for over
+SURROUND_REACH = 0.4  # inter-ocular distances beyond an eye's lid line that the skin round its socket reaches
+SOCKET_LIFT_LIMIT = 3.0  # the most a source's eye socket is lightened by to take the target's light there
+SOCKET_LIFT_SHARE = 0.75  # the share of that lift (in log light) that is taken
 EYE_REACH = 0.1  # inter-ocular distances beyond an eye's lid line over which its band (lashes, liner, lids) fades out
 BAND_KEPT = 0.25  # the share of a brow's or an eye's band above which a pixel is the feature's, never taken for hair
 _BIN_GAUSSIAN = cv2.getGaussianKernel(9, 1.0).astype(np.float32)  # σ = 1 bin, out to 4σ
@@ -265,6 +269,21 @@ def eye_band(topology: FaceTopology) -> np.ndarray:
     """Per vertex, 0..1: 1 inside either eye's lid line, falling to 0 at ``EYE_REACH`` beyond it (lashes, liner,
     the lids' own shade)."""
     return _outline_band(topology, (RIGHT_EYE_RING, LEFT_EYE_RING), EYE_REACH)
+
+
+@per_topology
+def socket_band(topology: FaceTopology) -> np.ndarray:
+    """Per vertex, 0..1: 1 inside either eye's lid line, falling to 0 at ``SOCKET_REACH`` beyond it (the lids up to
+    the brow, the skin under the eye): where a brow's ridge and a deep-set eye cast a photo's light into shade."""
+    return _outline_band(topology, (RIGHT_EYE_RING, LEFT_EYE_RING), SOCKET_REACH)
+
+
+@per_topology
+def socket_surround(topology: FaceTopology) -> np.ndarray:
+    """Per vertex, 0..1: the skin round the sockets (from ``SOCKET_REACH`` to ``SURROUND_REACH`` beyond the lid
+    lines: cheekbones, temples, the brows' outer skin), whose light the sockets' is measured against."""
+    wide = _outline_band(topology, (RIGHT_EYE_RING, LEFT_EYE_RING), SURROUND_REACH)
+    return np.where(socket_band(topology) > 0, 0.0, wide).astype(np.float32)
 
 
 def _outline_band(topology: FaceTopology, outlines: tuple[list[int], ...], reach: float) -> np.ndarray:
@@ -914,12 +933,14 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     np.clip(b2, 0.0, 1.0 - b1, out=b2)
     per_vertex = np.concatenate([source.shading, source.mirror_shading,
                                  evaluate_shading(target.light, target.normals), hairline_reach(topology)[:, None],
-                                 outer_cheeks(topology)[:, None], brow_band(topology)[:, None], eye_band(topology)[:, None]],
-                                axis=1)
+                                 outer_cheeks(topology)[:, None], brow_band(topology)[:, None], eye_band(topology)[:, None],
+                                 socket_band(topology)[:, None], np.sign(topology.canonical[:, :1]),
+                                 socket_surround(topology)[:, None]], axis=1)
     v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 13): one gather for every per-vertex quantity
     lights = v[..., 0, :] + b1[..., None] * (v[..., 1, :] - v[..., 0, :]) + b2[..., None] * (v[..., 2, :] - v[..., 0, :])
     source_light, mirror_light, target_light = lights[..., 0:3], lights[..., 3:6], lights[..., 6:9]
     reach, cheeks, brows, round_eyes = lights[..., 9], lights[..., 10], lights[..., 11], lights[..., 12]
+    sockets, side, surround = lights[..., 13], lights[..., 14], lights[..., 15]
     albedo = to_linear(shrink(texture)) / source_light
     weight_own = own_weight[safe].astype(np.float32)
     mixed: np.ndarray = texture
@@ -976,6 +997,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
     lit_c = albedo * source_light  # the source texture as lit in its photo, on the coarse grid
     tone = _Tone.identity(lit_c.shape[:2])
     kept_light = np.ones(covered_c.shape, np.float32)
+    socket_light = np.ones(covered_c.shape, np.float32)
     if settings.relight:
         target_lin = to_linear(shrink(region))
         target_even = target_lin / target_light  # the target's skin colours with its fitted light taken out
@@ -996,7 +1018,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
             guides &= ~zone
         tone = _tone_change(lit_c, albedo, source, source_light, target, target_light, target_lin, guides,
                             covered_c, cheeks, brows, step)
-    lab = srgb_to_lab(mixed)
+        socket_light = _socket_light(albedo, target_even, sockets, surround, side, valid & ~in_eyes[::step, ::step], target.interocular / step)
+    lab = _in_shade(srgb_to_lab(mixed), socket_light, grow)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
     # a greyscale photo gets grey eyes; an eye in a dimmer light loses colour with its lightness as a change of
@@ -1079,10 +1102,47 @@ def _catchlights_in(frame: np.ndarray, points: np.ndarray, rect: tuple[int, int,
     return out
 
 
+def _socket_light(source_even: np.ndarray, target_even: np.ndarray, sockets: np.ndarray, surround: np.ndarray,
+                  side: np.ndarray, seen: np.ndarray, iod: float) -> np.ndarray:
+    """Per pixel, the gain that gives the source's eye sockets the target's light there (1 elsewhere).
+
+    A brow's ridge and a deep-set eye keep a photo's light off the lids and from under the eye; the fitted light is
+    smooth and leaves that shade in the source's texture, so a side- or top-lit source drew dark rings round the
+    eyes of a face lit flat by a flash (on a small face, a black smudge for an eye). Per eye, each face's socket is
+    measured against the skin round it (``*_even``: linear RGB with the fitted light taken out; the upper quartile
+    over the ``seen`` pixels of each, so brow hairs and lashes do not count), and where the target's socket is the
+    lighter of the two, the source's is lightened by ``SOCKET_LIFT_SHARE`` of the ratio in log light (at most
+    ``SOCKET_LIFT_LIMIT``; never past the skin round it: no glow), fading out across the socket's band
+    (``sockets``, 0..1). All arrays are on the coarse grid (``iod`` grid pixels between the eyes)."""
+    gain = np.ones(sockets.shape, np.float32)
+    ring = (sockets > 0.35) & (sockets < 0.95) & seen
+    around = (surround > 0.2) & seen
+    greys = (source_even.mean(-1), target_even.mean(-1))
+    for right in (True, False):
+        this_side = side < 0 if right else side > 0
+        zone, skin = ring & this_side, around & this_side
+        if zone.sum() < 8 or skin.sum() < 8:
+            continue
+        source_ratio, target_ratio = (_upper_quartile(grey[zone]) / max(_upper_quartile(grey[skin]), 1e-6)
+                                      for grey in greys)
+        ratio = float(np.clip(min(target_ratio, 1.0) / max(source_ratio, 1e-3), 1.0, SOCKET_LIFT_LIMIT))
+        if ratio > 1.0:
+            here = this_side & (sockets > 0)
+            lift = ratio**SOCKET_LIFT_SHARE - 1.0
+            gain[here] = 1.0 + lift * np.clip(sockets[here] / 0.5, 0.0, 1.0)
+    return cv2.GaussianBlur(gain, (0, 0), max(0.05 * iod, 0.5)) if (gain > 1.0).any() else gain
+
+
+def _upper_quartile(values: np.ndarray) -> float:
+    """The upper quartile of a 1-D array (the nearest rank: a partial sort, not a full percentile)."""
+    k = (3 * (len(values) - 1)) // 4
+    return float(np.partition(values, k)[k])
+
+
 def _in_shade(lab: np.ndarray, kept_light: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """CIELAB colours (changed in place) under ``kept_light`` of their light (a coarse-grid field that ``grow``
     brings to ``lab``'s size, (h, w, 1)): L* + 16 and the chroma both scale with the cube root of a change of light."""
-    if (kept_light < 0.999).any():
+    if (np.abs(kept_light - 1.0) > 0.001).any():
         cube = grow(np.cbrt(kept_light))  # a smooth field: its cube root taken before it is brought to full size
         lab[..., :1] = (lab[..., :1] + 16.0) * cube - 16.0
         lab[..., 1:] *= spread(cube, 2)

@@ -280,8 +280,9 @@ def socket_band(topology: FaceTopology) -> np.ndarray:
 
 @per_topology
 def socket_surround(topology: FaceTopology) -> np.ndarray:
-    """Per vertex, 0..1: the skin round the sockets (from ``SOCKET_REACH`` to ``SURROUND_REACH`` beyond the lid
-    lines: cheekbones, temples, the brows' outer skin), whose light the sockets' is measured against."""
+    """Per vertex, 0..1: the skin round the sockets (cheekbones, temples, the brows' outer skin), 0 within
+    ``SOCKET_REACH`` of the lid lines, beyond it falling from near 1 to 0 at ``SURROUND_REACH``: what the
+    sockets' light is measured against."""
     wide = _outline_band(topology, (RIGHT_EYE_RING, LEFT_EYE_RING), SURROUND_REACH)
     return np.where(socket_band(topology) > 0, 0.0, wide).astype(np.float32)
 

@@ -937,7 +937,7 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
                                  outer_cheeks(topology)[:, None], brow_band(topology)[:, None], eye_band(topology)[:, None],
                                  socket_band(topology)[:, None], np.sign(topology.canonical[:, :1]),
                                  socket_surround(topology)[:, None]], axis=1)
-    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 13): one gather for every per-vertex quantity
+    v = per_vertex[tri[coarse.ids]]  # (h, w, 3 corners, 16): one gather for every per-vertex quantity
     lights = v[..., 0, :] + b1[..., None] * (v[..., 1, :] - v[..., 0, :]) + b2[..., None] * (v[..., 2, :] - v[..., 0, :])
     source_light, mirror_light, target_light = lights[..., 0:3], lights[..., 3:6], lights[..., 6:9]
     reach, cheeks, brows, round_eyes = lights[..., 9], lights[..., 10], lights[..., 11], lights[..., 12]
@@ -1019,7 +1019,8 @@ def _render(frame: np.ndarray, target: FaceShape, source: SourceFace, topology: 
             guides &= ~zone
         tone = _tone_change(lit_c, albedo, source, source_light, target, target_light, target_lin, guides,
                             covered_c, cheeks, brows, step)
-        socket_light = _socket_light(albedo, target_even, sockets, surround, side, valid & ~in_eyes[::step, ::step], target.interocular / step)
+        socket_light = _socket_light(albedo, target_even, sockets, surround, side, valid & ~in_eyes[::step, ::step],
+                                     target.interocular / step)
     lab = _in_shade(srgb_to_lab(mixed), socket_light, grow)
     toned_lab = tone.apply(lab, grow)
     # the eyes take the change of light but keep their own hue: a brown iris on a pale face stays brown
@@ -1142,7 +1143,8 @@ def _upper_quartile(values: np.ndarray) -> float:
 
 def _in_shade(lab: np.ndarray, kept_light: np.ndarray, grow: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """CIELAB colours (changed in place) under ``kept_light`` of their light (a coarse-grid field that ``grow``
-    brings to ``lab``'s size, (h, w, 1)): L* + 16 and the chroma both scale with the cube root of a change of light."""
+    brings to ``lab``'s size, (h, w, 1); over 1 where light is added): L* + 16 and the chroma both scale with the
+    cube root of a change of light."""
     if (np.abs(kept_light - 1.0) > 0.001).any():
         cube = grow(np.cbrt(kept_light))  # a smooth field: its cube root taken before it is brought to full size
         lab[..., :1] = (lab[..., :1] + 16.0) * cube - 16.0

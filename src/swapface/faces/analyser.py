@@ -385,19 +385,19 @@ class FaceAnalyser:
 
     @property
     def _skips_passes(self) -> bool:
-        """Whether the detector can leave out its passes for small faces (the frames between whole searches do)."""
+        """Whether the detector can leave out its passes for faces narrower than wanted (its ``min_size``)."""
         return bool(getattr(self.detector, "accepts_min_size", False))
 
     def _larger_faces(self, frame: np.ndarray) -> list[Face]:
-        """Detector candidates at least ``BETWEEN_MIN_FACE`` of the frame's long side wide (its passes for smaller
-        faces, the costliest, left out: at 720p 16 of 57 CPU ms)."""
-        return self.detector.detect(frame, min_size=BETWEEN_MIN_FACE * max(frame.shape[:2]))  # type: ignore[call-arg]
+        """Detector candidates at least ``BETWEEN_MIN_FACE`` of the frame's long side wide: its costliest pass, for
+        smaller faces, left out (at 720p this costs 16 of the whole search's 57 CPU ms)."""
+        return self._detect_at_least(frame, BETWEEN_MIN_FACE * max(frame.shape[:2]))
 
     def _largest_first(self, frame: np.ndarray) -> list[Face]:
         """With no face to follow (a stream's first frame) and only the largest face wanted: the detector's
         cheapest pass alone, verified. Faces it finds bound the passes still needed (as tracked faces do in
         :meth:`_redetect`), so a camera's first frame skips the costly passes for small faces."""
-        if not (self.largest_only and getattr(self.detector, "accepts_min_size", False)):
+        if not (self.largest_only and self._skips_passes):
             return []
         coarse = self.detector.detect(frame, min_size=float("inf"))  # type: ignore[call-arg]
         return self.verify(frame, coarse).faces if coarse else []
@@ -412,7 +412,7 @@ class FaceAnalyser:
 
     def _redetect(self, frame: np.ndarray, tracked: list[Face]) -> list[Face]:
         """Detection on a video frame; only faces that could be chosen when just the largest one is swapped."""
-        if not (self.largest_only and tracked and getattr(self.detector, "accepts_min_size", False)):
+        if not (self.largest_only and tracked and self._skips_passes):
             return self.detector.detect(frame)
         widest = max(float(f.box[2] - f.box[0]) for f in tracked)
         return self.detector.detect(frame, min_size=widest / 2)  # type: ignore[call-arg]
@@ -421,7 +421,7 @@ class FaceAnalyser:
         """Detection that skips the passes for faces narrower than ``min_size`` where the detector can (on a
         ``still``, with its passes on two threads where it can, see :meth:`_still_passes`)."""
         options = self._still_passes() if still else {}
-        if getattr(self.detector, "accepts_min_size", False):
+        if self._skips_passes:
             return self.detector.detect(image, min_size=min_size, **options)  # type: ignore[call-arg]
         return self.detector.detect(image, **options)
 
